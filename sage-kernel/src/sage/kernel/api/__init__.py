@@ -1,0 +1,44 @@
+"""The public dataflow API of SAGE."""
+
+from sage.kernel.api.datastream import DataStream
+from sage.kernel.api.environment import LocalEnvironment
+from sage.kernel.api.function import (
+    FilterFunction,
+    FlatMapFunction,
+    Function,
+    MapFunction,
+    SinkFunction,
+    SourceFunction,
+)
+from sage.kernel.api.job import JobHandle, JobResult
+from sage.kernel.api.partitioner import Partitioner
+from sage.kernel.api.runtime import RuntimeContext
+from sage.kernel.errors import JobFailedError, OperatorError, PipelineDefinitionError
+
+__all__ = [
+    "DataStream",
+    "FilterFunction",
+    "FlatMapFunction",
+    "Function",
+    "JobFailedError",
+    "JobHandle",
+    "JobResult",
+    "LocalEnvironment",
+    "MapFunction",
+    "OperatorError",
+    "Partitioner",
+    "PipelineDefinitionError",
+    "RemoteEnvironment",
+    "RuntimeContext",
+    "SinkFunction",
+    "SourceFunction",
+]
+
+
+def __getattr__(name: str):
+    # RemoteEnvironment pulls in the JobManager client; import it only when asked for.
+    if name == "RemoteEnvironment":
+        from sage.kernel.api.remote import RemoteEnvironment
+
+        return RemoteEnvironment
+    raise AttributeError(f"module 'sage.kernel.api' has no attribute {name!r}")

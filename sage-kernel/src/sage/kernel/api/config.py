@@ -1,0 +1,51 @@
+"""Job configuration, validated when the environment is created."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from sage.kernel.errors import PipelineDefinitionError
+
+ERROR_POLICIES = ("fail", "skip", "dead_letter")
+
+
+def _positive(instance: Any, attribute: attrs.Attribute, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise PipelineDefinitionError(f"config[{attribute.name!r}] must be an int >= 1, got {value!r}")
+
+
+def _policy(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    if value not in ERROR_POLICIES:
+        raise PipelineDefinitionError(
+            f"config['error_policy'] must be one of {', '.join(ERROR_POLICIES)}; got {value!r}"
+        )
+
+
+@attrs.frozen
+class JobConfig:
+    """Settings of one job; the keys of the ``config`` dict an environment takes."""
+
+    runtime: str = "local"
+    error_policy: str = attrs.field(default="fail", validator=_policy)
+    batch_size: int = attrs.field(default=1024, validator=_positive)
+    channel_capacity: int = attrs.field(default=16, validator=_positive)
+    job_dir: str | None = None
+    metrics: dict[str, Any] = attrs.field(factory=dict)
+    ray: dict[str, Any] = attrs.field(factory=dict)
+    token: str | None = None
+
+    @classmethod
+    def from_user(cls, config: dict[str, Any] | JobConfig | None) -> JobConfig:
+        if config is None:
+            return cls()
+        if isinstance(config, JobConfig):
+            return config
+        known = {field.name for field in attrs.fields(cls)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise PipelineDefinitionError(
+                f"config: unknown key(s) {unknown}; known keys are {sorted(known)}"
+            )
+        return cls(**config)

@@ -1,0 +1,131 @@
+"""DataStream: the fluent builder users chain from a source to its sinks.
+
+Every method adds an immutable operator to the environment's logical plan or returns a
+stream whose next operator will receive records through a different partitioning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from sage.kernel.api.partitioner import Partitioner
+from sage.kernel.api.sinks import CollectSink
+from sage.kernel.errors import PipelineDefinitionError, short_repr
+from sage.kernel.plan.logical import Edge, Partitioning
+
+if TYPE_CHECKING:
+    from sage.kernel.api.environment import BaseEnvironment
+
+
+class FieldKey:
+    """Key selector for ``key_by("field")``: the field of a dict record (or an attribute)."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+
+    def __call__(self, record: Any) -> Any:
+        try:
+            return record[self.field]
+        except (KeyError, TypeError, IndexError):
+            if hasattr(record, self.field):
+                return getattr(record, self.field)
+            raise KeyError(
+                f"key_by({self.field!r}): record {short_repr(record, 80)} has no field {self.field!r}"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"FieldKey({self.field!r})"
+
+
+class DataStream:
+    """A stream of records; chain ``map``, ``filter``, ``flat_map``, ``key_by`` ... ``sink``."""
+
+    def __init__(self, env: BaseEnvironment, inputs: tuple[Edge, ...],
+                 parallelism_hint: int | None = None) -> None:
+        self._env = env
+        self._inputs = inputs
+        self._hint = parallelism_hint
+
+    # -- operators -------------------------------------------------------------------
+    def map(self, fn: Any, parallelism: int | None = None, resources: dict[str, Any] | None = None,
+            name: str | None = None) -> DataStream:
+        """Emit exactly one output per input."""
+        return self._then("map", fn, parallelism, resources, name)
+
+    def filter(self, fn: Any, parallelism: int | None = None, resources: dict[str, Any] | None = None,
+               name: str | None = None) -> DataStream:
+        """Keep the records for which the predicate is true."""
+        return self._then("filter", fn, parallelism, resources, name)
+
+    def flat_map(self, fn: Any, parallelism: int | None = None,
+                 resources: dict[str, Any] | None = None, name: str | None = None) -> DataStream:
+        """Emit zero or more outputs per input."""
+        return self._then("flat_map", fn, parallelism, resources, name)
+
+    def sink(self, fn: Any, parallelism: int | None = None, resources: dict[str, Any] | None = None,
+             name: str | None = None) -> None:
+        """End the stream in a sink; nothing can follow a sink."""
+        self._then("sink", fn, parallelism, resources, name)
+
+    def collect(self, name: str = "collect") -> None:
+        """End the stream in a sink whose records come back in ``JobResult.collected(name)``."""
+        if not name.startswith("collect"):
+            raise PipelineDefinitionError(f"collect(name={name!r}): the name must start with 'collect'")
+        self._then("sink", CollectSink(), None, None, name)
+
+    def _then(self, kind: str, fn: Any, parallelism: int | None, resources: Any,
+              name: str | None) -> DataStream:
+        op = self._env._add_operator(kind, fn, self._inputs, parallelism or self._hint,
+                                     resources, name, explicit_parallelism=parallelism)
+        return DataStream(self._env, (Edge(op.id),))
+
+    # -- partitioning ----------------------------------------------------------------
+    def _partitioned(self, partitioning: Partitioning, hint: int | None = None) -> DataStream:
+        edges = tuple(attrs.evolve(edge, partitioning=partitioning) for edge in self._inputs)
+        return DataStream(self._env, edges, hint)
+
+    def key_by(self, key: Callable[[Any], Any] | str) -> DataStream:
+        """Send every record with the same key to the same instance of the next operator,
+        whose ``context.state`` is then scoped to that key."""
+        if isinstance(key, str):
+            selector: Callable[[Any], Any] = FieldKey(key)
+        elif callable(key):
+            selector = key
+        else:
+            raise PipelineDefinitionError(
+                f"key_by(): expected a callable or a field name, got {type(key).__name__} {key!r:.60}"
+            )
+        return self._partitioned(Partitioning("hash", key=selector, key_description=repr(key)))
+
+    def partition_custom(self, partitioner: Partitioner, parallelism: int | None = None) -> DataStream:
+        """Route with ``partitioner.partition(record, n)``; the next operator takes ``parallelism``
+        unless it sets its own."""
+        if isinstance(partitioner, type) and issubclass(partitioner, Partitioner):
+            partitioner = partitioner()
+        if not isinstance(partitioner, Partitioner):
+            raise PipelineDefinitionError(
+                f"partition_custom(): expected a Partitioner (sage.kernel.api.partitioner), got "
+                f"{type(partitioner).__name__}; subclass Partitioner and implement partition()"
+            )
+        if parallelism is not None:
+            self._env._check_parallelism(parallelism, f"partition_custom({type(partitioner).__name__})")
+        return self._partitioned(Partitioning("custom", partitioner=partitioner), parallelism)
+
+    def rebalance(self) -> DataStream:
+        """Spread records round-robin over the next operator's instances."""
+        return self._partitioned(Partitioning("rebalance"))
+
+    def broadcast(self) -> DataStream:
+        """Send every record to every instance of the next operator."""
+        return self._partitioned(Partitioning("broadcast"))
+
+    def union(self, *others: DataStream) -> DataStream:
+        """One stream with the records of this and every other stream."""
+        for other in others:
+            if not isinstance(other, DataStream) or other._env is not self._env:
+                raise PipelineDefinitionError("union(): every stream must be a DataStream of the same environment")
+        inputs = self._inputs + tuple(edge for other in others for edge in other._inputs)
+        return DataStream(self._env, inputs, self._hint)

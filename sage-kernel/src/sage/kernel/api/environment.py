@@ -1,0 +1,142 @@
+"""Environments: where a pipeline is defined and how it is run."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+
+from sage.kernel.api.config import JobConfig
+from sage.kernel.api.datastream import DataStream
+from sage.kernel.api.job import FAILED, JobHandle, JobResult
+from sage.kernel.api.sources import CollectionSource
+from sage.kernel.errors import JobFailedError, PipelineDefinitionError
+from sage.kernel.home import jobs_dir
+from sage.kernel.plan.functions import as_function, default_name
+from sage.kernel.plan.logical import Edge, LogicalPlan, Operator
+from sage.kernel.plan.physical import PhysicalPlan, compile_plan
+from sage.kernel.plan.resources import Resources
+from sage.kernel.plugins import RuntimeSpec, lookup
+from sage.kernel.runtime.task import JobInfo
+
+
+def new_job_id(name: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:40]
+    return f"{safe}-{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+class BaseEnvironment:
+    """Collects the operators of a pipeline into a logical plan and runs it."""
+
+    def __init__(self, name: str = "sage", config: dict[str, Any] | JobConfig | None = None) -> None:
+        self.name = name
+        self.config = JobConfig.from_user(config)
+        self._operators: list[Operator] = []
+        self.runtime_spec: RuntimeSpec = self._runtime_spec()
+
+    def _runtime_spec(self) -> RuntimeSpec:
+        return lookup("runtime", self.config.runtime)
+
+    # -- building ------------------------------------------------------------------
+    def from_source(self, source: Any, parallelism: int | None = None, name: str | None = None,
+                    resources: dict[str, Any] | None = None) -> DataStream:
+        """Start a stream from a SourceFunction (instance, class or zero-argument callable)."""
+        op = self._add_operator("source", source, (), parallelism or 1, resources, name,
+                                explicit_parallelism=parallelism)
+        return DataStream(self, (Edge(op.id),))
+
+    def from_collection(self, items: Any, parallelism: int | None = None, name: str | None = None) -> DataStream:
+        """Start a stream from the records of an iterable."""
+        return self.from_source(CollectionSource(items), parallelism, name or "collection")
+
+    def _check_parallelism(self, parallelism: Any, where: str) -> None:
+        if not isinstance(parallelism, int) or isinstance(parallelism, bool) or parallelism < 1:
+            raise PipelineDefinitionError(f"{where}: parallelism must be an int >= 1, got {parallelism!r}")
+
+    def _add_operator(self, kind: str, fn: Any, inputs: tuple[Edge, ...], parallelism: int | None,
+                      resources: Any, name: str | None, explicit_parallelism: int | None = None) -> Operator:
+        function = as_function(kind, fn)
+        label = name or default_name(function)
+        if explicit_parallelism is not None:
+            self._check_parallelism(explicit_parallelism, f"{kind}({label!r})")
+        if parallelism is None:
+            parallelism = max(self._operators[e.upstream].parallelism for e in inputs)
+        self._check_parallelism(parallelism, f"{kind}({label!r})")
+        label = self._unique_name(label, explicit=name is not None)
+        if self.runtime_spec.ships_functions:
+            self._check_picklable(label, function)
+        op = Operator(id=len(self._operators), kind=kind, name=label, function=function,
+                      parallelism=parallelism, inputs=inputs, resources=Resources.from_user(resources))
+        for edge in inputs:
+            if edge.partitioning.kind == "custom" or edge.partitioning.kind == "hash":
+                if self.runtime_spec.ships_functions:
+                    self._check_picklable(label, edge.partitioning)
+        self._operators.append(op)
+        return op
+
+    def _unique_name(self, label: str, explicit: bool) -> str:
+        taken = {op.name for op in self._operators}
+        if label not in taken:
+            return label
+        if explicit:
+            raise PipelineDefinitionError(f"two operators are named {label!r}; operator names must be unique")
+        suffix = 2
+        while f"{label}_{suffix}" in taken:
+            suffix += 1
+        return f"{label}_{suffix}"
+
+    def _check_picklable(self, label: str, obj: Any) -> None:
+        try:
+            cloudpickle.dumps(obj)
+        except Exception as exc:
+            raise PipelineDefinitionError(
+                f"operator {label!r}: the {self.config.runtime!r} runtime ships functions to other "
+                f"processes, but this one cannot be pickled ({type(exc).__name__}: {exc}); create "
+                "clients, locks and models in open() instead of __init__()"
+            ) from exc
+
+    # -- plans ---------------------------------------------------------------------
+    def logical_plan(self) -> LogicalPlan:
+        return LogicalPlan(self.name, tuple(self._operators))
+
+    def physical_plan(self) -> PhysicalPlan:
+        plan = self.logical_plan()
+        if not any(op.kind == "sink" for op in plan.operators):
+            raise PipelineDefinitionError(
+                f"pipeline {self.name!r} has no sink; end each stream with .sink(...) or .collect()"
+            )
+        return compile_plan(plan)
+
+    def _job_info(self) -> JobInfo:
+        job_id = new_job_id(self.name)
+        job_dir = Path(self.config.job_dir) if self.config.job_dir else jobs_dir() / job_id
+        return JobInfo(job_id=job_id, job_name=self.name, error_policy=self.config.error_policy,
+                       batch_size=self.config.batch_size, job_dir=str(job_dir))
+
+    # -- running -------------------------------------------------------------------
+    def submit(self) -> JobHandle:
+        raise NotImplementedError
+
+    def execute(self) -> JobResult:
+        """Run the job until its bounded sources are exhausted; raise JobFailedError on failure."""
+        handle = self.submit()
+        result = handle.wait()
+        if result.status == FAILED:
+            raise JobFailedError(f"job {self.name!r} failed: {result.error}", result) from getattr(handle, "exception", None)
+        return result
+
+
+class LocalEnvironment(BaseEnvironment):
+    """Runs pipelines in this process (``runtime: local``) or on a local Ray (``runtime: ray``)."""
+
+    def submit(self) -> JobHandle:
+        plan = self.physical_plan()
+        runtime = self.runtime_spec.load()(self.config)
+        metrics = self.config.metrics
+        reporters = [lookup("metrics_reporter", n)() for n in metrics.get("reporters", [])]
+        return runtime.submit(plan, self._job_info(), channel_capacity=self.config.channel_capacity,
+                              reporters=reporters, report_interval_s=float(metrics.get("interval_s", 5.0)))

@@ -1,0 +1,78 @@
+"""Base classes for user functions.
+
+A pipeline step accepts an instance of one of these classes, the class itself, or a plain
+callable. Every parallel instance of an operator gets its own copy of the function;
+``open(context)`` runs once per instance before its first record and ``close()`` after its
+last one, also when the job fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sage.kernel.api.runtime import RuntimeContext
+
+
+class Function:
+    """Lifecycle shared by every user function."""
+
+    def open(self, context: RuntimeContext) -> None:  # noqa: B027 - optional hook
+        """Prepare the instance (load a model, open a connection)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what ``open`` acquired; called after the last record, also on failure."""
+
+
+class SourceFunction(Function):
+    """Produces records. ``read()`` is a generator; a bounded source ends when it returns.
+
+    A parallel source reads ``context.parallel_index`` of ``context.parallelism`` shares of
+    its input; ``open`` receives the context before ``read`` is called.
+    """
+
+    def read(self) -> Iterator[Any]:
+        raise NotImplementedError(f"{type(self).__name__} must implement read()")
+
+    def read_batches(self, max_size: int) -> Iterator[list[Any]]:
+        """Records in lists of at most ``max_size``; override when slicing is cheaper."""
+        records = iter(self.read())
+        while batch := list(islice(records, max_size)):
+            yield batch
+
+
+class MapFunction(Function):
+    """Emits exactly one output per input."""
+
+    def map(self, record: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement map()")
+
+
+class FilterFunction(Function):
+    """Keeps a record when ``filter`` returns true."""
+
+    def filter(self, record: Any) -> bool:
+        raise NotImplementedError(f"{type(self).__name__} must implement filter()")
+
+
+class FlatMapFunction(Function):
+    """Emits zero or more outputs per input."""
+
+    def flat_map(self, record: Any) -> Iterable[Any]:
+        raise NotImplementedError(f"{type(self).__name__} must implement flat_map()")
+
+
+class SinkFunction(Function):
+    """Consumes records at the end of a pipeline.
+
+    A sink may override ``result()`` to hand a picklable value back to the driver; the values
+    of all instances are collected in ``JobResult.sink_results[name]``.
+    """
+
+    def sink(self, record: Any) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement sink()")
+
+    def result(self) -> Any:
+        return None

@@ -1,0 +1,83 @@
+"""What a running function sees of the job: its identity, logger, metrics and keyed state."""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from sage.kernel.api.metrics import MetricGroup
+
+
+class RuntimeContext:
+    """Handed to ``Function.open``; one per parallel instance of an operator."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        job_name: str,
+        job_id: str,
+        parallel_index: int,
+        parallelism: int,
+        metrics: MetricGroup,
+        job_dir: Path | None = None,
+        keyed: bool = False,
+    ) -> None:
+        self.name = name
+        self.job_name = job_name
+        self.job_id = job_id
+        self.parallel_index = parallel_index
+        self.parallelism = parallelism
+        self.job_dir = job_dir
+        self.keyed = keyed
+        self.logger = structlog.get_logger("sage").bind(
+            job=job_name, job_id=job_id, operator=name, instance=parallel_index
+        )
+        self._metrics = metrics
+        self._current_key: Any = None
+        self._error_handler: Any = None
+        self._keyed_state: dict[Any, dict[str, Any]] = {}
+
+    def get_metrics(self) -> MetricGroup:
+        """The metric group of this instance: ``record``, ``counter(name).inc``, ``gauge(name).set``."""
+        return self._metrics
+
+    @property
+    def current_key(self) -> Any:
+        """The key of the record being processed (operators after ``key_by`` only)."""
+        return self._current_key
+
+    @property
+    def state(self) -> MutableMapping[str, Any]:
+        """A mutable mapping scoped to the current record's key."""
+        if not self.keyed:
+            raise RuntimeError(
+                f"operator {self.name!r}: context.state is keyed state and needs key_by() "
+                "before this operator"
+            )
+        state = self._keyed_state.get(self._current_key)
+        if state is None:
+            state = self._keyed_state[self._current_key] = {}
+        return state
+
+    def handle_error(self, record: Any, error: BaseException) -> None:
+        """Apply the job's error policy to a record this function could not process.
+
+        Sources use it for bad input they find while reading (a malformed line): under
+        ``fail`` it raises, under ``skip`` it counts, under ``dead_letter`` it writes the
+        record to the job's dead-letter files.
+        """
+        if self._error_handler is None:
+            raise error
+        self._error_handler(record, error)
+
+    def set_current_key(self, key: Any) -> None:
+        """Called by the runtime before each record of a keyed operator."""
+        self._current_key = key
+
+    def keyed_state_snapshot(self) -> dict[Any, dict[str, Any]]:
+        """All keys' state of this instance (for checkpoints and tests)."""
+        return {key: dict(value) for key, value in self._keyed_state.items()}

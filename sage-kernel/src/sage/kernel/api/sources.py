@@ -1,0 +1,38 @@
+"""Sources the kernel itself needs: reading an in-memory collection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from sage.kernel.api.function import SourceFunction
+from sage.kernel.api.runtime import RuntimeContext
+
+
+class CollectionSource(SourceFunction):
+    """The records of an iterable, split among parallel instances by position.
+
+    Instance ``i`` of ``p`` reads items ``i, i+p, i+2p, ...``; batches are slices of the
+    collection, not copies made record by record.
+    """
+
+    def __init__(self, items: Iterable[Any]) -> None:
+        self.items = items if isinstance(items, list | tuple | range) else list(items)
+        self._index, self._parallelism = 0, 1
+
+    def open(self, context: RuntimeContext) -> None:
+        self._index, self._parallelism = context.parallel_index, context.parallelism
+
+    def _share(self):
+        if self._parallelism == 1:
+            return self.items
+        return self.items[self._index :: self._parallelism]
+
+    def read(self) -> Iterator[Any]:
+        yield from self._share()
+
+    def read_batches(self, max_size: int) -> Iterator[list[Any]]:
+        share = self._share()
+        for start in range(0, len(share), max_size):
+            part = share[start : start + max_size]
+            yield part if type(part) is list else list(part)

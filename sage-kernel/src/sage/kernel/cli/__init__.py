@@ -1,0 +1,1 @@
+"""The ``sage`` command: a thin layer over the same API user code calls."""

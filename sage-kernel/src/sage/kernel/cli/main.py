@@ -1,0 +1,29 @@
+"""Entry point of the ``sage`` command; each command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from sage.kernel.cli import plugins_cmd, run_cmd
+
+app = typer.Typer(help="SAGE: streaming dataflow pipelines for LLM and RAG work.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+app.add_typer(plugins_cmd.app, name="plugins")
+app.command("run")(run_cmd.run)
+
+
+def _add_optional_groups() -> None:
+    """Command groups that need more than the kernel's core (the cluster and job commands)."""
+    try:
+        from sage.kernel.cli import cluster_cmd, job_cmd
+    except ImportError:
+        return
+    app.add_typer(cluster_cmd.app, name="cluster")
+    app.add_typer(job_cmd.app, name="job")
+
+
+_add_optional_groups()
+
+
+def main() -> None:
+    app()

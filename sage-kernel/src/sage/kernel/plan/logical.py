@@ -1,0 +1,74 @@
+"""The logical plan: an immutable graph of operators and the edges that feed them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import attrs
+
+from sage.kernel.api.function import Function
+from sage.kernel.api.partitioner import Partitioner
+from sage.kernel.plan.resources import Resources
+
+OperatorKind = Literal["source", "map", "filter", "flat_map", "sink"]
+EdgeKind = Literal["forward", "rebalance", "hash", "custom", "broadcast"]
+
+
+@attrs.frozen
+class Partitioning:
+    """How records reach the next operator; ``forward`` means "the default for this edge"."""
+
+    kind: EdgeKind = "forward"
+    key: Callable[[Any], Any] | None = None
+    partitioner: Partitioner | None = None
+    key_description: str = ""
+
+
+FORWARD = Partitioning()
+
+
+@attrs.frozen
+class Edge:
+    """An input of an operator: records of ``upstream`` routed by ``partitioning``."""
+
+    upstream: int
+    partitioning: Partitioning = FORWARD
+
+
+@attrs.frozen
+class Operator:
+    """One step of the pipeline, before it is split into parallel instances."""
+
+    id: int
+    kind: OperatorKind
+    name: str
+    function: Function
+    parallelism: int
+    inputs: tuple[Edge, ...] = ()
+    resources: Resources | None = None
+
+    @property
+    def keyed(self) -> bool:
+        return any(edge.partitioning.kind == "hash" for edge in self.inputs)
+
+    @property
+    def key(self) -> Callable[[Any], Any] | None:
+        for edge in self.inputs:
+            if edge.partitioning.kind == "hash":
+                return edge.partitioning.key
+        return None
+
+
+@attrs.frozen
+class LogicalPlan:
+    """Every operator of a job in the order they were added (upstream before downstream)."""
+
+    job_name: str
+    operators: tuple[Operator, ...]
+
+    def operator(self, op_id: int) -> Operator:
+        return self.operators[op_id]
+
+    def consumers(self, op_id: int) -> list[Operator]:
+        return [op for op in self.operators if any(e.upstream == op_id for e in op.inputs)]

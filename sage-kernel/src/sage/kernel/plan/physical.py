@@ -1,0 +1,115 @@
+"""The physical plan: operators fused into chains, chains joined by partitioned edges.
+
+Operators joined by a forward edge of equal parallelism (one producer, one consumer, the same
+resources) run fused in one loop; every other edge moves batches between chain instances.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from sage.kernel.plan.logical import Edge, LogicalPlan, Operator, Partitioning
+
+
+@attrs.frozen
+class ChainEdge:
+    """Batches from every instance of ``source`` to the instances of ``target``."""
+
+    source: int
+    target: int
+    partitioning: Partitioning
+    source_parallelism: int
+    target_parallelism: int
+
+
+@attrs.frozen
+class Chain:
+    """Operators that run fused in one task per parallel instance."""
+
+    id: int
+    operators: tuple[Operator, ...]
+    parallelism: int
+
+    @property
+    def head(self) -> Operator:
+        return self.operators[0]
+
+    @property
+    def is_source(self) -> bool:
+        return self.head.kind == "source"
+
+    @property
+    def name(self) -> str:
+        return " -> ".join(op.name for op in self.operators)
+
+    @property
+    def resources(self):
+        return self.head.resources
+
+
+@attrs.frozen
+class PhysicalPlan:
+    job_name: str
+    chains: tuple[Chain, ...]
+    edges: tuple[ChainEdge, ...]
+
+    def inputs_of(self, chain_id: int) -> list[ChainEdge]:
+        return [edge for edge in self.edges if edge.target == chain_id]
+
+    def outputs_of(self, chain_id: int) -> list[ChainEdge]:
+        return [edge for edge in self.edges if edge.source == chain_id]
+
+    def expected_end_markers(self, chain_id: int) -> int:
+        """How many end-of-stream markers an instance of the chain waits for."""
+        return sum(edge.source_parallelism for edge in self.inputs_of(chain_id))
+
+    def operator_names(self) -> list[str]:
+        return [op.name for chain in self.chains for op in chain.operators]
+
+
+def _fusable(plan: LogicalPlan, upstream: Operator, op: Operator) -> bool:
+    if op.kind == "source" or len(op.inputs) != 1:
+        return False
+    (edge,) = op.inputs
+    return (
+        edge.upstream == upstream.id
+        and edge.partitioning.kind == "forward"
+        and upstream.parallelism == op.parallelism
+        and upstream.resources == op.resources
+        and len(plan.consumers(upstream.id)) == 1
+    )
+
+
+def _resolve(edge: Edge, upstream: Operator, op: Operator) -> Partitioning:
+    """A default edge is forward between equal parallelism, round-robin otherwise."""
+    if edge.partitioning.kind == "forward" and upstream.parallelism != op.parallelism:
+        return attrs.evolve(edge.partitioning, kind="rebalance")
+    return edge.partitioning
+
+
+def compile_plan(plan: LogicalPlan) -> PhysicalPlan:
+    """Fuse forward edges into chains and turn every other edge into a ChainEdge."""
+    members: list[list[Operator]] = []
+    chain_of: dict[int, int] = {}
+    for op in plan.operators:
+        if op.inputs and _fusable(plan, plan.operator(op.inputs[0].upstream), op):
+            chain_id = chain_of[op.inputs[0].upstream]
+            members[chain_id].append(op)
+        else:
+            chain_id = len(members)
+            members.append([op])
+        chain_of[op.id] = chain_id
+    chains = tuple(Chain(i, tuple(ops), ops[0].parallelism) for i, ops in enumerate(members))
+    edges = []
+    for chain in chains:
+        head = chain.head
+        for edge in head.inputs:
+            upstream = plan.operator(edge.upstream)
+            edges.append(ChainEdge(
+                source=chain_of[upstream.id],
+                target=chain.id,
+                partitioning=_resolve(edge, upstream, head),
+                source_parallelism=upstream.parallelism,
+                target_parallelism=head.parallelism,
+            ))
+    return PhysicalPlan(plan.job_name, chains, tuple(edges))

@@ -1,0 +1,85 @@
+"""What happens to a record a user function could not process: fail, skip or dead-letter."""
+
+from __future__ import annotations
+
+import json
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+from sage.kernel.api.metrics import MetricGroup
+from sage.kernel.errors import OperatorError, short_repr
+
+POLICIES = ("fail", "skip", "dead_letter")
+
+
+class ErrorHandler:
+    """Applies the job's error policy for one operator instance; raises under ``fail``."""
+
+    def __init__(
+        self,
+        policy: str,
+        operator: str,
+        instance: int,
+        parallelism: int,
+        metrics: MetricGroup,
+        dead_letter_dir: Path | None,
+        logger: Any,
+    ) -> None:
+        self.policy = policy
+        self.operator = operator
+        self.instance = instance
+        self.parallelism = parallelism
+        self.logger = logger
+        self._errors = metrics.counter("errors")
+        self._skipped = metrics.counter("skipped")
+        self._dead_lettered = metrics.counter("dead_lettered")
+        self._dead_letter_dir = dead_letter_dir
+        self._file = None
+        self._lock = threading.Lock()
+
+    def __call__(self, record: Any, exc: BaseException) -> None:
+        self._errors.inc()
+        error = OperatorError(self.operator, self.instance, self.parallelism, record, exc)
+        if self.policy == "fail":
+            raise error from exc
+        if self.policy == "skip":
+            self._skipped.inc()
+            self.logger.warning("record skipped", error=str(error))
+            return
+        self._dead_lettered.inc()
+        self._write_dead_letter(record, exc, error)
+
+    def _write_dead_letter(self, record: Any, exc: BaseException, error: OperatorError) -> None:
+        entry = {
+            "operator": self.operator,
+            "instance": self.instance,
+            "record": _jsonable(record),
+            "error": f"{type(exc).__name__}: {exc}",
+            "message": str(error),
+            "traceback": "".join(traceback.format_exception(exc)),
+        }
+        with self._lock:
+            if self._file is None:
+                assert self._dead_letter_dir is not None
+                self._dead_letter_dir.mkdir(parents=True, exist_ok=True)
+                safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.operator)
+                path = self._dead_letter_dir / f"{safe}-{self.instance}.jsonl"
+                self._file = path.open("a", encoding="utf-8")
+            self._file.write(json.dumps(entry) + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+def _jsonable(record: Any) -> Any:
+    try:
+        json.dumps(record)
+        return record
+    except (TypeError, ValueError):
+        return {"repr": short_repr(record, 10_000)}

@@ -1,0 +1,92 @@
+"""Routing a batch of outputs to the instances of the next chain.
+
+Keys are hashed by a stable function of their value (CRC-32 of strings and bytes, the
+integer itself for ints), never the per-process salted ``hash()`` of a str, so a key reaches
+the same instance in every process and every runtime.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+from sage.kernel.api.partitioner import Partitioner
+from sage.kernel.errors import short_repr
+from sage.kernel.plan.logical import Partitioning
+
+_MASK = (1 << 63) - 1
+
+
+def stable_hash(key: Any) -> int:
+    """A non-negative hash of ``key`` that is the same in every process."""
+    if isinstance(key, str):
+        return zlib.crc32(key.encode("utf-8", "surrogatepass"))
+    if isinstance(key, bool) or key is None:
+        return int(bool(key))
+    if isinstance(key, int):
+        return key & _MASK
+    if isinstance(key, bytes | bytearray):
+        return zlib.crc32(key)
+    if isinstance(key, float):
+        return int(key) & _MASK if key.is_integer() else zlib.crc32(struct.pack("<d", key))
+    if isinstance(key, tuple | frozenset):
+        items = sorted(map(stable_hash, key)) if isinstance(key, frozenset) else map(stable_hash, key)
+        return zlib.crc32(b"".join(struct.pack("<Q", h) for h in items))
+    raise TypeError(
+        f"key {short_repr(key)} of type {type(key).__name__} cannot be hashed stably; "
+        "use a str, int, float, bytes, bool, None or a tuple of those"
+    )
+
+
+class RoutingError(Exception):
+    """A key function or partitioner failed, or picked an instance that does not exist."""
+
+
+class Router:
+    """Splits a batch into (target instance, batch) pairs for one edge."""
+
+    def __init__(self, partitioning: Partitioning, own_index: int, targets: int) -> None:
+        self.partitioning = partitioning
+        self.own_index = own_index
+        self.targets = targets
+        self._offset = own_index % targets
+
+    def route(self, batch: list[Any], on_error: Callable[[Any, BaseException], None]):
+        kind = self.partitioning.kind
+        n = self.targets
+        if kind == "forward":
+            return [(self.own_index, batch)]
+        if kind == "broadcast":
+            return [(target, list(batch)) for target in range(n)]
+        if kind == "rebalance":
+            offset = self._offset
+            self._offset = (offset + len(batch)) % n
+            if n == 1:
+                return [(0, batch)]
+            return [(t, part) for t in range(n) if (part := batch[(t - offset) % n :: n])]
+        buckets: list[list[Any]] = [[] for _ in range(n)]
+        pick = self._pick_by_key if kind == "hash" else self._pick_by_partitioner
+        for record in batch:
+            try:
+                target = pick(record, n)
+            except Exception as exc:
+                on_error(record, exc)
+                continue
+            buckets[target].append(record)
+        return [(t, bucket) for t, bucket in enumerate(buckets) if bucket]
+
+    def _pick_by_key(self, record: Any, n: int) -> int:
+        key = self.partitioning.key(record)
+        return stable_hash(key) % n
+
+    def _pick_by_partitioner(self, record: Any, n: int) -> int:
+        partitioner: Partitioner = self.partitioning.partitioner
+        target = partitioner.partition(record, n)
+        if type(target) is not int or not 0 <= target < n:
+            raise RoutingError(
+                f"partitioner {type(partitioner).__name__} returned {target!r} for record "
+                f"{short_repr(record)}; it must return an int in [0, {n})"
+            )
+        return target

@@ -1,0 +1,1 @@
+"""SAGE IO: sources and sinks."""

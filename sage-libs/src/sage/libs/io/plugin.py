@@ -1,0 +1,1 @@
+"""Registers the IO sources and sinks with SAGE's plugin registry."""

@@ -1,0 +1,1 @@
+"""RAG operators: embeddings, Chroma, LLM generation."""

@@ -1,0 +1,1 @@
+"""Registers the RAG operators with SAGE's plugin registry."""
