@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from sage.kernel.api.partitioners import KeyHashPartitioner, RoundRobinPartitioner
+from sage.kernel.api.sinks import CollectSink
 from sage.kernel.api.sources import CollectionSource
 from sage.kernel.hookspecs import hookimpl
 from sage.kernel.plugins import RuntimeSpec
 from sage.kernel.runtime.reporting import LogReporter
-from sage.kernel.api.sinks import CollectSink
 
 
 @hookimpl

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from sage.kernel.api.datastream import DataStream
 from sage.kernel.api.environment import LocalEnvironment
 from sage.kernel.errors import PipelineDefinitionError

@@ -17,7 +17,6 @@ import attrs
 import importlib_metadata
 import pluggy
 import structlog
-
 from sage.kernel import __version__, hookspecs
 from sage.kernel.errors import PluginNotFoundError
 

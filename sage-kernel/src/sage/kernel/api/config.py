@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-
 from sage.kernel.errors import PipelineDefinitionError
 
 ERROR_POLICIES = ("fail", "skip", "dead_letter")

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
-
 from sage.kernel.api.partitioner import Partitioner
 from sage.kernel.api.sinks import CollectSink
 from sage.kernel.errors import PipelineDefinitionError, short_repr

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import cloudpickle
-
 from sage.kernel.api.config import JobConfig
 from sage.kernel.api.datastream import DataStream
 from sage.kernel.api.job import FAILED, JobHandle, JobResult
@@ -20,7 +19,7 @@ from sage.kernel.plan.logical import Edge, LogicalPlan, Operator
 from sage.kernel.plan.physical import PhysicalPlan, compile_plan
 from sage.kernel.plan.resources import Resources
 from sage.kernel.plugins import RuntimeSpec, lookup
-from sage.kernel.runtime.task import JobInfo
+from sage.kernel.runtime.job_info import JobInfo
 
 
 def new_job_id(name: str) -> str:
@@ -51,7 +50,7 @@ class BaseEnvironment:
 
     def from_collection(self, items: Any, parallelism: int | None = None, name: str | None = None) -> DataStream:
         """Start a stream from the records of an iterable."""
-        return self.from_source(CollectionSource(items), parallelism, name or "collection")
+        return self.from_source(CollectionSource(items), parallelism, name)
 
     def _check_parallelism(self, parallelism: Any, where: str) -> None:
         if not isinstance(parallelism, int) or isinstance(parallelism, bool) or parallelism < 1:
@@ -69,12 +68,10 @@ class BaseEnvironment:
         label = self._unique_name(label, explicit=name is not None)
         if self.runtime_spec.ships_functions:
             self._check_picklable(label, function)
+            for edge in inputs:
+                self._check_picklable(label, edge.partitioning)
         op = Operator(id=len(self._operators), kind=kind, name=label, function=function,
                       parallelism=parallelism, inputs=inputs, resources=Resources.from_user(resources))
-        for edge in inputs:
-            if edge.partitioning.kind == "custom" or edge.partitioning.kind == "hash":
-                if self.runtime_spec.ships_functions:
-                    self._check_picklable(label, edge.partitioning)
         self._operators.append(op)
         return op
 

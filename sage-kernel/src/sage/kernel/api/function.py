@@ -8,7 +8,7 @@ last one, also when the job fails.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +44,18 @@ class SourceFunction(Function):
 
 
 class MapFunction(Function):
-    """Emits exactly one output per input."""
+    """Emits exactly one output per input.
+
+    A subclass may also define ``map_batch(records) -> list`` to process a whole batch in one
+    call (a model call per batch, requests in flight together): the runtime then calls it once
+    per batch it receives instead of ``map`` per record, and it must return one output per
+    input, in input order. When ``map_batch`` raises, the runtime calls ``map`` on each record
+    of that batch instead, so the failing record is identified and the job's error policy
+    applies to it alone; ``map`` must therefore work on its own. Operators after ``key_by``
+    always use ``map``.
+    """
+
+    map_batch: Callable[[list[Any]], list[Any]] | None = None
 
     def map(self, record: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement map()")

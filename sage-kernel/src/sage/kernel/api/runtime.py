@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-
 from sage.kernel.api.metrics import MetricGroup
 
 

@@ -20,6 +20,10 @@ class CollectionSource(SourceFunction):
         self.items = items if isinstance(items, list | tuple | range) else list(items)
         self._index, self._parallelism = 0, 1
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> CollectionSource:
+        # Instances only read the collection: share it instead of copying every item.
+        return CollectionSource(self.items)
+
     def open(self, context: RuntimeContext) -> None:
         self._index, self._parallelism = context.parallel_index, context.parallelism
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-
 from sage.kernel.cli import plugins_cmd, run_cmd
 
 app = typer.Typer(help="SAGE: streaming dataflow pipelines for LLM and RAG work.", no_args_is_help=True,

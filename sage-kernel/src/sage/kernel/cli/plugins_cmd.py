@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 from rich.table import Table
-
 from sage.kernel.plugins import get_plugins, get_registry
 
 app = typer.Typer(help="Inspect installed plugins.", no_args_is_help=True)

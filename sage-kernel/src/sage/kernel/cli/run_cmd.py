@@ -6,14 +6,13 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-
 from sage.kernel.errors import SageError
 from sage.kernel.pipeline_file import load_pipeline
 
 
 def run(pipeline: Path = typer.Argument(..., exists=True, dir_okay=False, help="A pipeline YAML file.")) -> None:
     """Run the pipeline a YAML file describes and print per-operator metrics."""
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     try:
         env = load_pipeline(pipeline)
         result = env.execute()

@@ -79,10 +79,7 @@ def as_function(kind: str, fn: Any) -> Function:
             return fn()
         if issubclass(fn, Function):
             raise _wrong_kind(kind, base, fn.__name__)
-        raise PipelineDefinitionError(
-            f"{kind}(): got the class {fn.__name__}, which is not a {base.__name__}; pass a "
-            f"{base.__name__} subclass or a plain function"
-        )
+        return adapter(fn)  # a callable type such as str or int
     if isinstance(fn, base):
         return fn
     if isinstance(fn, Function):

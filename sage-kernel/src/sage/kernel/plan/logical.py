@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import attrs
-
 from sage.kernel.api.function import Function
 from sage.kernel.api.partitioner import Partitioner
 from sage.kernel.plan.resources import Resources

@@ -7,7 +7,6 @@ resources) run fused in one loop; every other edge moves batches between chain i
 from __future__ import annotations
 
 import attrs
-
 from sage.kernel.plan.logical import Edge, LogicalPlan, Operator, Partitioning
 
 

@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 import attrs
-
 from sage.kernel.errors import PipelineDefinitionError
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-
 from sage.kernel.api.reporter import MetricsReporter
 
 log = structlog.get_logger("sage.metrics")

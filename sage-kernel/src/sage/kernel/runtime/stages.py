@@ -74,6 +74,35 @@ class MapStage(Stage):
         out.extend(map(self.call, records))
 
 
+class BatchMapStage(MapStage):
+    """A map whose function defines ``map_batch``: one call per batch.
+
+    If ``map_batch`` raises, the batch is run again through ``map`` record by record, so the
+    error policy sees the record that failed and the others still produce their outputs.
+    """
+
+    def __init__(self, call, metrics, on_error, context, key=None, *, batch_call) -> None:
+        super().__init__(call, metrics, on_error, context, key)
+        self.batch_call = batch_call
+        self.operator = context.name
+
+    def run(self, batch: list[Any]) -> list[Any]:
+        try:
+            out = self.batch_call(batch)
+        except Exception:
+            return super().run(batch)
+        if type(out) is not list:
+            out = list(out)
+        if len(out) != len(batch):
+            raise RuntimeError(
+                f"operator {self.operator!r}: map_batch() returned {len(out)} outputs for "
+                f"{len(batch)} records; it must return exactly one output per input, in order"
+            )
+        self.records_in.value += len(batch)
+        self.records_out.value += len(out)
+        return out
+
+
 class FilterStage(Stage):
     def _apply(self, records, out):
         out.extend(filter(self.call, records))

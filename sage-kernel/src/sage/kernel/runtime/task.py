@@ -11,34 +11,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from sage.kernel.api.function import Function, SinkFunction, SourceFunction
 from sage.kernel.api.metrics import MetricGroup
 from sage.kernel.api.runtime import RuntimeContext
 from sage.kernel.errors import StepError
 from sage.kernel.plan.physical import Chain, PhysicalPlan
 from sage.kernel.runtime.error_policy import ErrorHandler
+from sage.kernel.runtime.job_info import JobInfo
 from sage.kernel.runtime.routing import Router
-from sage.kernel.runtime.stages import STAGES
+from sage.kernel.runtime.stages import STAGES, BatchMapStage
 
 Emit = Callable[[int, int, list[Any]], None]
 """emit(output edge position, target instance, batch)"""
-
-
-@attrs.frozen
-class JobInfo:
-    """What every task of a job needs to know about the job."""
-
-    job_id: str
-    job_name: str
-    error_policy: str = "fail"
-    batch_size: int = 1024
-    job_dir: str | None = None
-
-    @property
-    def dead_letter_dir(self) -> Path | None:
-        return Path(self.job_dir) / "dead_letters" if self.job_dir else None
 
 
 class ChainTask:
@@ -62,7 +46,7 @@ class ChainTask:
         self.handlers: list[ErrorHandler] = []
         self.stages = []
         self._keyed_head = chain.head.keyed
-        for op, function in zip(chain.operators, functions, strict=True):
+        for op in chain.operators:
             metrics = self.metrics[op.name] = MetricGroup()
             keyed = op is chain.head and op.keyed
             context = RuntimeContext(
@@ -97,9 +81,16 @@ class ChainTask:
             if op.kind == "source":
                 continue
             key = op.key if position == 0 and self._keyed_head else None
-            call = getattr(self.functions[position], op.kind)
-            self.stages.append(STAGES[op.kind](call, self.metrics[op.name], self.handlers[position],
-                                               self.contexts[position], key))
+            function = self.functions[position]
+            call = getattr(function, op.kind)
+            batch_call = getattr(function, "map_batch", None) if op.kind == "map" and key is None else None
+            if batch_call is not None:
+                stage = BatchMapStage(call, self.metrics[op.name], self.handlers[position],
+                                      self.contexts[position], batch_call=batch_call)
+            else:
+                stage = STAGES[op.kind](call, self.metrics[op.name], self.handlers[position],
+                                        self.contexts[position], key)
+            self.stages.append(stage)
 
     def process(self, batch: list[Any]) -> None:
         for stage in self.stages:

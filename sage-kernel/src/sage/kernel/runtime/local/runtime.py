@@ -15,14 +15,14 @@ import time
 from typing import Any
 
 import structlog
-
 from sage.kernel.api.function import Function
 from sage.kernel.api.job import CANCELLED, FAILED, FINISHED, RUNNING, JobHandle, JobResult
 from sage.kernel.api.metrics import summarise
 from sage.kernel.errors import SageError, StepError
 from sage.kernel.plan.physical import PhysicalPlan
+from sage.kernel.runtime.job_info import JobInfo
 from sage.kernel.runtime.reporting import ReportingThread
-from sage.kernel.runtime.task import ChainTask, JobInfo
+from sage.kernel.runtime.task import ChainTask
 
 END = object()
 POLL_S = 0.1

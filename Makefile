@@ -1,0 +1,41 @@
+# The two commands of the README: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PACKAGES := sage-kernel/pyproject.toml sage-libs/pyproject.toml sage-middleware/pyproject.toml \
+            tests/plugins/sage-test-plugin/pyproject.toml pyproject.toml
+export HF_HUB_OFFLINE := 1
+export RAY_USAGE_STATS_ENABLED := 0
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
+
+.PHONY: setup demo test test-fast bench lint clean
+
+$(STAMP): $(PACKAGES)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, pinned: the CPU build on these machines (an unpinned torch pulls CUDA wheels)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e "sage-kernel[ray]" -e sage-libs -e sage-middleware \
+	    -e tests/plugins/sage-test-plugin -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(PY) examples/wordcount.py
+
+test: setup
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not integration"
+
+bench: setup
+	$(PY) benchmarks/local_throughput.py
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache

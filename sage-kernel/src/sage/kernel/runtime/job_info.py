@@ -1,0 +1,22 @@
+"""The identity and settings of a job that every task needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+
+
+@attrs.frozen
+class JobInfo:
+    """What every task of a job needs to know about the job."""
+
+    job_id: str
+    job_name: str
+    error_policy: str = "fail"
+    batch_size: int = 1024
+    job_dir: str | None = None
+
+    @property
+    def dead_letter_dir(self) -> Path | None:
+        return Path(self.job_dir) / "dead_letters" if self.job_dir else None
