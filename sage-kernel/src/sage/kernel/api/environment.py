@@ -43,7 +43,13 @@ class BaseEnvironment:
     # -- building ------------------------------------------------------------------
     def from_source(self, source: Any, parallelism: int | None = None, name: str | None = None,
                     resources: dict[str, Any] | None = None) -> DataStream:
-        """Start a stream from a SourceFunction (instance, class or zero-argument callable)."""
+        """Start a stream from a SourceFunction (instance, class or zero-argument callable).
+
+        Without ``parallelism``, a source instance's own ``parallelism`` attribute (when set)
+        is used, as in ``FileSource(path, parallelism=4)``.
+        """
+        if parallelism is None and not isinstance(source, type):
+            parallelism = getattr(source, "parallelism", None)
         op = self._add_operator("source", source, (), parallelism or 1, resources, name,
                                 explicit_parallelism=parallelism)
         return DataStream(self, (Edge(op.id),))

@@ -1,6 +1,6 @@
 """The task loop shared by every runtime: one ChainTask per parallel instance of a chain.
 
-A task opens its functions, pushes each input batch through the fused stages, routes the
+A task opens its functions, pushes each input batch through the chain's fused loop (``fused_chain.py``), routes the
 outputs through each outgoing edge's router and hands them to ``emit``; only the channel
 behind ``emit`` differs between runtimes.
 """
@@ -17,12 +17,23 @@ from sage.kernel.api.runtime import RuntimeContext
 from sage.kernel.errors import StepError
 from sage.kernel.plan.physical import Chain, PhysicalPlan
 from sage.kernel.runtime.error_policy import ErrorHandler
+from sage.kernel.runtime.fused_chain import Step, compile_chain
 from sage.kernel.runtime.job_info import JobInfo
 from sage.kernel.runtime.routing import Router
-from sage.kernel.runtime.stages import STAGES, BatchMapStage
 
 Emit = Callable[[int, int, list[Any]], None]
 """emit(output edge position, target instance, batch)"""
+
+
+def _with_key(call: Callable[[Any], Any], key: Callable[[Any], Any], context: RuntimeContext):
+    """Wrap a keyed operator's function so the context knows each record's key."""
+    set_key = context.set_current_key
+
+    def call_with_key(record: Any) -> Any:
+        set_key(key(record))
+        return call(record)
+
+    return call_with_key
 
 
 class ChainTask:
@@ -44,7 +55,6 @@ class ChainTask:
         self.metrics: dict[str, MetricGroup] = {}
         self.contexts: list[RuntimeContext] = []
         self.handlers: list[ErrorHandler] = []
-        self.stages = []
         self._keyed_head = chain.head.keyed
         for op in chain.operators:
             metrics = self.metrics[op.name] = MetricGroup()
@@ -77,27 +87,22 @@ class ChainTask:
             except Exception as exc:
                 raise self._fail(position, "open()", exc) from exc
         # Bound after open() so that a function may set up its methods there.
+        steps = []
         for position, op in enumerate(self.chain.operators):
             if op.kind == "source":
                 continue
-            key = op.key if position == 0 and self._keyed_head else None
             function = self.functions[position]
             call = getattr(function, op.kind)
-            batch_call = getattr(function, "map_batch", None) if op.kind == "map" and key is None else None
-            if batch_call is not None:
-                stage = BatchMapStage(call, self.metrics[op.name], self.handlers[position],
-                                      self.contexts[position], batch_call=batch_call)
-            else:
-                stage = STAGES[op.kind](call, self.metrics[op.name], self.handlers[position],
-                                        self.contexts[position], key)
-            self.stages.append(stage)
+            keyed = position == 0 and self._keyed_head
+            if keyed:
+                call = _with_key(call, op.key, self.contexts[position])
+            batch_call = getattr(function, "map_batch", None) if op.kind == "map" and not keyed else None
+            steps.append(Step(op.kind, call, self.handlers[position], self.metrics[op.name], op.name, batch_call))
+        self._run = compile_chain(steps, emits=bool(self.routers))
 
     def process(self, batch: list[Any]) -> None:
-        for stage in self.stages:
-            batch = stage.run(batch)
-            if not batch:
-                return
-        if self.routers:
+        batch = self._run(batch)
+        if batch:
             on_error = self.handlers[-1]
             for position, router in enumerate(self.routers):
                 for target, part in router.route(batch, on_error):
