@@ -140,6 +140,6 @@ class LocalEnvironment(BaseEnvironment):
         plan = self.physical_plan()
         runtime = self.runtime_spec.load()(self.config)
         metrics = self.config.metrics
-        reporters = [lookup("metrics_reporter", n)() for n in metrics.get("reporters", [])]
+        reporters = [lookup("metrics_reporter", n)(**metrics.get(n, {})) for n in metrics.get("reporters", [])]
         return runtime.submit(plan, self._job_info(), channel_capacity=self.config.channel_capacity,
                               reporters=reporters, report_interval_s=float(metrics.get("interval_s", 5.0)))
