@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PACKAGES := sage-kernel/pyproject.toml sage-libs/pyproject.toml sage-middleware/pyproject.toml \
-            plugins/sage-metrics-prometheus/pyproject.toml \
+            plugins/sage-metrics-prometheus/pyproject.toml plugins/sage-example-textops/pyproject.toml \
             tests/plugins/sage-test-plugin/pyproject.toml pyproject.toml
 export HF_HUB_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
@@ -18,7 +18,7 @@ $(STAMP): $(PACKAGES)
 	# torch first, pinned: the CPU build on these machines (an unpinned torch pulls CUDA wheels)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e "sage-kernel[ray]" -e sage-libs -e sage-middleware \
-	    -e plugins/sage-metrics-prometheus -e tests/plugins/sage-test-plugin -e ".[dev]"
+	    -e plugins/sage-metrics-prometheus -e plugins/sage-example-textops -e tests/plugins/sage-test-plugin -e ".[dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)
