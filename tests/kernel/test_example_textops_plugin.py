@@ -25,9 +25,8 @@ def test_textops_operators_run_by_name_in_a_pipeline_file(tmp_path):
 
 
 def test_textops_operators_on_dict_records():
-    from sage_example_textops import MatchFilter, NormalizeWhitespace
-
     from sage.kernel.testing import run_pipeline
+    from sage_example_textops import MatchFilter, NormalizeWhitespace
 
     records = [{"text": " a  b ", "id": 1}, {"text": "skip me", "id": 2}]
     out = run_pipeline(records, lambda s: s.map(NormalizeWhitespace()).filter(MatchFilter("skip", invert=True)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sage.kernel.hookspecs import hookimpl
+
 from sage_example_textops.operators import MatchFilter, NormalizeWhitespace
 
 

@@ -16,7 +16,6 @@ import threading
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
-
 from sage.kernel.api.reporter import MetricsReporter
 from sage.kernel.hookspecs import hookimpl
 
