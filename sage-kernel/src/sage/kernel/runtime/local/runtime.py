@@ -18,7 +18,7 @@ import structlog
 from sage.kernel.api.function import Function
 from sage.kernel.api.job import CANCELLED, FAILED, FINISHED, RUNNING, JobHandle, JobResult
 from sage.kernel.api.metrics import summarise
-from sage.kernel.errors import SageError, StepError
+from sage.kernel.errors import SageError
 from sage.kernel.plan.physical import PhysicalPlan
 from sage.kernel.runtime.job_info import JobInfo
 from sage.kernel.runtime.reporting import ReportingThread
@@ -111,26 +111,26 @@ class LocalJob(JobHandle):
         return emit
 
     def _run_task(self, task: ChainTask) -> None:
-        ok = False
+        failed = True
         try:
             task.open()
             if task.chain.is_source:
                 task.run_source(self._should_stop_source)
             else:
                 self._consume(task)
-            ok = True
+            failed = False
         except _Aborted:
             pass
         except BaseException as exc:
             self._record_error(exc)
         finally:
             close_errors = task.close()
-            if close_errors and ok:
-                ok = False
-                self._record_error(close_errors[0])
-            for error in close_errors[1 if ok is False else 0:]:
+            if close_errors and not failed:
+                failed = True
+                self._record_error(close_errors.pop(0))
+            for error in close_errors:
                 log.warning("close failed", error=str(error))
-            if ok:
+            if not failed:
                 with self._lock:
                     for name, value in task.sink_results().items():
                         self._sink_results.setdefault(name, [None] * task.chain.parallelism)[task.index] = value
@@ -217,5 +217,3 @@ class LocalJob(JobHandle):
     def metrics(self) -> dict[str, dict[str, Any]]:
         return summarise(self.plan.operator_names(), [task.metrics for task in self.tasks])
 
-
-__all__ = ["LocalRuntime", "LocalJob", "StepError"]
