@@ -1,0 +1,149 @@
+"""ChunkedFileSource: documents read from files and emitted as chunks ready for embedding."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sage.kernel.api import RuntimeContext, SourceFunction
+from sage.libs.io.chunking import ChunkSpec, chunk_id, chunk_spans, content_hash
+from sage.libs.io.document_readers import (
+    DOCUMENT_SUFFIXES,
+    PDF_SUFFIXES,
+    read_document,
+    require_pdf_support,
+)
+from sage.libs.io.errors import BadInputError
+from sage.libs.io.file_splits import assign_splits, plan_splits
+from sage.libs.io.paths import is_glob, list_files, relative_name, resolve_input
+
+
+class ChunkedFileSource(SourceFunction):
+    """Chunks of the documents under ``path`` (.txt, .md, .rst, .html, .pdf with pypdf).
+
+    Each record is ``{"id", "text", "source", "chunk_index", "metadata"}``; ``id`` depends
+    only on the file's path relative to ``path``, its content and the chunk settings, so
+    re-ingesting the same documents upserts the same ids. ``glob`` (``"**/*.md"``) picks
+    the files of a directory; without it every file with a document extension is read.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        chunk_size: int = 1000,
+        chunk_overlap: int = 200,
+        glob: str | None = None,
+        *,
+        encoding: str = "utf-8",
+        parallelism: int | None = None,
+    ) -> None:
+        owner = f"ChunkedFileSource({os.fspath(path)!r})"
+        try:
+            self.spec = ChunkSpec(chunk_size, chunk_overlap)
+        except ValueError as exc:
+            raise ValueError(f"{owner}: {exc}") from exc
+        if parallelism is not None and (not isinstance(parallelism, int) or parallelism < 1):
+            raise ValueError(f"{owner}: parallelism must be an int >= 1 or None, got {parallelism!r}")
+        self.path = resolve_input(owner, path)
+        self.glob = glob
+        self.encoding = encoding
+        self.parallelism = parallelism
+        self._owner = owner
+        documents = self.documents()
+        if not documents:
+            raise FileNotFoundError(
+                f"{owner}: no documents found under {self.path} (glob={glob!r}); looked for "
+                f"{', '.join(sorted(DOCUMENT_SUFFIXES))}"
+            )
+        for document in documents:
+            if document.suffix.lower() in PDF_SUFFIXES:
+                require_pdf_support(owner, document)
+                break
+        self._index, self._parallelism = 0, 1
+        self._context: RuntimeContext | None = None
+        self._done = 0
+        self._restored: dict[str, Any] | None = None
+
+    @property
+    def chunk_size(self) -> int:
+        return self.spec.chunk_size
+
+    @property
+    def chunk_overlap(self) -> int:
+        return self.spec.chunk_overlap
+
+    def __repr__(self) -> str:
+        return self._owner
+
+    def documents(self) -> list[Path]:
+        """Every document of the source, in reading order (before splitting among instances)."""
+        files = list_files(self._owner, self.path, self.glob)
+        if self.glob or is_glob(self.path) or Path(self.path).is_file():
+            return files
+        return [f for f in files if f.suffix.lower() in DOCUMENT_SUFFIXES]
+
+    def open(self, context: RuntimeContext) -> None:
+        self._context = context
+        self._index, self._parallelism = context.parallel_index, context.parallelism
+
+    def my_documents(self) -> list[Path]:
+        """The documents this instance reads (files balanced by size among instances)."""
+        files = self.documents()
+        plan = plan_splits(files, self._parallelism, [False] * len(files))
+        return [Path(split.path) for split in assign_splits(plan, self._parallelism, self._index)]
+
+    def snapshot(self) -> dict[str, Any]:
+        """How many of this instance's documents were fully emitted (see ``restore``)."""
+        return {"instance": self._index, "parallelism": self._parallelism, "documents": self._done}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Resume after the documents a ``snapshot()`` counted."""
+        if (state["instance"], state["parallelism"]) != (self._index, self._parallelism):
+            raise ValueError(f"{self._owner}: the checkpoint is of instance {state['instance']} "
+                             f"of {state['parallelism']}; restore with the same parallelism")
+        self._restored = dict(state)
+
+    def chunks(self, path: Path) -> list[dict[str, Any]]:
+        """The chunk records of one document."""
+        data, text = read_document(path, self.encoding)
+        source = relative_name(path, self.path)
+        digest = content_hash(data)
+        spans = chunk_spans(text, self.spec)
+        return [
+            {
+                "id": chunk_id(source, digest, self.spec, index),
+                "text": text[start:end],
+                "source": source,
+                "chunk_index": index,
+                "metadata": {"path": str(path), "start": start, "end": end,
+                             "chunk_count": len(spans), "document_hash": digest},
+            }
+            for index, (start, end) in enumerate(spans)
+        ]
+
+    def read(self) -> Iterator[Any]:
+        for batch in self.read_batches(1024):
+            yield from batch
+
+    def read_batches(self, max_size: int) -> Iterator[list[Any]]:
+        documents = self.my_documents()
+        if self._context is not None:
+            self._context.logger.debug("chunking documents", path=self.path, documents=len(documents))
+        restored, self._restored = self._restored, None
+        self._done = restored["documents"] if restored else 0
+        for path in documents[self._done :]:
+            try:
+                records = self.chunks(path)
+            except BadInputError as exc:
+                records = []
+                if self._context is None:
+                    raise
+                self._context.handle_error({"path": str(path)}, exc)
+            for start in range(0, len(records), max_size):
+                if start + max_size >= len(records):
+                    self._done += 1
+                yield records[start : start + max_size]
+            if not records:
+                self._done += 1

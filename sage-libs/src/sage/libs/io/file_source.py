@@ -1,0 +1,325 @@
+"""FileSource: records from a file, a directory or a glob, split among parallel instances.
+
+Line formats (``lines``, ``jsonl``) are read in large binary blocks, decoded and parsed a
+batch at a time; only a batch that holds a bad line is handled line by line, so that the bad
+line goes to the job's error policy with its file and line number. Large files are cut into
+byte ranges, one per instance; a line belongs to the range its first byte lies in.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import attrs
+from sage.kernel.api import RuntimeContext, SourceFunction
+from sage.libs.io.errors import BadInputError
+from sage.libs.io.file_formats import FORMATS, SPLITTABLE, check_encoding, format_of
+from sage.libs.io.file_splits import MIN_SPLIT_BYTES, FileSplit, assign_splits, plan_splits
+from sage.libs.io.line_reader import count_newlines, first_line_start, line_blocks
+from sage.libs.io.paths import list_files, resolve_input
+
+_loads = json.loads
+
+
+@attrs.frozen
+class FilePosition:
+    """Where an instance stands: the file, the byte offset and number of the next line to read.
+
+    ``path`` is None once the instance has read all its files.
+    """
+
+    path: str | None
+    offset: int | None
+    line: int | None
+
+
+def _positive_or_none(owner: str, name: str, value: Any) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise ValueError(f"{owner}: {name} must be an int >= 1 or None, got {value!r}")
+
+
+class FileSource(SourceFunction):
+    """Records from ``path``: a file, a directory (recursive, sorted) or a glob pattern.
+
+    ``format`` is ``auto`` (by extension: ``.jsonl``/``.ndjson`` JSON lines, ``.csv``/``.tsv``
+    dicts, anything else text lines), ``lines``, ``jsonl``, ``csv`` or ``whole_file``. With
+    ``with_origin=True`` each record becomes ``{"path", "line", "record"}``. ``parallelism``
+    is used by ``env.from_source`` when it is given none.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        format: str = "auto",
+        *,
+        with_origin: bool = False,
+        encoding: str = "utf-8",
+        parallelism: int | None = None,
+        min_split_bytes: int = MIN_SPLIT_BYTES,
+    ) -> None:
+        owner = f"FileSource({os.fspath(path)!r})"
+        if format not in FORMATS:
+            raise ValueError(f"{owner}: format must be one of {', '.join(FORMATS)}; got {format!r}")
+        check_encoding(owner, encoding, format)
+        _positive_or_none(owner, "parallelism", parallelism)
+        _positive_or_none(owner, "min_split_bytes", min_split_bytes)
+        self.path = resolve_input(owner, path)
+        self.format = format
+        self.with_origin = with_origin
+        self.encoding = encoding
+        self.parallelism = parallelism
+        self.min_split_bytes = min_split_bytes
+        self._owner = owner
+        self._index, self._parallelism = 0, 1
+        self._context: RuntimeContext | None = None
+        self._splits: list[FileSplit] | None = None
+        self._restored: dict[str, Any] | None = None
+        self._split_index = 0
+        self._first_offset = 0
+        self._offset = 0
+        self._lines = 0
+        self._line_base: int | None = 0
+
+    def __repr__(self) -> str:
+        return self._owner
+
+    # -- lifecycle -------------------------------------------------------------------
+    def open(self, context: RuntimeContext) -> None:
+        self._context = context
+        self._index, self._parallelism = context.parallel_index, context.parallelism
+        self._splits = None
+
+    def splits(self) -> list[FileSplit]:
+        """The files and byte ranges this instance reads, in order."""
+        if self._splits is None:
+            files = list_files(self._owner, self.path)
+            splittable = [format_of(f, self.format) in SPLITTABLE for f in files]
+            plan = plan_splits(files, self._parallelism, splittable, self.min_split_bytes)
+            self._splits = assign_splits(plan, self._parallelism, self._index)
+        return self._splits
+
+    # -- checkpoints -----------------------------------------------------------------
+    @property
+    def position(self) -> FilePosition:
+        """The next record's file, byte offset and line number (1-based)."""
+        splits = self.splits()
+        if self._split_index >= len(splits):
+            return FilePosition(None, None, None)
+        path = splits[self._split_index].path
+        return FilePosition(path, self._offset, self._base(path) + self._lines + 1)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain data to resume from after the last batch handed out (see ``restore``)."""
+        position = self.position
+        return {"instance": self._index, "parallelism": self._parallelism,
+                "split": self._split_index, "path": position.path,
+                "offset": position.offset, "line": position.line}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Resume from a ``snapshot()`` taken with the same files and parallelism."""
+        if (state["instance"], state["parallelism"]) != (self._index, self._parallelism):
+            raise ValueError(
+                f"{self._owner}: the checkpoint is of instance {state['instance']} of "
+                f"{state['parallelism']}, this is instance {self._index} of {self._parallelism}; "
+                "restore with the parallelism the checkpoint was taken with"
+            )
+        splits = self.splits()
+        if state["path"] is not None and (
+            state["split"] >= len(splits) or splits[state["split"]].path != state["path"]
+        ):
+            raise ValueError(f"{self._owner}: the files changed since the checkpoint "
+                             f"({state['path']} is no longer split {state['split']})")
+        self._restored = dict(state)
+
+    # -- reading ---------------------------------------------------------------------
+    def read(self) -> Iterator[Any]:
+        for batch in self.read_batches(1024):
+            yield from batch
+
+    def read_batches(self, max_size: int) -> Iterator[list[Any]]:
+        splits = self.splits()
+        if self._context is not None:
+            self._context.logger.debug("reading files", path=self.path, ranges=len(splits),
+                                      bytes=sum(split.size for split in splits))
+        restored, self._restored = self._restored, None
+        start = 0
+        if restored is not None:
+            start = len(splits) if restored["path"] is None else restored["split"]
+        for index in range(start, len(splits)):
+            split = splits[index]
+            self._split_index = index
+            self._lines = 0
+            self._line_base = 0 if split.start == 0 else None
+            resume = restored if restored is not None and index == restored["split"] else None
+            if resume is not None:
+                self._line_base = resume["line"] - 1
+            fmt = format_of(Path(split.path), self.format)
+            if fmt in SPLITTABLE:
+                yield from self._read_lines(split, max_size, fmt == "jsonl", resume)
+            elif fmt == "csv":
+                yield from self._read_csv(split, max_size, resume)
+            else:
+                yield from self._read_whole(split, resume)
+        self._split_index = len(splits)
+
+    def _base(self, path: str) -> int:
+        if self._line_base is None:
+            self._line_base = count_newlines(path, self._first_offset)
+        return self._line_base
+
+    def _wrap(self, path: str, first: int, values: list[Any]) -> list[dict[str, Any]]:
+        return [{"path": path, "line": line, "record": value}
+                for line, value in enumerate(values, first)]
+
+    def _bad(self, path: str, line: int, raw: bytes, problem: str, exc: BaseException) -> None:
+        text = raw.decode(self.encoding, "replace").rstrip("\r\n")
+        record = {"path": path, "line": line, "text": text[:200]}
+        error = BadInputError(f"{path}:{line}: {problem} ({exc})")
+        if self._context is None:
+            raise error from exc
+        self._context.handle_error(record, error)
+
+    # -- lines and JSON lines --------------------------------------------------------
+    def _read_lines(self, split: FileSplit, max_size: int, jsonl: bool,
+                    resume: dict[str, Any] | None) -> Iterator[list[Any]]:
+        path, encoding, with_origin = split.path, self.encoding, self.with_origin
+        with open(path, "rb") as handle:
+            if resume is not None:
+                handle.seek(resume["offset"])
+                offset = resume["offset"]
+            else:
+                offset = first_line_start(handle, split.start)
+            self._first_offset = self._offset = offset
+            for block in line_blocks(handle, offset, split.end):
+                block_end = self._offset + len(block)
+                try:
+                    text = block.decode(encoding)
+                    clean = True
+                except UnicodeDecodeError:
+                    text = block.decode(encoding, "surrogateescape")
+                    clean = False
+                lines = text.split("\n")
+                if text.endswith("\n"):
+                    lines.pop()
+                one_byte_chars = len(text) == len(block)
+                strip_cr = not jsonl and "\r" in text
+                for begin in range(0, len(lines), max_size):
+                    part = lines[begin : begin + max_size]
+                    before = self._lines
+                    size = (sum(map(len, part)) if one_byte_chars
+                            else len("".join(part).encode(encoding, "surrogateescape")))
+                    self._offset = min(self._offset + size + len(part), block_end)
+                    self._lines = before + len(part)
+                    if strip_cr:
+                        part = [v[:-1] if v.endswith("\r") else v for v in part]
+                    values: list[Any] | None = None
+                    if clean:
+                        try:
+                            values = [_loads(v) for v in part] if jsonl else part
+                        except ValueError:
+                            values = None
+                    if values is None:
+                        values = self._lines_one_by_one(path, part, before, jsonl, clean)
+                    elif with_origin:
+                        values = self._wrap(path, self._base(path) + before + 1, values)
+                    if values:
+                        yield values
+
+    def _lines_one_by_one(self, path: str, part: list[str], before: int, jsonl: bool,
+                          clean: bool) -> list[Any]:
+        out: list[Any] = []
+        first = self._base(path) + before + 1
+        for line, text in enumerate(part, first):
+            if not clean:
+                raw = text.encode(self.encoding, "surrogateescape")
+                try:
+                    raw.decode(self.encoding)
+                except UnicodeDecodeError as exc:
+                    self._bad(path, line, raw, f"cannot decode the line as {self.encoding}; "
+                              "fix the file or pass encoding=", exc)
+                    continue
+            if jsonl:
+                if not text.strip():
+                    continue
+                try:
+                    value = _loads(text)
+                except ValueError as exc:
+                    raw = text.encode(self.encoding)
+                    self._bad(path, line, raw, "malformed JSON", exc)
+                    continue
+            else:
+                value = text
+            out.append({"path": path, "line": line, "record": value} if self.with_origin else value)
+        return out
+
+    # -- CSV -------------------------------------------------------------------------
+    def _decoded_lines(self, handle: BinaryIO, path: str) -> Iterator[str]:
+        for data in handle:
+            self._offset += len(data)
+            self._lines += 1
+            try:
+                yield data.decode(self.encoding)
+            except UnicodeDecodeError as exc:
+                self._bad(path, self._base(path) + self._lines, data,
+                          f"cannot decode the line as {self.encoding}", exc)
+
+    def _read_csv(self, split: FileSplit, max_size: int,
+                  resume: dict[str, Any] | None) -> Iterator[list[Any]]:
+        path = split.path
+        delimiter = "\t" if path.lower().endswith(".tsv") else ","
+        with open(path, "rb") as handle:
+            self._first_offset = self._offset = 0
+            rows = csv.reader(self._decoded_lines(handle, path), delimiter=delimiter)
+            header = next(rows, None)
+            if header is None:
+                return
+            if resume is not None:
+                handle.seek(resume["offset"])
+                self._offset, self._lines, self._line_base = resume["offset"], 0, resume["line"] - 1
+                rows = csv.reader(self._decoded_lines(handle, path), delimiter=delimiter)
+            batch: list[Any] = []
+            while True:
+                line = self._base(path) + self._lines + 1
+                try:
+                    row = next(rows)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    self._bad(path, line, b"", "malformed CSV", exc)
+                    continue
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raw = delimiter.join(row).encode(self.encoding, "replace")
+                    self._bad(path, line, raw, f"the row has {len(row)} fields, the header "
+                              f"{len(header)}", ValueError("field count mismatch"))
+                    continue
+                value = dict(zip(header, row, strict=True))
+                batch.append({"path": path, "line": line, "record": value}
+                             if self.with_origin else value)
+                if len(batch) >= max_size:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+
+    # -- whole files -----------------------------------------------------------------
+    def _read_whole(self, split: FileSplit, resume: dict[str, Any] | None) -> Iterator[list[Any]]:
+        if resume is not None and resume["offset"]:
+            return
+        path = split.path
+        data = Path(path).read_bytes()
+        self._first_offset, self._offset, self._lines = 0, len(data), data.count(b"\n")
+        try:
+            text = data.decode(self.encoding)
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            bad_line = data.splitlines()[line - 1] if data else b""
+            self._bad(path, line, bad_line, f"cannot decode the file as {self.encoding}", exc)
+            return
+        yield [{"path": path, "line": 1, "record": text} if self.with_origin else text]

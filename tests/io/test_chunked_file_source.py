@@ -1,0 +1,132 @@
+"""ChunkedFileSource: documents to chunk records with stable ids, in parallel, with PDF extra."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+
+import pytest
+from sage.kernel.api import LocalEnvironment
+from sage.libs.io import ChunkedFileSource, MissingExtraError
+
+TEXT = ("Streaming pipelines move records. " * 40 + "\n\n") * 5
+
+
+@pytest.fixture
+def docs(tmp_path):
+    root = tmp_path / "docs"
+    (root / "guide").mkdir(parents=True)
+    (root / "intro.md").write_text("# Intro\n\n" + TEXT, encoding="utf-8")
+    (root / "guide" / "setup.rst").write_text("Setup\n=====\n\n" + TEXT[:900], encoding="utf-8")
+    (root / "page.html").write_text(
+        "<html><head><title>T</title><style>p {color: red}</style></head><body>"
+        "<h1>Heading</h1><p>First paragraph.</p><script>var x = 1;</script>"
+        "<p>Second &amp; last.</p></body></html>", encoding="utf-8")
+    (root / "notes.txt").write_text("short note\n", encoding="utf-8")
+    (root / "image.png").write_bytes(b"\x89PNG not a document")
+    return root
+
+
+def test_emits_chunk_records_for_every_document(docs, run):
+    records = run(ChunkedFileSource(docs, chunk_size=300, chunk_overlap=50))
+
+    assert {r["source"] for r in records} == {"guide/setup.rst", "intro.md", "notes.txt", "page.html"}
+    assert all(set(r) == {"id", "text", "source", "chunk_index", "metadata"} for r in records)
+    assert all(len(r["text"]) <= 300 for r in records)
+    intro = [r for r in records if r["source"] == "intro.md"]
+    assert [r["chunk_index"] for r in intro] == list(range(len(intro)))
+    assert intro[0]["metadata"]["chunk_count"] == len(intro)
+    assert intro[0]["metadata"]["path"] == str(docs / "intro.md")
+    assert all(a["text"][-50:] == b["text"][:50] for a, b in zip(intro, intro[1:], strict=False))
+
+
+def test_html_is_read_as_its_visible_text(docs, run):
+    records = run(ChunkedFileSource(docs, glob="*.html"))
+
+    assert [r["text"] for r in records] == ["Heading\n\nFirst paragraph.\n\nSecond & last."]
+
+
+def test_chunk_ids_are_stable_across_runs_and_unique(docs, run):
+    first = run(ChunkedFileSource(docs, chunk_size=200, chunk_overlap=20))
+    second = run(ChunkedFileSource(docs, chunk_size=200, chunk_overlap=20), parallelism=3)
+
+    assert sorted(r["id"] for r in first) == sorted(r["id"] for r in second)
+    assert len({r["id"] for r in first}) == len(first)
+
+
+def test_chunk_ids_do_not_depend_on_where_the_directory_lives(docs, tmp_path, run):
+    import shutil
+
+    moved = shutil.copytree(docs, tmp_path / "elsewhere" / "copy")
+
+    first = run(ChunkedFileSource(docs))
+    second = run(ChunkedFileSource(moved))
+
+    assert [r["id"] for r in first] == [r["id"] for r in second]
+
+
+def test_changed_content_or_settings_change_the_ids(docs, run):
+    before = {r["id"] for r in run(ChunkedFileSource(docs / "notes.txt"))}
+    (docs / "notes.txt").write_text("another note\n", encoding="utf-8")
+
+    after = {r["id"] for r in run(ChunkedFileSource(docs / "notes.txt"))}
+    other_size = {r["id"] for r in run(ChunkedFileSource(docs / "notes.txt", chunk_size=500))}
+
+    assert before.isdisjoint(after) and after.isdisjoint(other_size)
+
+
+@pytest.mark.parametrize("parallelism", [1, 2, 4])
+def test_parallel_instances_emit_every_chunk_once(docs, run, parallelism):
+    expected = run(ChunkedFileSource(docs, chunk_size=250, chunk_overlap=25))
+
+    records = run(ChunkedFileSource(docs, chunk_size=250, chunk_overlap=25), parallelism=parallelism)
+
+    assert Counter(r["id"] for r in records) == Counter(r["id"] for r in expected)
+
+
+def test_glob_picks_files(docs, run):
+    records = run(ChunkedFileSource(docs, glob="**/*.rst"))
+
+    assert {r["source"] for r in records} == {"guide/setup.rst"}
+
+
+def test_missing_path_and_empty_directory_fail_when_built(tmp_path):
+    with pytest.raises(FileNotFoundError, match="path does not exist"):
+        ChunkedFileSource(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no documents found"):
+        ChunkedFileSource(tmp_path / "empty")
+
+
+def test_pdf_without_the_parser_names_the_extra_to_install(tmp_path, monkeypatch):
+    (tmp_path / "paper.pdf").write_bytes(b"%PDF-1.4\n")
+    monkeypatch.setitem(sys.modules, "pypdf", None)
+
+    with pytest.raises(MissingExtraError, match=r"sage-libs\[pdf\]"):
+        ChunkedFileSource(tmp_path)
+
+
+def test_undecodable_document_follows_the_error_policy(docs, tmp_path):
+    (docs / "broken.txt").write_bytes(b"fine\n\xff\xfe\n")
+    env = LocalEnvironment(name="chunks", config={"error_policy": "dead_letter",
+                                                  "job_dir": str(tmp_path / "job")})
+    env.from_source(ChunkedFileSource(docs), name="chunks").collect()
+    result = env.execute()
+
+    (letter,) = result.dead_letters()
+    assert f"{docs / 'broken.txt'}:2: cannot decode" in letter["error"]
+    assert "broken.txt" not in {r["source"] for r in result.collected()}
+
+
+def test_snapshot_and_restore_skip_finished_documents(docs, context):
+    source = ChunkedFileSource(docs, chunk_size=300, chunk_overlap=0)
+    source.open(context())
+    batches = source.read_batches(1000)
+    first = next(batches)
+    again = ChunkedFileSource(docs, chunk_size=300, chunk_overlap=0)
+    again.open(context())
+    again.restore(source.snapshot())
+    rest = [r for batch in again.read_batches(1000) for r in batch]
+
+    everything = [r for batch in ChunkedFileSource(docs, 300, 0).read_batches(1000) for r in batch]
+    assert first + rest == everything
