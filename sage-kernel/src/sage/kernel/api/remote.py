@@ -1,0 +1,100 @@
+"""RemoteEnvironment: build a pipeline here, run it on a SAGE cluster through its JobManager."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+from sage.kernel.api.config import JobConfig
+from sage.kernel.api.environment import BaseEnvironment
+from sage.kernel.api.job import FAILED, RUNNING, JobHandle, JobResult
+from sage.kernel.errors import JobFailedError
+from sage.kernel.jobmanager.client import JobManagerClient
+from sage.kernel.jobmanager.protocol import DEFAULT_HOST, DEFAULT_PORT
+from sage.kernel.plugins import RuntimeSpec, lookup
+from sage.kernel.runtime.ray.shipping import dumps_plan
+
+POLL_S = 0.5
+PROGRESS_EVERY_S = 2.0
+SHIPPED_CONFIG_KEYS = ("error_policy", "batch_size", "channel_capacity", "metrics", "ray")
+
+
+class RemoteJob(JobHandle):
+    """A job running on the cluster, seen through the JobManager."""
+
+    def __init__(self, client: JobManagerClient, job_id: str, name: str) -> None:
+        self.client = client
+        self.job_id = job_id
+        self.name = name
+
+    def status(self) -> str:
+        return self.client.job(self.job_id)["status"]
+
+    def wait(self, timeout: float | None = None, progress: bool = False) -> JobResult:
+        """Poll until the job ends (printing progress to stderr when asked) and fetch its result."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last_print = 0.0
+        while True:
+            job = self.client.job(self.job_id)
+            if job["status"] != RUNNING:
+                break
+            if progress and time.monotonic() - last_print >= PROGRESS_EVERY_S:
+                last_print = time.monotonic()
+                counts = ", ".join(f"{name} {m['records_in'] or m['records_out']:,}"
+                                   for name, m in job["metrics"].items())
+                print(f"[sage] {self.job_id} running {job['duration_s'] or 0:.0f}s: {counts or 'starting'}",
+                      file=sys.stderr)
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {self.job_id} still running after {timeout}s")
+            time.sleep(POLL_S)
+        result = self.client.result(self.job_id)
+        if progress:
+            print(f"[sage] {self.job_id} {result.status} in {result.duration_s:.1f}s", file=sys.stderr)
+        return result
+
+    def cancel(self) -> None:
+        self.client.stop(self.job_id)
+
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        return self.client.metrics(self.job_id)["metrics"]
+
+    def instance_metrics(self) -> list[dict[str, Any]]:
+        return self.client.metrics(self.job_id)["instances"]
+
+
+class RemoteEnvironment(BaseEnvironment):
+    """Sends pipelines to the JobManager at ``host:port``, which runs them on its Ray cluster.
+
+    The cluster token comes from ``config["token"]``, else ``SAGE_TOKEN``, else the SAGE home
+    (``SAGE_HOME/cluster/token``). ``config["ray"]`` may name the cluster (``address``) and the
+    job's budget (``num_cpus``, ``num_gpus``).
+    """
+
+    def __init__(self, name: str = "sage", host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+                 config: dict[str, Any] | JobConfig | None = None) -> None:
+        super().__init__(name, config)
+        self.host = host
+        self.port = port
+        self.client = JobManagerClient(host, port, token=self.config.token)
+
+    def _runtime_spec(self) -> RuntimeSpec:
+        # Functions are shipped to the cluster, so they are checked for pickling as they are added.
+        return lookup("runtime", "ray")
+
+    def submit(self) -> RemoteJob:
+        """Send the pipeline to the JobManager; return a handle at once."""
+        plan = self.physical_plan()
+        config = {key: getattr(self.config, key) for key in SHIPPED_CONFIG_KEYS}
+        job = self.client.submit(self.name, dumps_plan(plan), config, os.getcwd())
+        return RemoteJob(self.client, job["job_id"], self.name)
+
+    def execute(self) -> JobResult:
+        """Run the job on the cluster until it ends, printing progress to stderr."""
+        handle = self.submit()
+        print(f"[sage] submitted {handle.job_id} to the JobManager at {self.client.address}", file=sys.stderr)
+        result = handle.wait(progress=True)
+        if result.status == FAILED:
+            raise JobFailedError(f"job {self.name!r} failed: {result.error}", result)
+        return result

@@ -1,0 +1,101 @@
+"""``sage job``: list, inspect, stop and follow jobs on the JobManager."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sage.kernel.cluster.state import read_head_state
+from sage.kernel.jobmanager.client import JobManagerClient, JobManagerError
+from sage.kernel.jobmanager.protocol import DEFAULT_PORT
+
+app = typer.Typer(help="List, inspect, stop and follow jobs on the JobManager.", no_args_is_help=True)
+err = Console(stderr=True, soft_wrap=True)
+HostOption = typer.Option(None, "--host", help="JobManager host (default: from the SAGE home).")
+PortOption = typer.Option(None, "--port", help="JobManager port (default: from the SAGE home).")
+
+
+def _client(host: str | None, port: int | None) -> JobManagerClient:
+    head = read_head_state()
+    host = host or (head.host if head else "127.0.0.1")
+    port = port or (head.jobmanager_port if head else DEFAULT_PORT)
+    return JobManagerClient("127.0.0.1" if host == "0.0.0.0" else host, port)
+
+
+def _call(fn, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except JobManagerError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _when(stamp: float | None) -> str:
+    return datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M:%S") if stamp else "-"
+
+
+@app.command("list")
+def list_jobs(host: str = HostOption, port: int = PortOption) -> None:
+    """Every job the JobManager knows, oldest first."""
+    jobs = _call(_client(host, port).jobs)
+    table = Table("job id", "name", "status", "started", "duration", "error")
+    for job in jobs:
+        duration = f"{job['duration_s']:.1f}s" if job.get("duration_s") is not None else "-"
+        table.add_row(job["job_id"], job["name"], job["status"], _when(job["started_at"]), duration,
+                      (job.get("error") or "")[:60])
+    Console(width=200).print(table)
+
+
+@app.command("status")
+def status(job_id: str, host: str = HostOption, port: int = PortOption) -> None:
+    """A job's status with per-operator, per-instance records in/out, throughput, queue depth and errors."""
+    job = _call(_client(host, port).job, job_id)
+    console = Console(width=200)
+    duration = f"{job['duration_s']:.1f}s" if job.get("duration_s") is not None else "-"
+    console.print(f"{job['job_id']} ({job['name']}): {job['status']}, running time {duration}", highlight=False)
+    if job.get("error"):
+        console.print(f"error: {job['error']}", highlight=False)
+    table = Table("operator", "instance", "records in", "records out", "records/s", "queue depth", "errors")
+    for row in job["instances"]:
+        table.add_row(row["operator"], str(row["instance"]), str(row["records_in"]), str(row["records_out"]),
+                      "", str(row["queue_depth"]), str(row["errors"]))
+    for name, metrics in job["metrics"].items():
+        table.add_row(f"[bold]{name}[/bold]", "all", str(metrics["records_in"]), str(metrics["records_out"]),
+                      f"{job['throughput'].get(name, 0.0):,.0f}", str(metrics.get("queue_depth", 0)),
+                      str(metrics["errors"]))
+    console.print(table)
+
+
+@app.command("metrics")
+def metrics(job_id: str, host: str = HostOption, port: int = PortOption) -> None:
+    """A job's metrics (built-in and recorded by user code) as JSON."""
+    print(json.dumps(_call(_client(host, port).metrics, job_id), indent=2, default=str))
+
+
+@app.command("stop")
+def stop(job_id: str, host: str = HostOption, port: int = PortOption) -> None:
+    """Stop a job's sources; records already read still pass every operator."""
+    job = _call(_client(host, port).stop, job_id)
+    err.print(f"stop requested for {job['job_id']} ({job['status']})", highlight=False)
+
+
+@app.command("logs")
+def logs(job_id: str, follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the job ends."),
+         host: str = HostOption, port: int = PortOption) -> None:
+    """What the job's functions printed, and its lifecycle events."""
+    client = _client(host, port)
+    offset = 0
+    while True:
+        chunk = _call(client.logs, job_id, offset)
+        sys.stdout.write(chunk["text"])
+        sys.stdout.flush()
+        offset = chunk["offset"]
+        if not follow or (chunk["done"] and not chunk["text"]):
+            return
+        time.sleep(0.5)

@@ -1,0 +1,135 @@
+"""What ``sage cluster start`` leaves in the SAGE home: addresses, process groups, the token.
+
+``SAGE_HOME/cluster/head.json`` describes a head this machine started, ``worker.json`` a
+worker it joined, ``token`` the cluster token (mode 0600). ``sage cluster stop`` stops only
+the process groups recorded there, never other Ray clusters of the user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import attrs
+from sage.kernel.home import sage_home
+
+STATE_VERSION = 1
+
+
+def cluster_dir() -> Path:
+    return sage_home() / "cluster"
+
+
+def token_path() -> Path:
+    return cluster_dir() / "token"
+
+
+@attrs.frozen
+class HeadState:
+    """A Ray head and JobManager started on this machine."""
+
+    host: str
+    gcs_port: int
+    client_port: int
+    jobmanager_port: int
+    temp_dir: str
+    ray_pgid: int
+    jobmanager_pid: int
+    started_at: float
+    version: int = STATE_VERSION
+
+    @property
+    def gcs_address(self) -> str:
+        return f"{self.host}:{self.gcs_port}"
+
+    @property
+    def client_address(self) -> str:
+        return f"ray://{self.host}:{self.client_port}"
+
+    @property
+    def jobmanager_address(self) -> str:
+        return f"{self.host}:{self.jobmanager_port}"
+
+
+@attrs.frozen
+class WorkerState:
+    """A Ray worker node this machine joined to a head."""
+
+    head_address: str
+    gcs_address: str
+    node_ip: str
+    temp_dir: str
+    ray_pgid: int
+    started_at: float
+    version: int = STATE_VERSION
+
+    @property
+    def host(self) -> str:
+        return self.gcs_address.rpartition(":")[0]
+
+
+def _path(kind: type) -> Path:
+    return cluster_dir() / ("head.json" if kind is HeadState else "worker.json")
+
+
+def write_state(state: HeadState | WorkerState) -> None:
+    path = _path(type(state))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(attrs.asdict(state), indent=2))
+
+
+def _read(kind: type) -> Any:
+    path = _path(kind)
+    try:
+        return kind(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def read_head_state() -> HeadState | None:
+    return _read(HeadState)
+
+
+def read_worker_state() -> WorkerState | None:
+    return _read(WorkerState)
+
+
+def remove_state(kind: type) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        _path(kind).unlink()
+
+
+def new_token() -> str:
+    """Generate a fresh cluster token and store it (readable by this user only)."""
+    token = secrets.token_hex(32)
+    save_token(token)
+    return token
+
+
+def save_token(token: str) -> None:
+    path = token_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token)
+
+
+def read_token(explicit: str | None = None) -> str | None:
+    """The cluster token: ``explicit`` (config["token"]), else ``SAGE_TOKEN``, else the SAGE home."""
+    if explicit:
+        return explicit
+    if os.environ.get("SAGE_TOKEN"):
+        return os.environ["SAGE_TOKEN"]
+    return read_token_file()
+
+
+def read_token_file() -> str | None:
+    """The token stored in this SAGE home, if any."""
+    try:
+        return token_path().read_text().strip() or None
+    except OSError:
+        return None

@@ -1,0 +1,38 @@
+"""What the JobManager and its clients agree on: version, headers, paths and messages.
+
+Requests are HTTP. Every request carries ``X-Sage-Protocol`` and (except ``/v1/health``)
+``Authorization: Bearer <cluster token>``. The server answers a client of another protocol
+version with 426 and a message naming both versions, and a request without the right token
+with 401 before it reads the body: nothing a stranger sends is deserialised. A job is
+submitted as a cloudpickled :class:`Submission`; everything else is JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+PROTOCOL_VERSION = 1
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 19001
+PROTOCOL_HEADER = "X-Sage-Protocol"
+TOKEN_HEADER = "Authorization"
+PICKLE_TYPE = "application/x-sage-pickle"
+JSON_TYPE = "application/json"
+
+
+@attrs.frozen
+class Submission:
+    """A job as sent by a client: its name, its job config and the pickled physical plan."""
+
+    name: str
+    config: dict[str, Any]
+    plan: bytes = attrs.field(repr=False)
+    client_cwd: str = ""
+
+
+def version_mismatch(theirs: str | None) -> str:
+    return (f"protocol mismatch: the client speaks SAGE JobManager protocol {theirs or 'none'}, "
+            f"this JobManager speaks {PROTOCOL_VERSION}; install the same sage-kernel version on "
+            "the client and the cluster")

@@ -1,0 +1,70 @@
+"""Outgoing batches of one actor: at most ``capacity`` calls in flight per target instance.
+
+Each ``push`` to a downstream actor returns an ObjectRef that resolves once the batch has
+been processed there. A sender that already has ``capacity`` unresolved refs for a target
+waits (``ray.wait``) before sending more, so a slow operator slows its producers and memory
+stays bounded: this is the Ray runtime's backpressure. End markers are sent only after every
+data batch to that target has been processed, so none can overtake a batch.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import ray
+
+POLL_S = 0.2
+
+
+class Aborted(Exception):
+    """The job is being aborted; stop sending."""
+
+
+class OutputChannels:
+    """The send side of every outgoing edge of one chain instance."""
+
+    def __init__(self, targets: list[list[Any]], target_chains: list[int], capacity: int,
+                 abort: threading.Event) -> None:
+        self.targets = targets
+        self.target_chains = target_chains
+        self.capacity = capacity
+        self.abort = abort
+        self.in_flight: list[list[list[Any]]] = [[[] for _ in edge] for edge in targets]
+
+    def send(self, position: int, target: int, batch: list[Any]) -> None:
+        pending = self.in_flight[position][target]
+        if len(pending) >= self.capacity:
+            self._wait(pending, self.capacity - 1)
+        pending.append(self.targets[position][target].push.remote(batch))
+
+    def _wait(self, pending: list[Any], keep: int) -> None:
+        """Block until at most ``keep`` calls of ``pending`` are unresolved."""
+        while len(pending) > keep:
+            if self.abort.is_set():
+                raise Aborted()
+            ready, rest = ray.wait(pending, num_returns=len(pending) - keep, timeout=POLL_S,
+                                   fetch_local=False)
+            if ready:
+                ray.get(ready)  # raises when a downstream actor died
+                pending[:] = rest
+
+    def flush(self) -> None:
+        """Wait until every batch sent has been processed downstream."""
+        for edge in self.in_flight:
+            for pending in edge:
+                self._wait(pending, 0)
+
+    def send_end_markers(self, sender: int) -> None:
+        """One end-of-stream marker to every instance of every downstream chain."""
+        self.flush()
+        refs = [actor.end.remote(sender) for edge in self.targets for actor in edge]
+        self._wait(refs, 0)
+
+    def depths(self) -> list[tuple[int, int, int]]:
+        """(target chain, target instance, batches in flight) for every target."""
+        return [
+            (self.target_chains[position], target, len(pending))
+            for position, edge in enumerate(self.in_flight)
+            for target, pending in enumerate(edge)
+        ]

@@ -1,0 +1,262 @@
+"""Run a physical plan on Ray: one actor per chain instance, batches pushed actor to actor.
+
+Actors are created downstream first, so that each gets the handles of its targets. Sources
+start reading as soon as their actor exists; every instance sends one end marker to each
+downstream instance when it is done, and an instance finishes after counting all of its
+markers, exactly as in the local runtime. The driver watches every actor's ``result`` call;
+the first failure aborts the others, which still close their functions.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import ray
+import structlog
+from sage.kernel.api.job import CANCELLED, FAILED, FINISHED, RUNNING, JobHandle, JobResult
+from sage.kernel.api.metrics import MetricGroup, summarise
+from sage.kernel.errors import SageError
+from sage.kernel.plan.physical import Chain, PhysicalPlan
+from sage.kernel.runtime.ray.actor import ChainActor
+from sage.kernel.runtime.ray.connection import connect
+from sage.kernel.runtime.ray.placement import actor_options, check_placement
+from sage.kernel.runtime.ray.shipping import dumps_plan
+from sage.kernel.runtime.reporting import ReportingThread
+from sage.kernel.runtime.task import JobInfo
+
+POLL_S = 0.2
+ABORT_GRACE_S = 15.0
+SNAPSHOT_TIMEOUT_S = 5.0
+log = structlog.get_logger("sage.runtime.ray")
+
+
+class RayRuntime:
+    """Ray actors, batches in flight bounded per edge; see :mod:`sage.kernel.runtime.ray`."""
+
+    name = "ray"
+
+    def __init__(self, config: Any = None) -> None:
+        self.config = config
+        self.ray_config: dict[str, Any] = dict(getattr(config, "ray", None) or {})
+
+    def submit(self, plan: PhysicalPlan, job: JobInfo, channel_capacity: int = 16,
+               reporters: list[Any] | None = None, report_interval_s: float = 5.0,
+               plan_bytes: bytes | None = None) -> RayJob:
+        connect(self.ray_config)
+        nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+        check_placement(plan, nodes, self.ray_config)
+        return RayJob(plan, job, channel_capacity, reporters or [], report_interval_s,
+                      plan_bytes or dumps_plan(plan))
+
+
+def _failure_text(error: BaseException) -> str:
+    return str(error) if isinstance(error, SageError) else f"{type(error).__name__}: {error}"
+
+
+class _Instance:
+    """The driver's view of one actor."""
+
+    def __init__(self, chain: Chain, index: int, actor: Any) -> None:
+        self.chain = chain
+        self.index = index
+        self.actor = actor
+        self.metrics: dict[str, MetricGroup] = {}
+        self.in_flight: list[tuple[int, int, int]] = []
+        self.logs: list[str] = []
+        self.done = False
+
+
+class RayJob(JobHandle):
+    """A job running on Ray actors; see :class:`JobHandle`."""
+
+    def __init__(self, plan: PhysicalPlan, job: JobInfo, capacity: int, reporters: list[Any],
+                 report_interval_s: float, plan_bytes: bytes) -> None:
+        self.job_id = job.job_id
+        self.plan = plan
+        self.info = job
+        self._started = time.perf_counter()
+        self._errors: list[BaseException] = []
+        self._sink_results: dict[str, list[Any]] = {}
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._abort_at: float | None = None
+        self._done = threading.Event()
+        self._result: JobResult | None = None
+        plan_ref = ray.put(plan_bytes)
+        self.instances: dict[tuple[int, int], _Instance] = {}
+        for chain in reversed(plan.chains):
+            targets = [
+                [self.instances[(edge.target, i)].actor for i in range(edge.target_parallelism)]
+                for edge in plan.outputs_of(chain.id)
+            ]
+            options = actor_options(chain)
+            for index in range(chain.parallelism):
+                actor = ChainActor.options(
+                    name=f"{job.job_id}/{chain.id}/{index}", max_restarts=0, **options
+                ).remote(plan_ref, chain.id, index, job, capacity, targets)
+                self.instances[(chain.id, index)] = _Instance(chain, index, actor)
+        self.sources = [i for i in self.instances.values() if i.chain.is_source]
+        for instance in self.sources:
+            instance.actor.run_source.remote()
+        self._reporting = ReportingThread(reporters, report_interval_s, job, self.metrics)
+        self._reporting.start()
+        threading.Thread(target=self._supervise, daemon=True, name=f"sage-ray-{job.job_id}").start()
+        log.info("job started on ray", job=job.job_name, job_id=job.job_id, actors=len(self.instances))
+
+    # -- supervision ----------------------------------------------------------------
+    def _supervise(self) -> None:
+        waiting = {inst.actor.result.remote(): inst for inst in self.instances.values()}
+        while waiting:
+            ready, _ = ray.wait(list(waiting), num_returns=1, timeout=POLL_S)
+            for ref in ready:
+                self._collect(waiting.pop(ref), ref)
+            if self._abort_at is not None and time.monotonic() - self._abort_at > ABORT_GRACE_S:
+                for inst in waiting.values():
+                    self._record_error(SageError(
+                        f"operator chain {inst.chain.name!r} (instance {inst.index}) did not stop "
+                        f"within {ABORT_GRACE_S:.0f}s of the abort and was killed"))
+                break
+        for inst in self.instances.values():
+            ray.kill(inst.actor, no_restart=True)
+        self._reporting.stop()
+        self._finish()
+
+    def _collect(self, inst: _Instance, ref: Any) -> None:
+        try:
+            outcome = ray.get(ref)
+        except Exception as exc:
+            self._record_error(SageError(
+                f"operator chain {inst.chain.name!r} (instance {inst.index} of "
+                f"{inst.chain.parallelism}) was lost: {type(exc).__name__}: {exc}"))
+            inst.done = True
+            return
+        with self._lock:
+            inst.metrics = outcome["metrics"]
+            inst.logs.extend(outcome["logs"])
+            inst.in_flight = []
+            inst.done = True
+            for name, value in outcome["sink_results"].items():
+                self._sink_results.setdefault(name, [None] * inst.chain.parallelism)[inst.index] = value
+        if outcome["error"] is not None:
+            self._record_error(outcome["error"])
+
+    def _record_error(self, error: BaseException) -> None:
+        with self._lock:
+            self._errors.append(error)
+        self._abort()
+
+    def _abort(self) -> None:
+        if self._abort_at is not None:
+            return
+        self._abort_at = time.monotonic()
+        for inst in self.instances.values():
+            inst.actor.abort.remote()
+            inst.actor.shutdown.remote()
+
+    def _finish(self) -> None:
+        if self._errors:
+            status = FAILED
+        elif self._cancelled:
+            status = CANCELLED
+        else:
+            status = FINISHED
+        self._result = JobResult(
+            job_id=self.job_id,
+            job_name=self.info.job_name,
+            status=status,
+            duration_s=time.perf_counter() - self._started,
+            metrics=self.metrics(),
+            error=_failure_text(self._errors[0]) if self._errors else None,
+            sink_results=dict(self._sink_results),
+            dead_letter_dir=str(self.info.dead_letter_dir) if self.info.dead_letter_dir else None,
+        )
+        self._reporting.final(self._result.metrics)
+        log.info("job ended on ray", job=self.info.job_name, job_id=self.job_id, status=status)
+        self._done.set()
+
+    # -- JobHandle ------------------------------------------------------------------
+    @property
+    def exception(self) -> BaseException | None:
+        """The first error that failed the job, as raised in its actor."""
+        return self._errors[0] if self._errors else None
+
+    def status(self) -> str:
+        return self._result.status if self._result else RUNNING
+
+    def wait(self, timeout: float | None = None) -> JobResult:
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"job {self.job_id} still running after {timeout}s")
+        assert self._result is not None
+        return self._result
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        for inst in self.sources:
+            inst.actor.stop_source.remote()
+
+    def refresh(self) -> None:
+        """Fetch live metrics, in-flight counts and new log lines from running actors."""
+        live = [inst for inst in self.instances.values() if not inst.done]
+        refs = {inst.actor.snapshot.remote(): inst for inst in live}
+        if not refs:
+            return
+        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=SNAPSHOT_TIMEOUT_S)
+        for ref in ready:
+            inst = refs[ref]
+            try:
+                snap = ray.get(ref)
+            except Exception:
+                continue
+            with self._lock:
+                if inst.done:
+                    continue
+                inst.metrics = snap["metrics"]
+                inst.in_flight = snap["in_flight"]
+                inst.logs.extend(snap["logs"])
+
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        if self._result is None and not self._done.is_set():
+            self.refresh()
+        with self._lock:
+            groups = [self._with_queue_depth(inst) for inst in self.instances.values()]
+        return summarise(self.plan.operator_names(), groups)
+
+    def instance_metrics(self) -> list[dict[str, Any]]:
+        """Per operator, per instance: records in/out, errors, batches queued."""
+        rows = []
+        with self._lock:
+            for inst in sorted(self.instances.values(), key=lambda i: (i.chain.id, i.index)):
+                for name, group in self._with_queue_depth(inst).items():
+                    summary = group.summary()
+                    rows.append({
+                        "operator": name, "instance": inst.index, "done": inst.done,
+                        "records_in": summary["records_in"], "records_out": summary["records_out"],
+                        "errors": summary["errors"], "queue_depth": summary.get("queue_depth", 0),
+                    })
+        return rows
+
+    def take_logs(self) -> list[str]:
+        """Log lines printed by the job's functions since the last call."""
+        with self._lock:
+            lines = [line for inst in self.instances.values() for line in inst.logs]
+            for inst in self.instances.values():
+                inst.logs.clear()
+        return lines
+
+    def _with_queue_depth(self, inst: _Instance) -> dict[str, MetricGroup]:
+        """The instance's metric groups, its head's ``queue_depth`` set to the batches in flight
+        towards it from every upstream instance."""
+        groups = dict(inst.metrics)
+        if inst.chain.is_source:
+            return groups
+        depth = sum(n for other in self.instances.values()
+                    for chain_id, target, n in other.in_flight
+                    if chain_id == inst.chain.id and target == inst.index)
+        head = MetricGroup()
+        if inst.chain.head.name in groups:
+            head.merge(groups[inst.chain.head.name])
+        head.gauge("queue_depth").set(depth)
+        groups[inst.chain.head.name] = head
+        return groups

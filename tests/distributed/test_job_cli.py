@@ -1,0 +1,77 @@
+"""``sage job list | status | logs | metrics | stop`` on a running, unbounded job."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+
+import pytest
+from conftest import sage
+from sage.kernel.api import RemoteEnvironment, SourceFunction
+
+pytestmark = pytest.mark.integration
+
+
+class Ticks(SourceFunction):
+    """An unbounded source that prints a line every 500 records."""
+
+    def read(self):
+        for i in itertools.count():
+            if i % 500 == 0:
+                print(f"tick {i}", flush=True)
+            time.sleep(0.001)
+            yield i
+
+
+def wait_until(check, timeout_s: float = 60.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError("condition not met in time")
+
+
+def test_a_running_job_can_be_listed_inspected_followed_and_stopped(cluster):
+    env = RemoteEnvironment("ticker", port=cluster.jobmanager_port)
+    env.from_source(Ticks()).map(lambda x: x + 1, parallelism=2, name="inc").sink(lambda x: None, name="drop")
+    job = env.submit()
+    home = cluster.home
+    port = ["--port", str(cluster.jobmanager_port)]
+
+    listed = sage("job", "list", *port, home=home)
+    assert job.job_id in listed.stdout and "running" in listed.stdout
+
+    wait_until(lambda: job.metrics().get("inc", {}).get("records_in", 0) > 0)
+    status = sage("job", "status", job.job_id, *port, home=home)
+    assert status.returncode == 0, status.stderr
+    assert "running" in status.stdout
+    for column in ("records in", "records out", "records/s", "queue depth", "errors"):
+        assert column in status.stdout
+    instance_rows = [line for line in status.stdout.splitlines() if "│ inc " in line]
+    assert len(instance_rows) == 3  # instances 0 and 1, and the total
+
+    metrics = json.loads(sage("job", "metrics", job.job_id, *port, home=home).stdout)
+    assert metrics["metrics"]["inc"]["records_in"] > 0
+    assert {row["instance"] for row in metrics["instances"] if row["operator"] == "inc"} == {0, 1}
+
+    wait_until(lambda: "tick 500" in sage("job", "logs", job.job_id, *port, home=home).stdout)
+
+    stopped = sage("job", "stop", job.job_id, *port, home=home)
+    assert stopped.returncode == 0, stopped.stderr
+    result = job.wait(timeout=60)
+    assert result.status == "cancelled"
+    assert result.metrics["inc"]["records_in"] == result.metrics["Ticks"]["records_out"]
+
+    followed = sage("job", "logs", job.job_id, "--follow", *port, home=home)
+    assert "tick 0" in followed.stdout
+    assert "stop requested" in followed.stdout and "job cancelled" in followed.stdout
+    assert "cancelled" in sage("job", "status", job.job_id, *port, home=home).stdout
+
+
+def test_an_unknown_job_is_reported(cluster):
+    missing = sage("job", "status", "no-such-job", "--port", str(cluster.jobmanager_port), home=cluster.home)
+    assert missing.returncode == 1
+    assert "no job 'no-such-job'" in missing.stderr
