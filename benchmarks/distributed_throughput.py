@@ -3,7 +3,8 @@
     python benchmarks/distributed_throughput.py [--records 100000] [--work 1000]
 
 Everything runs on one local Ray started by this script (``ray.init()``), in the same run.
-SAGE: ``from_collection -> map(work, parallelism=p) -> sink``; Ray Data:
+SAGE: ``from_collection(parallelism=p) -> map(work) -> sink``, all at parallelism p, so each
+instance is one fused actor (source, map and sink in one loop); Ray Data:
 ``range -> map_batches(work over each batch, concurrency=2) -> sum``. Each measurement is run
 once to warm up Ray's worker pool, then timed end to end (submit to result, actor start-up
 included). The steady-state rate of the SAGE map (records between 10% and 90% of the input,
@@ -50,9 +51,9 @@ class SumSink(SinkFunction):
 def run_sage(records: int, parallelism: int) -> tuple[float, float, int]:
     """(end-to-end records/s, steady-state records/s, checksum) of one SAGE job on Ray."""
     env = LocalEnvironment(f"bench-p{parallelism}", config={"runtime": "ray"})
-    (env.from_collection(range(records))
-        .map(work, parallelism=parallelism, name="work")
-        .sink(SumSink(), parallelism=1, name="sum"))
+    (env.from_collection(range(records), parallelism=parallelism)
+        .map(work, name="work")
+        .sink(SumSink(), name="sum"))
     started = time.perf_counter()
     job = env.submit()
     samples = []
