@@ -36,7 +36,7 @@ from sage.kernel.jobmanager.protocol import (
 )
 from sage.kernel.jobmanager.records import JobRecord, JobStore
 from sage.kernel.plugins import lookup
-from sage.kernel.runtime.task import JobInfo
+from sage.kernel.runtime.job_info import JobInfo
 
 MONITOR_INTERVAL_S = 1.0
 JOB_CONFIG_KEYS = ("error_policy", "batch_size", "channel_capacity", "metrics", "ray")

@@ -11,17 +11,15 @@ from __future__ import annotations
 import copy
 import queue
 import threading
-import time
 from typing import Any
 
 import structlog
 from sage.kernel.api.function import Function
-from sage.kernel.api.job import CANCELLED, FAILED, FINISHED, RUNNING, JobHandle, JobResult
 from sage.kernel.api.metrics import summarise
 from sage.kernel.errors import SageError
 from sage.kernel.plan.physical import PhysicalPlan
 from sage.kernel.runtime.job_info import JobInfo
-from sage.kernel.runtime.reporting import ReportingThread
+from sage.kernel.runtime.running_job import RunningJob
 from sage.kernel.runtime.task import ChainTask
 
 END = object()
@@ -57,21 +55,14 @@ def _copy_function(function: Function, operator: str) -> Function:
         ) from exc
 
 
-class LocalJob(JobHandle):
+class LocalJob(RunningJob):
     """A job running on threads; see :class:`JobHandle`."""
 
     def __init__(self, plan: PhysicalPlan, job: JobInfo, capacity: int,
                  reporters: list[Any], report_interval_s: float) -> None:
-        self.job_id = job.job_id
-        self.plan = plan
-        self.info = job
+        super().__init__(plan, job, reporters, report_interval_s)
         self._abort = threading.Event()
         self._stop_sources = threading.Event()
-        self._errors: list[BaseException] = []
-        self._lock = threading.Lock()
-        self._done = threading.Event()
-        self._result: JobResult | None = None
-        self._started = time.perf_counter()
         self.queues = {
             chain.id: [queue.Queue(maxsize=capacity) for _ in range(chain.parallelism)]
             for chain in plan.chains if not chain.is_source
@@ -82,8 +73,6 @@ class LocalJob(JobHandle):
                 functions = [_copy_function(op.function, op.name) for op in chain.operators]
                 self.tasks.append(ChainTask(plan, chain, index, job, functions,
                                             self._emitter(chain.id)))
-        self._sink_results: dict[str, list[Any]] = {}
-        self._reporting = ReportingThread(reporters, report_interval_s, job, self.metrics)
         self.threads = [
             threading.Thread(target=self._run_task, args=(task,), daemon=True,
                              name=f"sage-{task.chain.name}-{task.index}")
@@ -122,18 +111,16 @@ class LocalJob(JobHandle):
         except _Aborted:
             pass
         except BaseException as exc:
-            self._record_error(exc)
+            self.record_error(exc)
         finally:
             close_errors = task.close()
             if close_errors and not failed:
                 failed = True
-                self._record_error(close_errors.pop(0))
+                self.record_error(close_errors.pop(0))
             for error in close_errors:
                 log.warning("close failed", error=str(error))
             if not failed:
-                with self._lock:
-                    for name, value in task.sink_results().items():
-                        self._sink_results.setdefault(name, [None] * task.chain.parallelism)[task.index] = value
+                self.store_sink_results(task.chain, task.index, task.sink_results())
                 self._send_end_markers(task)
 
     def _should_stop_source(self) -> bool:
@@ -165,53 +152,16 @@ class LocalJob(JobHandle):
                 except _Aborted:
                     return
 
-    def _record_error(self, exc: BaseException) -> None:
-        with self._lock:
-            self._errors.append(exc)
+    def abort(self) -> None:
         self._abort.set()
 
     def _supervise(self) -> None:
         for thread in self.threads:
             thread.join()
-        self._reporting.stop()
-        if self._errors:
-            status = FAILED
-        elif self._stop_sources.is_set():
-            status = CANCELLED
-        else:
-            status = FINISHED
-        error = None
-        if self._errors:
-            first = self._errors[0]
-            error = str(first) if isinstance(first, SageError) else f"{type(first).__name__}: {first}"
-        self._result = JobResult(
-            job_id=self.job_id,
-            job_name=self.info.job_name,
-            status=status,
-            duration_s=time.perf_counter() - self._started,
-            metrics=self.metrics(),
-            error=error,
-            sink_results=dict(self._sink_results),
-            dead_letter_dir=str(self.info.dead_letter_dir) if self.info.dead_letter_dir else None,
-        )
-        self._reporting.final(self._result.metrics)
-        self._done.set()
-
-    @property
-    def exception(self) -> BaseException | None:
-        """The first error that failed the job, as raised."""
-        return self._errors[0] if self._errors else None
-
-    def status(self) -> str:
-        return self._result.status if self._result else RUNNING
-
-    def wait(self, timeout: float | None = None) -> JobResult:
-        if not self._done.wait(timeout):
-            raise TimeoutError(f"job {self.job_id} still running after {timeout}s")
-        assert self._result is not None
-        return self._result
+        self.finish()
 
     def cancel(self) -> None:
+        self._cancelled = True
         self._stop_sources.set()
 
     def metrics(self) -> dict[str, dict[str, Any]]:

@@ -15,16 +15,15 @@ from typing import Any
 
 import ray
 import structlog
-from sage.kernel.api.job import CANCELLED, FAILED, FINISHED, RUNNING, JobHandle, JobResult
 from sage.kernel.api.metrics import MetricGroup, summarise
 from sage.kernel.errors import SageError
 from sage.kernel.plan.physical import Chain, PhysicalPlan
+from sage.kernel.runtime.job_info import JobInfo
 from sage.kernel.runtime.ray.actor import ChainActor
 from sage.kernel.runtime.ray.connection import connect
 from sage.kernel.runtime.ray.placement import actor_options, check_placement
 from sage.kernel.runtime.ray.shipping import dumps_plan
-from sage.kernel.runtime.reporting import ReportingThread
-from sage.kernel.runtime.task import JobInfo
+from sage.kernel.runtime.running_job import RunningJob
 
 POLL_S = 0.2
 ABORT_GRACE_S = 15.0
@@ -51,10 +50,6 @@ class RayRuntime:
                       plan_bytes or dumps_plan(plan))
 
 
-def _failure_text(error: BaseException) -> str:
-    return str(error) if isinstance(error, SageError) else f"{type(error).__name__}: {error}"
-
-
 class _Instance:
     """The driver's view of one actor."""
 
@@ -68,22 +63,13 @@ class _Instance:
         self.done = False
 
 
-class RayJob(JobHandle):
+class RayJob(RunningJob):
     """A job running on Ray actors; see :class:`JobHandle`."""
 
     def __init__(self, plan: PhysicalPlan, job: JobInfo, capacity: int, reporters: list[Any],
                  report_interval_s: float, plan_bytes: bytes) -> None:
-        self.job_id = job.job_id
-        self.plan = plan
-        self.info = job
-        self._started = time.perf_counter()
-        self._errors: list[BaseException] = []
-        self._sink_results: dict[str, list[Any]] = {}
-        self._lock = threading.Lock()
-        self._cancelled = False
+        super().__init__(plan, job, reporters, report_interval_s)
         self._abort_at: float | None = None
-        self._done = threading.Event()
-        self._result: JobResult | None = None
         plan_ref = ray.put(plan_bytes)
         self.instances: dict[tuple[int, int], _Instance] = {}
         for chain in reversed(plan.chains):
@@ -100,7 +86,6 @@ class RayJob(JobHandle):
         self.sources = [i for i in self.instances.values() if i.chain.is_source]
         for instance in self.sources:
             instance.actor.run_source.remote()
-        self._reporting = ReportingThread(reporters, report_interval_s, job, self.metrics)
         self._reporting.start()
         threading.Thread(target=self._supervise, daemon=True, name=f"sage-ray-{job.job_id}").start()
         log.info("job started on ray", job=job.job_name, job_id=job.job_id, actors=len(self.instances))
@@ -114,20 +99,20 @@ class RayJob(JobHandle):
                 self._collect(waiting.pop(ref), ref)
             if self._abort_at is not None and time.monotonic() - self._abort_at > ABORT_GRACE_S:
                 for inst in waiting.values():
-                    self._record_error(SageError(
+                    self.record_error(SageError(
                         f"operator chain {inst.chain.name!r} (instance {inst.index}) did not stop "
                         f"within {ABORT_GRACE_S:.0f}s of the abort and was killed"))
                 break
         for inst in self.instances.values():
             ray.kill(inst.actor, no_restart=True)
-        self._reporting.stop()
-        self._finish()
+        result = self.finish()
+        log.info("job ended on ray", job=self.info.job_name, job_id=self.job_id, status=result.status)
 
     def _collect(self, inst: _Instance, ref: Any) -> None:
         try:
             outcome = ray.get(ref)
         except Exception as exc:
-            self._record_error(SageError(
+            self.record_error(SageError(
                 f"operator chain {inst.chain.name!r} (instance {inst.index} of "
                 f"{inst.chain.parallelism}) was lost: {type(exc).__name__}: {exc}"))
             inst.done = True
@@ -137,17 +122,11 @@ class RayJob(JobHandle):
             inst.logs.extend(outcome["logs"])
             inst.in_flight = []
             inst.done = True
-            for name, value in outcome["sink_results"].items():
-                self._sink_results.setdefault(name, [None] * inst.chain.parallelism)[inst.index] = value
+        self.store_sink_results(inst.chain, inst.index, outcome["sink_results"])
         if outcome["error"] is not None:
-            self._record_error(outcome["error"])
+            self.record_error(outcome["error"])
 
-    def _record_error(self, error: BaseException) -> None:
-        with self._lock:
-            self._errors.append(error)
-        self._abort()
-
-    def _abort(self) -> None:
+    def abort(self) -> None:
         if self._abort_at is not None:
             return
         self._abort_at = time.monotonic()
@@ -155,42 +134,7 @@ class RayJob(JobHandle):
             inst.actor.abort.remote()
             inst.actor.shutdown.remote()
 
-    def _finish(self) -> None:
-        if self._errors:
-            status = FAILED
-        elif self._cancelled:
-            status = CANCELLED
-        else:
-            status = FINISHED
-        self._result = JobResult(
-            job_id=self.job_id,
-            job_name=self.info.job_name,
-            status=status,
-            duration_s=time.perf_counter() - self._started,
-            metrics=self.metrics(),
-            error=_failure_text(self._errors[0]) if self._errors else None,
-            sink_results=dict(self._sink_results),
-            dead_letter_dir=str(self.info.dead_letter_dir) if self.info.dead_letter_dir else None,
-        )
-        self._reporting.final(self._result.metrics)
-        log.info("job ended on ray", job=self.info.job_name, job_id=self.job_id, status=status)
-        self._done.set()
-
     # -- JobHandle ------------------------------------------------------------------
-    @property
-    def exception(self) -> BaseException | None:
-        """The first error that failed the job, as raised in its actor."""
-        return self._errors[0] if self._errors else None
-
-    def status(self) -> str:
-        return self._result.status if self._result else RUNNING
-
-    def wait(self, timeout: float | None = None) -> JobResult:
-        if not self._done.wait(timeout):
-            raise TimeoutError(f"job {self.job_id} still running after {timeout}s")
-        assert self._result is not None
-        return self._result
-
     def cancel(self) -> None:
         self._cancelled = True
         for inst in self.sources:

@@ -1,0 +1,83 @@
+"""What every runtime's job handle shares: errors, sink results, the final JobResult."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from sage.kernel.api.job import CANCELLED, FAILED, FINISHED, RUNNING, JobHandle, JobResult
+from sage.kernel.errors import SageError
+from sage.kernel.plan.physical import Chain, PhysicalPlan
+from sage.kernel.runtime.job_info import JobInfo
+from sage.kernel.runtime.reporting import ReportingThread
+
+
+def failure_text(error: BaseException) -> str:
+    """The message a JobResult carries for the error that failed the job."""
+    return str(error) if isinstance(error, SageError) else f"{type(error).__name__}: {error}"
+
+
+class RunningJob(JobHandle):
+    """Base of the runtimes' handles; a subclass runs the tasks, reports errors through
+    ``record_error`` and calls ``finish`` once every task has ended."""
+
+    def __init__(self, plan: PhysicalPlan, job: JobInfo, reporters: list[Any],
+                 report_interval_s: float) -> None:
+        self.job_id = job.job_id
+        self.plan = plan
+        self.info = job
+        self._started = time.perf_counter()
+        self._errors: list[BaseException] = []
+        self._sink_results: dict[str, list[Any]] = {}
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._done = threading.Event()
+        self._result: JobResult | None = None
+        self._reporting = ReportingThread(reporters, report_interval_s, job, self.metrics)
+
+    def abort(self) -> None:
+        """Stop every task without processing more (called on the first error)."""
+        raise NotImplementedError
+
+    def record_error(self, error: BaseException) -> None:
+        with self._lock:
+            self._errors.append(error)
+        self.abort()
+
+    def store_sink_results(self, chain: Chain, index: int, results: dict[str, Any]) -> None:
+        with self._lock:
+            for name, value in results.items():
+                self._sink_results.setdefault(name, [None] * chain.parallelism)[index] = value
+
+    def finish(self) -> JobResult:
+        """Build the JobResult, give reporters the final metrics and release ``wait``."""
+        self._reporting.stop()
+        status = FAILED if self._errors else CANCELLED if self._cancelled else FINISHED
+        self._result = JobResult(
+            job_id=self.job_id,
+            job_name=self.info.job_name,
+            status=status,
+            duration_s=time.perf_counter() - self._started,
+            metrics=self.metrics(),
+            error=failure_text(self._errors[0]) if self._errors else None,
+            sink_results=dict(self._sink_results),
+            dead_letter_dir=str(self.info.dead_letter_dir) if self.info.dead_letter_dir else None,
+        )
+        self._reporting.final(self._result.metrics)
+        self._done.set()
+        return self._result
+
+    @property
+    def exception(self) -> BaseException | None:
+        """The first error that failed the job, as raised."""
+        return self._errors[0] if self._errors else None
+
+    def status(self) -> str:
+        return self._result.status if self._result else RUNNING
+
+    def wait(self, timeout: float | None = None) -> JobResult:
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"job {self.job_id} still running after {timeout}s")
+        assert self._result is not None
+        return self._result
