@@ -23,10 +23,16 @@ $(STAMP): $(PACKAGES)
 
 setup: $(STAMP)
 
-demo: setup
-	$(PY) examples/wordcount.py
+# vLLM's CPU build in its own virtualenv: the real OpenAI-compatible server the RAG tests use.
+LLM_STAMP := .venv-llm/.installed
+$(LLM_STAMP): scripts/setup-llm-server.sh
+	bash scripts/setup-llm-server.sh
+	touch $(LLM_STAMP)
 
-test: setup
+demo: setup
+	$(PY) examples/rag_demo.py
+
+test: setup $(LLM_STAMP)
 	$(PY) -m pytest
 
 test-fast: setup
@@ -34,9 +40,13 @@ test-fast: setup
 
 bench: setup
 	$(PY) benchmarks/local_throughput.py
+	$(PY) benchmarks/io_throughput.py --size-mb 200
+	$(PY) benchmarks/distributed_throughput.py
+	$(PY) benchmarks/embedding_pipeline.py
+	$(PY) benchmarks/generation_concurrency.py
 
 lint: setup
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .venv-llm .pytest_cache

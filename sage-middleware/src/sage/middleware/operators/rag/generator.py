@@ -1,0 +1,188 @@
+"""OpenAIGeneratorOperator: answers each query from its contexts through a chat-completion API."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+import attrs
+from sage.kernel.api import MapFunction, PipelineDefinitionError, RuntimeContext
+from sage.middleware.operators.rag.background_loop import BackgroundLoop
+from sage.middleware.operators.rag.batch_replay import MISSING, BatchReplay, unwrap
+from sage.middleware.operators.rag.errors import GenerationError, RecordError
+from sage.middleware.operators.rag.prompts import PromptTemplate, render_prompt, template_problem
+from sage.middleware.operators.rag.records import text_field, with_fields
+from sage.middleware.operators.rag.retry import RETRYABLE_STATUS, Backoff, retry_after_seconds
+from sage.middleware.operators.rag.validators import (
+    non_empty_str,
+    non_negative_int,
+    non_negative_number,
+    optional_str,
+    positive_int,
+    positive_number,
+)
+
+
+def _check_template(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    problem = template_problem(value)
+    if problem:
+        raise PipelineDefinitionError(f"{type(instance).__name__}: {problem}")
+
+
+@attrs.define(slots=False, eq=False)
+class OpenAIGeneratorOperator(MapFunction):
+    """Adds ``answer``, ``model`` and ``usage`` to each query record (a str, or a dict with
+    ``query`` and usually ``contexts`` from a retriever).
+
+    Calls any OpenAI-compatible ``/chat/completions`` endpoint: OpenAI with ``api_key`` (or
+    ``OPENAI_API_KEY``), or a server at ``base_url`` (or ``OPENAI_BASE_URL``) such as vLLM.
+    The requests of a batch run concurrently, at most ``max_concurrency`` in flight per
+    instance. 429, 408, 5xx, timeouts and dropped connections are retried up to
+    ``max_retries`` times with exponential backoff and jitter (honouring ``Retry-After``); a
+    request that still fails raises GenerationError, which the job's error policy handles for
+    that record.
+    """
+
+    model: str = attrs.field(validator=non_empty_str)
+    base_url: str | None = attrs.field(default=None, validator=optional_str)
+    api_key: str | None = attrs.field(default=None, repr=False)
+    prompt_template: PromptTemplate | None = attrs.field(default=None, validator=_check_template)
+    system_prompt: str | None = None
+    max_tokens: int = attrs.field(default=512, validator=positive_int)
+    temperature: float = attrs.field(default=0.0, validator=non_negative_number)
+    max_concurrency: int = attrs.field(default=16, validator=positive_int)
+    timeout_s: float = attrs.field(default=60.0, validator=positive_number)
+    max_retries: int = attrs.field(default=3, validator=non_negative_int)
+    retry_backoff_s: float = attrs.field(default=0.5, validator=non_negative_number)
+    query_field: str = attrs.field(default="query", validator=non_empty_str)
+    contexts_field: str = attrs.field(default="contexts", validator=non_empty_str)
+    extra_body: dict[str, Any] | None = None
+    _loop: BackgroundLoop | None = attrs.field(init=False, default=None, repr=False)
+    _client: Any = attrs.field(init=False, default=None, repr=False)
+    _semaphore: asyncio.Semaphore | None = attrs.field(init=False, default=None, repr=False)
+    _endpoint: str = attrs.field(init=False, default="", repr=False)
+    _replay: BatchReplay = attrs.field(init=False, factory=BatchReplay, repr=False)
+    _metrics: Any = attrs.field(init=False, default=None, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not (self.api_key or os.environ.get("OPENAI_API_KEY") or self.base_url
+                or os.environ.get("OPENAI_BASE_URL")):
+            raise PipelineDefinitionError(
+                f"{self._label()}: no API key and no server address; set OPENAI_API_KEY (or pass "
+                "api_key=...) to use OpenAI, or pass base_url='http://HOST:PORT/v1' (or set "
+                "OPENAI_BASE_URL) for an OpenAI-compatible server such as vLLM"
+            )
+
+    def _label(self) -> str:
+        return f'OpenAIGeneratorOperator(model="{self.model}")'
+
+    def open(self, context: RuntimeContext) -> None:
+        import openai
+
+        base_url = self.base_url or os.environ.get("OPENAI_BASE_URL") or None
+        api_key = self.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        self._loop = BackgroundLoop(f"sage-{context.name}-{context.parallel_index}-http")
+        self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=self.timeout_s,
+                                          max_retries=0)
+        self._endpoint = str(self._client.base_url).rstrip("/")
+        self._semaphore = asyncio.Semaphore(self.max_concurrency)
+        self._metrics = context.get_metrics()
+        context.logger.info("generator ready", endpoint=self._endpoint, model=self.model,
+                            max_concurrency=self.max_concurrency)
+
+    def close(self) -> None:
+        if self._loop is not None:
+            if self._client is not None:
+                self._loop.run(self._client.close())
+            self._loop.close()
+        self._loop = self._client = self._semaphore = None
+
+    def map(self, record: Any) -> dict[str, Any]:
+        outcome = self._replay.take(record)
+        if outcome is MISSING:
+            outcome = self._loop.run(self._answer(record))
+        return unwrap(outcome)
+
+    def map_batch(self, records: list[Any]) -> list[dict[str, Any]]:
+        outcomes = self._loop.run(self._answer_all(records))
+        return self._replay.resolve(records, outcomes)
+
+    async def _answer_all(self, records: list[Any]) -> list[Any]:
+        return list(await asyncio.gather(*(self._answer(record) for record in records)))
+
+    async def _answer(self, record: Any) -> Any:
+        """The record with its answer, or the exception that stopped it."""
+        try:
+            query = text_field(record, self.query_field, self._label(), "give each record the question to answer")
+            contexts = record.get(self.contexts_field) or [] if isinstance(record, dict) else []
+            if not isinstance(contexts, list):
+                raise RecordError(f'{self._label()}: "{self.contexts_field}" must be a list of passages, '
+                                  f"got {type(contexts).__name__}")
+            response = await self._complete(render_prompt(self.prompt_template, query, contexts))
+        except Exception as exc:
+            return exc
+        usage = response.usage
+        return with_fields(
+            record, self.query_field,
+            answer=(response.choices[0].message.content or "") if response.choices else "",
+            model=response.model or self.model,
+            usage={"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+                   "total_tokens": usage.total_tokens} if usage else {},
+        )
+
+    def _messages(self, prompt: str) -> list[dict[str, str]]:
+        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        return [*messages, {"role": "user", "content": prompt}]
+
+    async def _complete(self, prompt: str) -> Any:
+        """One chat completion, retried on 429/408/5xx/timeouts/connection errors."""
+        import openai
+
+        backoff = Backoff(base_s=self.retry_backoff_s, cap_s=max(self.retry_backoff_s, 20.0))
+        metrics = self._metrics
+        async with self._semaphore:
+            for attempt in range(self.max_retries + 1):
+                began = time.perf_counter()
+                metrics.counter("requests").inc()
+                try:
+                    response = await self._client.chat.completions.create(
+                        model=self.model, messages=self._messages(prompt), max_tokens=self.max_tokens,
+                        temperature=self.temperature, extra_body=self.extra_body,
+                    )
+                except openai.APIStatusError as exc:
+                    if exc.status_code not in RETRYABLE_STATUS or attempt == self.max_retries:
+                        raise self._failure(exc, attempt + 1) from exc
+                    delay = backoff.delay(attempt, retry_after_seconds(exc.response.headers))
+                except openai.APIConnectionError as exc:
+                    if attempt == self.max_retries:
+                        raise self._failure(exc, attempt + 1) from exc
+                    delay = backoff.delay(attempt)
+                else:
+                    metrics.record("request_ms", (time.perf_counter() - began) * 1000)
+                    return response
+                metrics.counter("retries").inc()
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _failure(self, exc: Exception, attempts: int) -> GenerationError:
+        import openai
+
+        tries = f"after {attempts} attempt{'s' if attempts > 1 else ''}"
+        if isinstance(exc, openai.APIStatusError):
+            fix = ("check the model name and the request settings" if exc.status_code < 500 or exc.status_code == 501
+                   else "the server kept failing; check its logs, or raise max_retries")
+            if exc.status_code in (401, 403):
+                fix = "check api_key / OPENAI_API_KEY"
+            elif exc.status_code == 429:
+                fix = "the server is rate-limiting; lower max_concurrency or parallelism, or raise max_retries"
+            body = exc.body if isinstance(exc.body, dict) else {}
+            detail = body.get("message") or exc.message
+            return GenerationError(f"{self._label()}: {self._endpoint} answered HTTP {exc.status_code} {tries}: "
+                                   f"{detail}; {fix}", exc.status_code)
+        if isinstance(exc, openai.APITimeoutError):
+            return GenerationError(f"{self._label()}: no answer from {self._endpoint} within timeout_s="
+                                   f"{self.timeout_s} {tries}; raise timeout_s or check the server")
+        return GenerationError(f"{self._label()}: cannot reach {self._endpoint} {tries} ({exc}); "
+                               "check base_url and that the server is running")

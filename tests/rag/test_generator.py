@@ -1,0 +1,135 @@
+"""OpenAIGeneratorOperator over real HTTP: concurrency, retries and the error policy, against the
+fault-injecting test server (tests/rag/fault_injecting_server.py)."""
+
+from __future__ import annotations
+
+import copy
+
+import cloudpickle
+import pytest
+from sage.kernel.api import JobFailedError, LocalEnvironment, PipelineDefinitionError
+from sage.kernel.testing import run_pipeline
+from sage.middleware.operators.rag import OpenAIGeneratorOperator
+from sage.middleware.operators.rag.prompts import render_prompt
+from sage.middleware.operators.rag.retry import Backoff
+
+CONTEXTS = [{"id": "a#0", "text": "SAGE fuses operators of equal parallelism.", "score": 0.9,
+             "metadata": {"source": "docs/a.md"}}]
+
+
+def generator(faults, **kwargs) -> OpenAIGeneratorOperator:
+    settings = {"model": "test-model", "base_url": faults.base_url, "retry_backoff_s": 0.01, "timeout_s": 5.0}
+    return OpenAIGeneratorOperator(**{**settings, **kwargs})
+
+
+def queries(n: int, marker: str = "") -> list[dict]:
+    return [{"query": f"question {i}{marker}", "contexts": CONTEXTS} for i in range(n)]
+
+
+def test_answers_carry_answer_model_and_usage(faults):
+    out = run_pipeline([{"query": "what is fused?", "contexts": CONTEXTS, "user": "ada"}, "plain question"],
+                       lambda s: s.map(generator(faults)))
+    assert out[0]["answer"] == "echo: what is fused?" and out[0]["user"] == "ada"
+    assert out[0]["model"] == "test-model" and out[0]["usage"]["total_tokens"] > 0
+    assert out[1]["query"] == "plain question" and out[1]["answer"] == "echo: plain question"
+
+
+def test_each_instance_keeps_max_concurrency_requests_in_flight(faults):
+    faults.delay_s = 0.2
+    env = LocalEnvironment(name="concurrency", config={"batch_size": 64})
+    (env.from_collection(queries(48))
+        .map(generator(faults, max_concurrency=4), parallelism=2, name="generate")
+        .collect())
+    result = env.execute()
+    assert len(result.collected()) == 48
+    assert faults.peak_in_flight == 8  # 2 instances x 4
+    assert result.metrics["generate"]["requests"] == 48
+
+
+def test_429_and_500_are_retried_with_backoff(faults):
+    faults.script("[busy]", "429", "429")
+    faults.script("[flaky]", "500")
+    env = LocalEnvironment(name="retries")
+    (env.from_collection([{"query": "a [busy]"}, {"query": "b [flaky]"}, {"query": "c"}])
+        .map(generator(faults, max_retries=3), name="generate")
+        .collect())
+    result = env.execute()
+    assert [r["answer"] for r in result.collected()] == ["echo: a [busy]", "echo: b [flaky]", "echo: c"]
+    assert result.metrics["generate"]["retries"] == 3
+    assert faults.statuses == {429: 2, 500: 1, 200: 3}
+
+
+def test_a_request_that_keeps_failing_fails_the_job_naming_status_operator_and_record(faults):
+    faults.script("[broken]", *["500"] * 10)
+    with pytest.raises(JobFailedError) as failure:
+        run_pipeline(queries(3) + [{"query": "q [broken]"}], lambda s: s.map(generator(faults, max_retries=2)))
+    message = str(failure.value)
+    assert "operator 'OpenAIGeneratorOperator' (instance 0 of 1) failed on record {'query': 'q [broken]'}" in message
+    assert 'GenerationError: OpenAIGeneratorOperator(model="test-model")' in message
+    assert "answered HTTP 500 after 3 attempts: injected fault 500" in message
+
+
+def test_under_skip_only_the_failing_record_is_dropped_and_nothing_is_asked_twice(faults):
+    faults.script("[broken]", *["500"] * 10)
+    records = queries(5) + [{"query": "q [broken]"}] + queries(5, marker=" later")
+    env = LocalEnvironment(name="skip", config={"error_policy": "skip"})
+    env.from_collection(records).map(generator(faults, max_retries=1), name="generate").collect()
+    result = env.execute()
+    assert len(result.collected()) == 10
+    assert result.metrics["generate"]["skipped"] == 1
+    assert faults.statuses == {200: 10, 500: 2}
+
+
+def test_client_errors_are_not_retried(faults):
+    faults.script("[bad]", "400", "400")
+    with pytest.raises(JobFailedError, match=r"answered HTTP 400 after 1 attempt: injected fault 400; check the model"):
+        run_pipeline([{"query": "x [bad]"}], lambda s: s.map(generator(faults)))
+
+
+def test_a_hanging_server_times_out_and_is_retried(faults):
+    faults.script("[hang]", "hang", "hang")
+    with pytest.raises(JobFailedError, match=r"no answer from .* within timeout_s=0.3 after 2 attempts"):
+        run_pipeline([{"query": "x [hang]"}], lambda s: s.map(generator(faults, timeout_s=0.3, max_retries=1)))
+    faults.script("[slow-once]", "hang")
+    out = run_pipeline([{"query": "y [slow-once]"}], lambda s: s.map(generator(faults, timeout_s=0.3)))
+    assert out[0]["answer"] == "echo: y [slow-once]"
+
+
+def test_an_unreachable_server_is_reported_as_such():
+    op = OpenAIGeneratorOperator(model="m", base_url="http://127.0.0.1:9/v1", max_retries=1, retry_backoff_s=0.01)
+    with pytest.raises(JobFailedError, match=r"cannot reach http://127.0.0.1:9/v1 after 2 attempts"):
+        run_pipeline(["q"], lambda s: s.map(op))
+
+
+def test_without_key_or_server_the_pipeline_fails_when_built(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(PipelineDefinitionError, match=r"no API key and no server address; set OPENAI_API_KEY"):
+        OpenAIGeneratorOperator(model="gpt-4")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    assert OpenAIGeneratorOperator(model="gpt-4").model == "gpt-4"
+
+
+def test_prompt_templates(faults):
+    prompt = render_prompt(None, "what is fused?", CONTEXTS)
+    assert "[1] (docs/a.md) SAGE fuses operators" in prompt and "Question: what is fused?" in prompt
+    custom = generator(faults, prompt_template="Q={query} C={context}")
+    assert run_pipeline(["hi"], lambda s: s.map(custom))[0]["answer"] == "echo: Q=hi C=(no passages were retrieved)"
+    with pytest.raises(PipelineDefinitionError, match=r"prompt_template must contain \{query\}"):
+        generator(faults, prompt_template="no placeholders")
+    with pytest.raises(PipelineDefinitionError, match=r"cannot be filled"):
+        generator(faults, prompt_template="{query} {other}")
+
+
+def test_the_operator_copies_and_pickles_before_open(faults):
+    op = generator(faults, max_concurrency=3)
+    assert copy.deepcopy(op).max_concurrency == 3
+    assert cloudpickle.loads(cloudpickle.dumps(op)).base_url == faults.base_url
+
+
+def test_backoff_grows_with_jitter_and_honours_retry_after():
+    backoff = Backoff(base_s=1.0, cap_s=8.0)
+    delays = [backoff.delay(n) for n in range(6)]
+    assert all(0.5 * min(8, 2 ** n) <= d <= min(8, 2 ** n) for n, d in enumerate(delays))
+    assert backoff.delay(0, retry_after_s=5.0) == 5.0
+    assert backoff.delay(0, retry_after_s=60.0) == 8.0
