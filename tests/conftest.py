@@ -16,3 +16,21 @@ def sage_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("sage-home")
     monkeypatch.setenv("SAGE_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """One real SAGE cluster (Ray head + JobManager on 127.0.0.1) for the whole session."""
+    from tests.services import sage_cluster
+
+    with sage_cluster() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory):
+    """A real ``chroma run`` server on 127.0.0.1 for the whole session: (host, port)."""
+    from tests.services import chroma_server as start
+
+    with start(tmp_path_factory.mktemp("chroma-server")) as address:
+        yield address

@@ -7,7 +7,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import sage
+
+from tests.services import sage
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,9 @@ import json
 import time
 
 import pytest
-from conftest import sage
 from sage.kernel.api import RemoteEnvironment, SourceFunction
+
+from tests.services import sage
 
 pytestmark = pytest.mark.integration
 

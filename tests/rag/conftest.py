@@ -8,19 +8,14 @@ needs them, so their start overlaps the other tests.
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.rag.fault_injecting_server import FaultInjectingServer
+from tests.services import free_port, stop_group, wait_http
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -32,41 +27,6 @@ LLM_PYTHON = LLM_VENV / "bin" / "python"
 CHAT_MODEL = "tiny-llama"
 EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 VLLM_READY_S = 300
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_http(url: str, timeout_s: float, process: subprocess.Popen | None = None, log: Path | None = None) -> None:
-    """Wait until ``url`` answers 200; fail with the log's tail when the process dies first."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            tail = log.read_text(errors="replace")[-3000:] if log else ""
-            raise RuntimeError(f"server exited with {process.returncode} before {url} answered:\n{tail}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer within {timeout_s}s (log: {log})")
-
-
-def stop_group(process: subprocess.Popen) -> None:
-    """Stop a server started in its own session, and everything it spawned."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
 
 
 @pytest.fixture(autouse=True)
@@ -90,25 +50,6 @@ def minilm(minilm_path: str):
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(minilm_path, device="cpu")
-
-
-@pytest.fixture(scope="session")
-def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    """A real ``chroma run`` server on 127.0.0.1, ready when its heartbeat answers."""
-    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
-    assert chroma, "the chroma command is missing; install chromadb"
-    folder = tmp_path_factory.mktemp("chroma-server")
-    port = free_port()
-    log = folder / "server.log"
-    with log.open("w") as out:
-        process = subprocess.Popen([chroma, "run", "--path", str(folder / "data"), "--host", "127.0.0.1",
-                                    "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/api/v2/heartbeat", 60, process, log)
-        yield "127.0.0.1", port
-    finally:
-        stop_group(process)
 
 
 @pytest.fixture(scope="session")
