@@ -35,3 +35,16 @@ def test_sage_is_a_namespace_package_everywhere():
     import sage
 
     assert getattr(sage, "__file__", None) is None
+
+
+def test_libs_and_middleware_use_only_the_kernel_api_and_hookspecs():
+    allowed = ("sage.kernel.api", "sage.kernel.hookspecs")
+    offenders = []
+    for package in ("sage-libs", "sage-middleware", "plugins"):
+        for path in (ROOT / package).rglob("*.py"):
+            for number, line in enumerate(path.read_text().splitlines(), start=1):
+                words = line.split()
+                if len(words) > 1 and words[0] in ("from", "import") and words[1].startswith("sage.kernel"):
+                    if not words[1].startswith(allowed):
+                        offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert offenders == []

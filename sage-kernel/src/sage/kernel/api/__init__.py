@@ -13,7 +13,8 @@ from sage.kernel.api.function import (
 from sage.kernel.api.job import JobHandle, JobResult
 from sage.kernel.api.partitioner import Partitioner
 from sage.kernel.api.runtime import RuntimeContext
-from sage.kernel.errors import JobFailedError, OperatorError, PipelineDefinitionError
+from sage.kernel.errors import JobFailedError, OperatorError, PipelineDefinitionError, SageError
+from sage.kernel.home import sage_home
 
 __all__ = [
     "DataStream",
@@ -30,8 +31,10 @@ __all__ = [
     "PipelineDefinitionError",
     "RemoteEnvironment",
     "RuntimeContext",
+    "SageError",
     "SinkFunction",
     "SourceFunction",
+    "sage_home",
 ]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sage.kernel.errors import SageError
+from sage.kernel.api import SageError
 
 
 class BadInputError(ValueError):

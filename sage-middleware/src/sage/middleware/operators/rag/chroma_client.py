@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from sage.kernel.home import sage_home
+from sage.kernel.api import sage_home
 
 MODEL_KEY = "embedding_model"
 DIMENSION_KEY = "embedding_dimension"
