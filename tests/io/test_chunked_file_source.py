@@ -10,6 +10,40 @@ from sage.kernel.api import LocalEnvironment
 from sage.libs.io import ChunkedFileSource, MissingExtraError
 
 TEXT = ("Streaming pipelines move records. " * 40 + "\n\n") * 5
+PAGE_ONE = "Streaming pipelines move records from sources to sinks."
+PAGE_TWO = "Checkpoints let a failed job resume (without losing data)."
+
+
+def minimal_pdf(pages: list[str | None]) -> bytes:
+    """A valid PDF with one page per entry: its text in Helvetica, or None for a blank page.
+
+    Written by hand (objects, then an xref table of their byte offsets) so the tests need
+    no PDF writer; pypdf reads it back like any other PDF.
+    """
+    def escape(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+    font, first_page = 3, 4
+    kids = " ".join(f"{first_page + 2 * i} 0 R" for i in range(len(pages)))
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode(),
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    for i, text in enumerate(pages):
+        stream = b"" if text is None else f"BT /F1 12 Tf 72 712 Td ({escape(text)}) Tj ET".encode()
+        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources "
+                       f"<< /Font << /F1 {font} 0 R >> >> /Contents {first_page + 2 * i + 1} 0 R >>"
+                       .encode())
+        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
 
 
 @pytest.fixture
@@ -98,9 +132,54 @@ def test_missing_path_and_empty_directory_fail_when_built(tmp_path):
         ChunkedFileSource(tmp_path / "empty")
 
 
+def test_pdf_pages_become_chunks_with_stable_ids(tmp_path, run):
+    (tmp_path / "paper.pdf").write_bytes(minimal_pdf([PAGE_ONE, PAGE_TWO]))
+    (tmp_path / "notes.txt").write_text("short note\n", encoding="utf-8")
+
+    first = run(ChunkedFileSource(tmp_path, chunk_size=40, chunk_overlap=0))
+    second = run(ChunkedFileSource(tmp_path, chunk_size=40, chunk_overlap=0), parallelism=2)
+
+    pdf = [r for r in first if r["source"] == "paper.pdf"]
+    assert len(pdf) > 2 and all(len(r["text"]) <= 40 for r in pdf)
+    assert [r["chunk_index"] for r in pdf] == list(range(len(pdf)))
+    assert pdf[0]["metadata"]["path"] == str(tmp_path / "paper.pdf")
+    assert "".join(r["text"] for r in pdf) == f"{PAGE_ONE}\n\n{PAGE_TWO}"
+    assert sorted(r["id"] for r in first) == sorted(r["id"] for r in second)
+    assert len({r["id"] for r in first}) == len(first)
+
+
+def test_pdf_blank_pages_add_no_text_and_an_all_blank_pdf_no_chunks(tmp_path, run):
+    (tmp_path / "gap.pdf").write_bytes(minimal_pdf([PAGE_ONE, None, PAGE_TWO]))
+    (tmp_path / "scan.pdf").write_bytes(minimal_pdf([None, None]))
+
+    records = run(ChunkedFileSource(tmp_path))
+
+    assert [(r["source"], r["text"]) for r in records] == [("gap.pdf", f"{PAGE_ONE}\n\n{PAGE_TWO}")]
+
+
+def test_unparsable_pdf_follows_the_error_policy(tmp_path):
+    (tmp_path / "good.pdf").write_bytes(minimal_pdf([PAGE_ONE]))
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4\nnot really a pdf\n")
+    env = LocalEnvironment(name="chunks", config={"error_policy": "dead_letter",
+                                                  "job_dir": str(tmp_path / "job")})
+    env.from_source(ChunkedFileSource(tmp_path), name="chunks").collect()
+    result = env.execute()
+
+    (letter,) = result.dead_letters()
+    assert f"{tmp_path / 'broken.pdf'}: cannot parse the PDF" in letter["error"]
+    assert [r["text"] for r in result.collected()] == [PAGE_ONE]
+
+
 def test_pdf_without_the_parser_names_the_extra_to_install(tmp_path, monkeypatch):
-    (tmp_path / "paper.pdf").write_bytes(b"%PDF-1.4\n")
+    """Simulates a venv without pypdf even where it is installed: ``sys.modules["pypdf"] = None``
+    makes ``import pypdf`` raise ImportError and ``importlib.util.find_spec("pypdf")`` return
+    None, which is what ``pdf_support()`` checks.
+    """
+    (tmp_path / "paper.pdf").write_bytes(minimal_pdf([PAGE_ONE]))
+    ChunkedFileSource(tmp_path)  # builds while pypdf is importable
     monkeypatch.setitem(sys.modules, "pypdf", None)
+    with pytest.raises(ImportError):
+        import pypdf  # noqa: F401
 
     with pytest.raises(MissingExtraError, match=r"sage-libs\[pdf\]"):
         ChunkedFileSource(tmp_path)
