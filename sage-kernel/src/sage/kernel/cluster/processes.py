@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import attrs
 import structlog
 from sage.kernel.cluster.environment import LOOPBACK, ray_environment
 from sage.kernel.cluster.state import (
@@ -198,6 +199,22 @@ def _start_jobmanager(host: str, port: int, gcs_address: str, client_port: int, 
     stop_group(process.pid)
     raise ClusterError(f"the JobManager did not answer on {host}:{port} within "
                        f"{JOBMANAGER_START_TIMEOUT_S:.0f}s; see {log_path}")
+
+
+def restart_jobmanager() -> HeadState:
+    """Stop the JobManager of the head started from this SAGE home, if it still runs, and start
+    it again on the same address, as ``start_head`` does; it reads its job records back from disk.
+    Ray is left running."""
+    head = read_head_state()
+    if head is None or not group_alive(head.ray_pgid):
+        raise ClusterError(f"no running head was started from {cluster_dir()}; "
+                           "`sage cluster start --head` starts one")
+    stop_group(head.jobmanager_pid)
+    env = ray_environment(loopback=head.host in LOOPBACK)
+    jm_pid = _start_jobmanager(head.host, head.jobmanager_port, head.gcs_address, head.client_port, env)
+    state = attrs.evolve(head, jobmanager_pid=jm_pid)
+    write_state(state)
+    return state
 
 
 def _gcs_address_of(head_address: str, jobmanager_port: int) -> str:
