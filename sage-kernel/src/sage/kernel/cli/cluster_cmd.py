@@ -5,7 +5,13 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 from rich.table import Table
-from sage.kernel.cluster.processes import ClusterError, start_head, start_worker, stop_cluster
+from sage.kernel.cluster.processes import (
+    ClusterError,
+    restart_jobmanager,
+    start_head,
+    start_worker,
+    stop_cluster,
+)
 from sage.kernel.cluster.state import cluster_dir, read_head_state, read_worker_state
 from sage.kernel.jobmanager.client import JobManagerClient, JobManagerError
 from sage.kernel.jobmanager.protocol import DEFAULT_PORT
@@ -64,6 +70,16 @@ def stop() -> None:
         return
     for item in stopped:
         err.print(f"stopped {item}", highlight=False)
+
+
+@app.command("restart-jobmanager")
+def restart() -> None:
+    """Start the head's JobManager again (after a crash); Ray and job records stay as they are."""
+    try:
+        state = restart_jobmanager()
+    except ClusterError as exc:
+        _fail(str(exc))
+    err.print(f"JobManager on {state.jobmanager_address} (pid {state.jobmanager_pid})", highlight=False)
 
 
 def _gb(value: float) -> str:
