@@ -78,6 +78,11 @@ def build_pipeline(spec: dict[str, Any], origin: str = "<pipeline>") -> LocalEnv
             if verb == "sink":
                 continue
             stream = result
+        elif set(step) - {verb, "with", "parallelism"} or (verb != "partition_custom" and len(step) > 1):
+            raise PipelineDefinitionError(
+                f"{where}: {verb} takes no options besides its value (partition_custom also takes "
+                f"with and parallelism); got {sorted(set(step) - {verb})}"
+            )
         elif verb == "key_by":
             stream = stream.key_by(step[verb])
         elif verb == "partition_custom":
@@ -93,6 +98,9 @@ def build_pipeline(spec: dict[str, Any], origin: str = "<pipeline>") -> LocalEnv
 def load_pipeline(path: str | Path) -> LocalEnvironment:
     """Parse a pipeline YAML file and build its environment."""
     path = Path(path)
-    with path.open(encoding="utf-8") as handle:
-        spec = yaml.safe_load(handle)
+    try:
+        with path.open(encoding="utf-8") as handle:
+            spec = yaml.safe_load(handle)
+    except yaml.YAMLError as exc:
+        raise PipelineDefinitionError(f"{path}: not valid YAML: {exc}") from exc
     return build_pipeline(spec, str(path))

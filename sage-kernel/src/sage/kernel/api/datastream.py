@@ -6,7 +6,7 @@ stream whose next operator will receive records through a different partitioning
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -29,7 +29,7 @@ class FieldKey:
         try:
             return record[self.field]
         except (KeyError, TypeError, IndexError):
-            if hasattr(record, self.field):
+            if not isinstance(record, Mapping) and hasattr(record, self.field):
                 return getattr(record, self.field)
             raise KeyError(
                 f"key_by({self.field!r}): record {short_repr(record, 80)} has no field {self.field!r}"
@@ -83,6 +83,12 @@ class DataStream:
 
     # -- partitioning ----------------------------------------------------------------
     def _partitioned(self, partitioning: Partitioning, hint: int | None = None) -> DataStream:
+        already = {edge.partitioning.kind for edge in self._inputs} - {"forward"}
+        if already:
+            raise PipelineDefinitionError(
+                f"{partitioning.kind} partitioning after {', '.join(sorted(already))}: a stream is "
+                "routed one way to its next operator; put an operator between the two"
+            )
         edges = tuple(attrs.evolve(edge, partitioning=partitioning) for edge in self._inputs)
         return DataStream(self._env, edges, hint)
 

@@ -28,6 +28,16 @@ def new_job_id(name: str) -> str:
     return f"{safe}-{stamp}-{uuid.uuid4().hex[:6]}"
 
 
+def _check_keyed_inputs(kind: str, label: str, inputs: tuple[Edge, ...]) -> None:
+    """Keyed state needs every input routed by one key; refuse a union that mixes them."""
+    keys = {id(edge.partitioning.key) for edge in inputs if edge.partitioning.kind == "hash"}
+    if keys and (len(keys) > 1 or any(edge.partitioning.kind != "hash" for edge in inputs)):
+        raise PipelineDefinitionError(
+            f"{kind}({label!r}): its inputs are a union of keyed and unkeyed streams (or of streams "
+            "keyed differently); key_by the union itself so every record is routed by one key"
+        )
+
+
 class BaseEnvironment:
     """Collects the operators of a pipeline into a logical plan and runs it."""
 
@@ -72,6 +82,7 @@ class BaseEnvironment:
             parallelism = max(self._operators[e.upstream].parallelism for e in inputs)
         self._check_parallelism(parallelism, f"{kind}({label!r})")
         label = self._unique_name(label, explicit=name is not None)
+        _check_keyed_inputs(kind, label, inputs)
         if self.runtime_spec.ships_functions:
             self._check_picklable(label, function)
             for edge in inputs:

@@ -67,11 +67,17 @@ class Series:
                 self.samples[slot] = value
 
     def merge(self, other: Series) -> None:
-        self.count += other.count
+        """Fold in another series; each side keeps a share of the sample in proportion to its count."""
+        if not other.count:
+            return
+        count = self.count + other.count
+        mine = round(SAMPLE_LIMIT * self.count / count)
+        theirs = SAMPLE_LIMIT - mine
+        self.samples = _subsample(self.samples, mine, self._rng) + _subsample(other.samples, theirs, self._rng)
+        self.count = count
         self.total += other.total
         self.low = min(self.low, other.low)
         self.high = max(self.high, other.high)
-        self.samples = (self.samples + other.samples)[: SAMPLE_LIMIT * 2]
 
     def summary(self) -> dict[str, float]:
         if not self.count:
@@ -86,6 +92,10 @@ class Series:
             "p50": _percentile(ordered, 0.50),
             "p99": _percentile(ordered, 0.99),
         }
+
+
+def _subsample(samples: list[float], size: int, rng: random.Random) -> list[float]:
+    return samples if len(samples) <= size else rng.sample(samples, size)
 
 
 def _percentile(ordered: list[float], q: float) -> float:

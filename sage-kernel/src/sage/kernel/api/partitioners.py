@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sage.kernel.api.datastream import FieldKey
 from sage.kernel.api.partitioner import Partitioner
 from sage.kernel.runtime.routing import stable_hash
 
@@ -13,11 +14,10 @@ class KeyHashPartitioner(Partitioner):
     """Routes by a stable hash of ``key(record)`` (a callable, or a field name of dict records)."""
 
     def __init__(self, key: Callable[[Any], Any] | str) -> None:
-        self.key = key
+        self.key = FieldKey(key) if isinstance(key, str) else key
 
     def partition(self, record: Any, num_partitions: int) -> int:
-        key = record[self.key] if isinstance(self.key, str) else self.key(record)
-        return stable_hash(key) % num_partitions
+        return stable_hash(self.key(record)) % num_partitions
 
 
 class RoundRobinPartitioner(Partitioner):

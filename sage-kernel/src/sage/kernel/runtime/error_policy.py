@@ -11,9 +11,6 @@ from typing import Any
 from sage.kernel.api.metrics import MetricGroup
 from sage.kernel.errors import OperatorError, short_repr
 
-POLICIES = ("fail", "skip", "dead_letter")
-
-
 class ErrorHandler:
     """Applies the job's error policy for one operator instance; raises under ``fail``."""
 

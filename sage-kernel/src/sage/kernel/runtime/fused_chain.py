@@ -78,6 +78,8 @@ def _per_record_source(steps: list[Step], emits: bool) -> str:
             raise ValueError(f"unknown step kind {step.kind!r}")
     if emits:
         emit(f"append(r{len(steps)})")
+    elif steps[-1].kind == "flat_map":
+        emit("pass")  # outputs of a flat_map nobody consumes
 
     prologue = ["out = []", "append = out.append"] if emits else []
     prologue += [f"{prefix}{j} = 0" for j, step in enumerate(steps)

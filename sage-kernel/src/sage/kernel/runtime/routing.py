@@ -7,6 +7,7 @@ the same instance in every process and every runtime.
 
 from __future__ import annotations
 
+import copy
 import struct
 import zlib
 from collections.abc import Callable
@@ -47,10 +48,12 @@ class RoutingError(Exception):
 class Router:
     """Splits a batch into (target instance, batch) pairs for one edge."""
 
-    def __init__(self, partitioning: Partitioning, own_index: int, targets: int) -> None:
-        self.partitioning = partitioning
+    def __init__(self, partitioning: Partitioning, own_index: int, targets: int, target_name: str = "") -> None:
+        # Each sending instance owns its copy, so a stateful partitioner is never shared.
+        self.partitioning = copy.deepcopy(partitioning)
         self.own_index = own_index
         self.targets = targets
+        self.target_name = target_name
         self._offset = own_index % targets
 
     def route(self, batch: list[Any], on_error: Callable[[Any, BaseException], None]):
@@ -78,8 +81,14 @@ class Router:
         return [(t, bucket) for t, bucket in enumerate(buckets) if bucket]
 
     def _pick_by_key(self, record: Any, n: int) -> int:
-        key = self.partitioning.key(record)
-        return stable_hash(key) % n
+        try:
+            key = self.partitioning.key(record)
+            return stable_hash(key) % n
+        except Exception as exc:
+            raise RoutingError(
+                f"key_by({self.partitioning.key_description}) before {self.target_name!r}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
 
     def _pick_by_partitioner(self, record: Any, n: int) -> int:
         partitioner: Partitioner = self.partitioning.partitioner

@@ -56,6 +56,7 @@ class ChainTask:
         self.contexts: list[RuntimeContext] = []
         self.handlers: list[ErrorHandler] = []
         self._keyed_head = chain.head.keyed
+        self._opened = 0
         for op in chain.operators:
             metrics = self.metrics[op.name] = MetricGroup()
             keyed = op is chain.head and op.keyed
@@ -70,7 +71,7 @@ class ChainTask:
             self.contexts.append(context)
             self.handlers.append(handler)
         self.routers = [
-            Router(edge.partitioning, index, edge.target_parallelism)
+            Router(edge.partitioning, index, edge.target_parallelism, plan.chains[edge.target].head.name)
             for edge in plan.outputs_of(chain.id)
         ]
         self.batch_size = job.batch_size
@@ -86,6 +87,7 @@ class ChainTask:
                 function.open(context)
             except Exception as exc:
                 raise self._fail(position, "open()", exc) from exc
+            self._opened = position + 1
         # Bound after open() so that a function may set up its methods there.
         steps = []
         for position, op in enumerate(self.chain.operators):
@@ -124,9 +126,9 @@ class ChainTask:
             self.process(batch)
 
     def close(self) -> list[BaseException]:
-        """Close every function and return the errors raised (the first is reported)."""
+        """Close every function whose open() succeeded; return the errors raised."""
         errors: list[BaseException] = []
-        for position, function in enumerate(self.functions):
+        for position, function in enumerate(self.functions[: self._opened]):
             try:
                 function.close()
             except Exception as exc:
