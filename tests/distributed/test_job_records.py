@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sage.kernel.jobmanager.records import JobRecord, JobStore
 
@@ -23,3 +25,21 @@ def test_records_are_read_back_and_interrupted_jobs_marked_failed(tmp_path):
     assert restarted["busy-2"].status == "failed"
     assert "JobManager stopped while this job ran" in restarted["busy-2"].error
     assert store.read_log("busy-2", 0) == ("submitted\n", 10)
+
+
+def test_a_record_saved_from_two_threads_at_once_stays_readable(tmp_path):
+    store = JobStore(tmp_path / "jobs")
+    record = JobRecord(job_id="busy-3", name="busy", status="running", submitted_at=1.0)
+
+    def save_many() -> None:
+        for _ in range(200):
+            store.save(record)
+
+    threads = [threading.Thread(target=save_many) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [r.job_id for r in store.load_all()] == ["busy-3"]
+    assert list(store.job_dir("busy-3").glob("*.tmp")) == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from typing import Any
@@ -12,13 +11,12 @@ from sage.kernel.api.environment import BaseEnvironment
 from sage.kernel.api.job import FAILED, RUNNING, JobHandle, JobResult
 from sage.kernel.errors import JobFailedError
 from sage.kernel.jobmanager.client import JobManagerClient
-from sage.kernel.jobmanager.protocol import DEFAULT_HOST, DEFAULT_PORT
+from sage.kernel.jobmanager.protocol import DEFAULT_HOST, DEFAULT_PORT, SHIPPED_CONFIG_KEYS
 from sage.kernel.plugins import RuntimeSpec, lookup
 from sage.kernel.runtime.ray.shipping import dumps_plan
 
 POLL_S = 0.5
 PROGRESS_EVERY_S = 2.0
-SHIPPED_CONFIG_KEYS = ("error_policy", "batch_size", "channel_capacity", "metrics", "ray")
 
 
 class RemoteJob(JobHandle):
@@ -87,7 +85,7 @@ class RemoteEnvironment(BaseEnvironment):
         """Send the pipeline to the JobManager; return a handle at once."""
         plan = self.physical_plan()
         config = {key: getattr(self.config, key) for key in SHIPPED_CONFIG_KEYS}
-        job = self.client.submit(self.name, dumps_plan(plan), config, os.getcwd())
+        job = self.client.submit(self.name, dumps_plan(plan), config)
         return RemoteJob(self.client, job["job_id"], self.name)
 
     def execute(self) -> JobResult:

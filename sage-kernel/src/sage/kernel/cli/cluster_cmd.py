@@ -14,7 +14,7 @@ from sage.kernel.cluster.processes import (
 )
 from sage.kernel.cluster.state import cluster_dir, read_head_state, read_worker_state
 from sage.kernel.jobmanager.client import JobManagerClient, JobManagerError
-from sage.kernel.jobmanager.protocol import DEFAULT_PORT
+from sage.kernel.jobmanager.protocol import DEFAULT_PORT, connect_host
 
 app = typer.Typer(help="Start, join, inspect and stop a SAGE cluster.", no_args_is_help=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -101,7 +101,7 @@ def status(
     console = Console(width=160)
     if worker is not None:
         console.print(f"this machine runs a worker node joined to {worker.head_address}", highlight=False)
-    client = JobManagerClient("127.0.0.1" if host == "0.0.0.0" else host, port, timeout_s=10.0)
+    client = JobManagerClient(connect_host(host), port, timeout_s=10.0)
     try:
         health = client.health()
         info = client.cluster()

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from sage.kernel.cluster.state import read_head_state
 from sage.kernel.jobmanager.client import JobManagerClient, JobManagerError
-from sage.kernel.jobmanager.protocol import DEFAULT_PORT
+from sage.kernel.jobmanager.protocol import DEFAULT_PORT, connect_host
 
 app = typer.Typer(help="List, inspect, stop and follow jobs on the JobManager.", no_args_is_help=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -25,7 +25,7 @@ def _client(host: str | None, port: int | None) -> JobManagerClient:
     head = read_head_state()
     host = host or (head.host if head else "127.0.0.1")
     port = port or (head.jobmanager_port if head else DEFAULT_PORT)
-    return JobManagerClient("127.0.0.1" if host == "0.0.0.0" else host, port)
+    return JobManagerClient(connect_host(host), port)
 
 
 def _call(fn, *args: Any) -> Any:

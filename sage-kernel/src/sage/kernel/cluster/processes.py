@@ -36,6 +36,7 @@ from sage.kernel.cluster.state import (
 )
 from sage.kernel.errors import SageError
 from sage.kernel.jobmanager.client import JobManagerClient, JobManagerError
+from sage.kernel.jobmanager.protocol import connect_host
 
 RAY_START_TIMEOUT_S = 120.0
 JOBMANAGER_START_TIMEOUT_S = 90.0
@@ -112,7 +113,7 @@ def _free_port(first: int = 52366, last: int = 52465) -> int:
 def _port_in_use(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
-        return sock.connect_ex((host if host != "0.0.0.0" else "127.0.0.1", port)) == 0
+        return sock.connect_ex((connect_host(host), port)) == 0
 
 
 def _run_ray_start(args: list[str], env: dict[str, str], log_path: Path) -> int:
@@ -185,7 +186,7 @@ def _start_jobmanager(host: str, port: int, gcs_address: str, client_port: int, 
              "--ray-address", gcs_address, "--client-port", str(client_port)],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={**os.environ, **env}, start_new_session=True, cwd=str(cluster_dir()))
-    client = JobManagerClient(host if host != "0.0.0.0" else "127.0.0.1", port, timeout_s=2.0)
+    client = JobManagerClient(connect_host(host), port, timeout_s=2.0)
     deadline = time.monotonic() + JOBMANAGER_START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -278,8 +279,7 @@ def stop_cluster() -> list[str]:
         stopped.append(f"Ray worker node joined to {worker.head_address}")
     head = read_head_state()
     if head is not None:
-        client = JobManagerClient("127.0.0.1" if head.host == "0.0.0.0" else head.host,
-                                  head.jobmanager_port, timeout_s=30.0)
+        client = JobManagerClient(connect_host(head.host), head.jobmanager_port, timeout_s=30.0)
         try:
             client.shutdown()
         except JobManagerError as exc:

@@ -81,8 +81,8 @@ class JobManagerClient:
     def cluster(self) -> dict[str, Any]:
         return self._json("GET", "/v1/cluster")
 
-    def submit(self, name: str, plan_bytes: bytes, config: dict[str, Any], client_cwd: str = "") -> dict[str, Any]:
-        body = pickle.dumps(Submission(name=name, config=config, plan=plan_bytes, client_cwd=client_cwd))
+    def submit(self, name: str, plan_bytes: bytes, config: dict[str, Any]) -> dict[str, Any]:
+        body = pickle.dumps(Submission(name=name, config=config, plan=plan_bytes))
         return json.loads(self._request("POST", "/v1/jobs", body, PICKLE_TYPE)[1])
 
     def jobs(self) -> list[dict[str, Any]]:

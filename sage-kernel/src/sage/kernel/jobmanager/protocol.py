@@ -20,6 +20,8 @@ PROTOCOL_HEADER = "X-Sage-Protocol"
 TOKEN_HEADER = "Authorization"
 PICKLE_TYPE = "application/x-sage-pickle"
 JSON_TYPE = "application/json"
+# The job config entries a client sends with a plan; the JobManager ignores any other.
+SHIPPED_CONFIG_KEYS = ("error_policy", "batch_size", "channel_capacity", "metrics", "ray")
 
 
 @attrs.frozen
@@ -29,10 +31,14 @@ class Submission:
     name: str
     config: dict[str, Any]
     plan: bytes = attrs.field(repr=False)
-    client_cwd: str = ""
 
 
 def version_mismatch(theirs: str | None) -> str:
     return (f"protocol mismatch: the client speaks SAGE JobManager protocol {theirs or 'none'}, "
             f"this JobManager speaks {PROTOCOL_VERSION}; install the same sage-kernel version on "
             "the client and the cluster")
+
+
+def connect_host(host: str) -> str:
+    """The host a client on this machine connects to for a server bound to ``host``."""
+    return "127.0.0.1" if host == "0.0.0.0" else host

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import attrs
 from sage.kernel.api.job import FAILED, RUNNING
-
-ACTIVE = (RUNNING, "submitted")
 
 
 @attrs.define
@@ -67,9 +66,15 @@ class JobStore:
     def save(self, record: JobRecord) -> None:
         directory = self.job_dir(record.job_id)
         directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / "record.json.tmp"
-        tmp.write_text(json.dumps(record.to_dict(), default=str))
-        os.replace(tmp, directory / "record.json")
+        # One temporary file per write: the submit and monitor threads may save a job at once.
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix="record.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(json.dumps(record.to_dict(), default=str))
+            os.replace(tmp, directory / "record.json")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def append_log(self, job_id: str, lines: list[str]) -> None:
         if not lines:
@@ -96,7 +101,7 @@ class JobStore:
                 record = JobRecord.from_dict(json.loads(path.read_text()))
             except (OSError, ValueError, TypeError):
                 continue
-            if record.status in ACTIVE:
+            if record.status == RUNNING:
                 record.status = FAILED
                 record.error = "the JobManager stopped while this job ran; submit it again"
                 record.finished_at = record.finished_at or path.stat().st_mtime

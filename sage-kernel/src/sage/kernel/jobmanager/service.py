@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 import pickle
+import socket
 import threading
 import time
 from http import HTTPStatus
@@ -30,6 +31,7 @@ from sage.kernel.jobmanager.protocol import (
     PICKLE_TYPE,
     PROTOCOL_HEADER,
     PROTOCOL_VERSION,
+    SHIPPED_CONFIG_KEYS,
     TOKEN_HEADER,
     Submission,
     version_mismatch,
@@ -39,7 +41,6 @@ from sage.kernel.plugins import lookup
 from sage.kernel.runtime.job_info import JobInfo
 
 MONITOR_INTERVAL_S = 1.0
-JOB_CONFIG_KEYS = ("error_policy", "batch_size", "channel_capacity", "metrics", "ray")
 log = structlog.get_logger("sage.jobmanager")
 
 
@@ -88,7 +89,7 @@ class JobManager:
         if not isinstance(submission, Submission):
             raise RequestError(HTTPStatus.BAD_REQUEST, "the body is not a SAGE job submission")
         try:
-            config = JobConfig.from_user({k: v for k, v in submission.config.items() if k in JOB_CONFIG_KEYS})
+            config = JobConfig.from_user({k: v for k, v in submission.config.items() if k in SHIPPED_CONFIG_KEYS})
         except SageError as exc:
             raise RequestError(HTTPStatus.BAD_REQUEST, str(exc)) from exc
         self._check_address(config.ray.get("address"))
@@ -125,9 +126,9 @@ class JobManager:
     def _check_address(self, address: str | None) -> None:
         if not address or address == "auto":
             return
-        port = address.rpartition(":")[2]
-        ports = {self.gcs_address.rpartition(":")[2], str(self.client_port)}
-        if port not in ports:
+        host, _, port = address.split("://")[-1].rpartition(":")
+        gcs_host, _, gcs_port = self.gcs_address.rpartition(":")
+        if port not in (gcs_port, str(self.client_port)) or not _same_machine(host, gcs_host):
             raise RequestError(
                 HTTPStatus.BAD_REQUEST,
                 f"config['ray']['address'] is {address!r}, but this JobManager runs jobs on the Ray "
@@ -165,9 +166,11 @@ class JobManager:
                          duration_s=record.duration_s or 0.0, metrics=record.metrics, error=record.error)
 
     def logs(self, job_id: str, offset: int) -> dict[str, Any]:
-        record = self.record(job_id)
+        # Read the status first: the last lines are written before the status changes, so a
+        # follower told "done" has already been sent them.
+        done = self.record(job_id).status != RUNNING
         text, end = self.store.read_log(job_id, offset)
-        return {"text": text, "offset": end, "done": record.status != RUNNING}
+        return {"text": text, "offset": end, "done": done}
 
     def cluster(self) -> dict[str, Any]:
         import ray
@@ -243,6 +246,31 @@ class JobManager:
             job.result = result
             record.status = result.status
         self.store.save(record)
+
+
+def _resolve(host: str) -> str:
+    """``host`` as an IP address, every loopback name as 127.0.0.1."""
+    try:
+        ip = socket.gethostbyname(host)
+    except OSError:
+        return host
+    return "127.0.0.1" if ip.startswith("127.") else ip
+
+
+def _same_machine(theirs: str, ours: str) -> bool:
+    """Whether ``theirs`` names the host ``ours``; ours may be 0.0.0.0 (every interface of
+    this machine), which any address of this machine matches."""
+    theirs, ours = _resolve(theirs), _resolve(ours)
+    if theirs == ours:
+        return True
+    if ours != "0.0.0.0":
+        return False
+    with socket.socket() as sock:  # binding succeeds only to an address of this machine
+        try:
+            sock.bind((theirs, 0))
+        except OSError:
+            return False
+    return True
 
 
 class _Handler(BaseHTTPRequestHandler):

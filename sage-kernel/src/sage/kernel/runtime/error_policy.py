@@ -11,6 +11,7 @@ from typing import Any
 from sage.kernel.api.metrics import MetricGroup
 from sage.kernel.errors import OperatorError, short_repr
 
+
 class ErrorHandler:
     """Applies the job's error policy for one operator instance; raises under ``fail``."""
 

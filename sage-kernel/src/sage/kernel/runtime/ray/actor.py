@@ -93,7 +93,7 @@ class ChainActor:
 
     def push(self, batch: list[Any]) -> None:
         """Process one batch from an upstream instance (returns once it is processed)."""
-        if self.done.is_set():
+        if self.done.is_set() or self.abort_flag.is_set():  # aborted: shutdown() closes
             return
         try:
             self.task.process(batch)
@@ -102,10 +102,10 @@ class ChainActor:
         except BaseException as exc:
             self._fail(exc)
 
-    def end(self, sender: int) -> None:
+    def end(self) -> None:
         """An end-of-stream marker from one upstream instance; the last one finishes the task."""
         self.pending_ends -= 1
-        if self.pending_ends or self.done.is_set():
+        if self.pending_ends or self.done.is_set() or self.abort_flag.is_set():
             return
         try:
             self._finish()
@@ -161,7 +161,7 @@ class ChainActor:
         if errors:
             raise errors[0]
         self.sink_results = self.task.sink_results()
-        self.outputs.send_end_markers(self.index)
+        self.outputs.send_end_markers()
         self.done.set()
 
     def _close(self) -> list[BaseException]:

@@ -34,6 +34,10 @@ class OutputChannels:
 
     def send(self, position: int, target: int, batch: list[Any]) -> None:
         pending = self.in_flight[position][target]
+        ready, rest = _split(pending)
+        if ready:  # drop the calls already processed, so depths() counts only queued ones
+            ray.get(ready)  # raises when a downstream actor died
+            pending[:] = rest
         if len(pending) >= self.capacity:
             self._wait(pending, self.capacity - 1)
         pending.append(self.targets[position][target].push.remote(batch))
@@ -55,16 +59,24 @@ class OutputChannels:
             for pending in edge:
                 self._wait(pending, 0)
 
-    def send_end_markers(self, sender: int) -> None:
+    def send_end_markers(self) -> None:
         """One end-of-stream marker to every instance of every downstream chain."""
         self.flush()
-        refs = [actor.end.remote(sender) for edge in self.targets for actor in edge]
+        refs = [actor.end.remote() for edge in self.targets for actor in edge]
         self._wait(refs, 0)
 
     def depths(self) -> list[tuple[int, int, int]]:
         """(target chain, target instance, batches in flight) for every target."""
+        # Runs on the control thread while send() may append: count, never modify.
         return [
-            (self.target_chains[position], target, len(pending))
+            (self.target_chains[position], target, len(_split(list(pending))[1]))
             for position, edge in enumerate(self.in_flight)
             for target, pending in enumerate(edge)
         ]
+
+
+def _split(refs: list[Any]) -> tuple[list[Any], list[Any]]:
+    """(calls already processed, calls still queued or running), without waiting."""
+    if not refs:
+        return [], []
+    return ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=False)

@@ -70,19 +70,25 @@ class RayJob(RunningJob):
                  report_interval_s: float, plan_bytes: bytes) -> None:
         super().__init__(plan, job, reporters, report_interval_s)
         self._abort_at: float | None = None
+        self._snapshots: dict[Any, _Instance] = {}  # snapshot calls not yet answered
+        self._snapshot_lock = threading.Lock()
         plan_ref = ray.put(plan_bytes)
         self.instances: dict[tuple[int, int], _Instance] = {}
-        for chain in reversed(plan.chains):
-            targets = [
-                [self.instances[(edge.target, i)].actor for i in range(edge.target_parallelism)]
-                for edge in plan.outputs_of(chain.id)
-            ]
-            options = actor_options(chain)
-            for index in range(chain.parallelism):
-                actor = ChainActor.options(
-                    name=f"{job.job_id}/{chain.id}/{index}", max_restarts=0, **options
-                ).remote(plan_ref, chain.id, index, job, capacity, targets)
-                self.instances[(chain.id, index)] = _Instance(chain, index, actor)
+        try:
+            for chain in reversed(plan.chains):
+                targets = [
+                    [self.instances[(edge.target, i)].actor for i in range(edge.target_parallelism)]
+                    for edge in plan.outputs_of(chain.id)
+                ]
+                options = actor_options(chain)
+                for index in range(chain.parallelism):
+                    actor = ChainActor.options(
+                        name=f"{job.job_id}/{chain.id}/{index}", max_restarts=0, **options
+                    ).remote(plan_ref, chain.id, index, job, capacity, targets)
+                    self.instances[(chain.id, index)] = _Instance(chain, index, actor)
+        except BaseException:
+            self._kill_actors()
+            raise
         self.sources = [i for i in self.instances.values() if i.chain.is_source]
         for instance in self.sources:
             instance.actor.run_source.remote()
@@ -92,21 +98,36 @@ class RayJob(RunningJob):
 
     # -- supervision ----------------------------------------------------------------
     def _supervise(self) -> None:
-        waiting = {inst.actor.result.remote(): inst for inst in self.instances.values()}
-        while waiting:
-            ready, _ = ray.wait(list(waiting), num_returns=1, timeout=POLL_S)
-            for ref in ready:
-                self._collect(waiting.pop(ref), ref)
-            if self._abort_at is not None and time.monotonic() - self._abort_at > ABORT_GRACE_S:
-                for inst in waiting.values():
-                    self.record_error(SageError(
-                        f"operator chain {inst.chain.name!r} (instance {inst.index}) did not stop "
-                        f"within {ABORT_GRACE_S:.0f}s of the abort and was killed"))
-                break
+        try:
+            waiting = {inst.actor.result.remote(): inst for inst in self.instances.values()}
+            while waiting:
+                ready, _ = ray.wait(list(waiting), num_returns=1, timeout=POLL_S)
+                for ref in ready:
+                    self._collect(waiting.pop(ref), ref)
+                if self._abort_at is not None and time.monotonic() - self._abort_at > ABORT_GRACE_S:
+                    for inst in waiting.values():
+                        self.record_error(SageError(
+                            f"operator chain {inst.chain.name!r} (instance {inst.index}) did not "
+                            f"stop within {ABORT_GRACE_S:.0f}s of the abort and was killed"))
+                    break
+            with self._snapshot_lock:  # keep the log lines of replies still on their way
+                self._collect_snapshots(POLL_S)
+        except Exception as exc:
+            self.record_error(SageError(
+                f"lost track of the job's actors: {type(exc).__name__}: {exc}"))
+        finally:
+            self._kill_actors()
+            result = self.finish()
+            log.info("job ended on ray", job=self.info.job_name, job_id=self.job_id,
+                     status=result.status)
+
+    def _kill_actors(self) -> None:
         for inst in self.instances.values():
-            ray.kill(inst.actor, no_restart=True)
-        result = self.finish()
-        log.info("job ended on ray", job=self.info.job_name, job_id=self.job_id, status=result.status)
+            try:
+                ray.kill(inst.actor, no_restart=True)
+            except Exception as exc:  # the actor is already gone; nothing left to stop
+                log.debug("actor kill failed", job_id=self.job_id, chain=inst.chain.name,
+                          instance=inst.index, error=str(exc))
 
     def _collect(self, inst: _Instance, ref: Any) -> None:
         try:
@@ -142,23 +163,32 @@ class RayJob(RunningJob):
 
     def refresh(self) -> None:
         """Fetch live metrics, in-flight counts and new log lines from running actors."""
-        live = [inst for inst in self.instances.values() if not inst.done]
-        refs = {inst.actor.snapshot.remote(): inst for inst in live}
-        if not refs:
+        with self._snapshot_lock:
+            asked = set(self._snapshots.values())
+            for inst in self.instances.values():
+                if not inst.done and inst not in asked:
+                    self._snapshots[inst.actor.snapshot.remote()] = inst
+            self._collect_snapshots(SNAPSHOT_TIMEOUT_S)
+
+    def _collect_snapshots(self, timeout: float) -> None:
+        """Apply the snapshot replies that arrive within ``timeout``; later ones are applied by
+        the next call. ``snapshot()`` empties the actor's log buffer, so a reply's lines are
+        kept even when it is late or its instance has finished meanwhile."""
+        if not self._snapshots:
             return
-        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=SNAPSHOT_TIMEOUT_S)
+        ready, _ = ray.wait(list(self._snapshots), num_returns=len(self._snapshots),
+                            timeout=timeout)
         for ref in ready:
-            inst = refs[ref]
+            inst = self._snapshots.pop(ref)
             try:
                 snap = ray.get(ref)
             except Exception:
                 continue
             with self._lock:
-                if inst.done:
-                    continue
-                inst.metrics = snap["metrics"]
-                inst.in_flight = snap["in_flight"]
                 inst.logs.extend(snap["logs"])
+                if not inst.done:
+                    inst.metrics = snap["metrics"]
+                    inst.in_flight = snap["in_flight"]
 
     def metrics(self) -> dict[str, dict[str, Any]]:
         if self._result is None and not self._done.is_set():

@@ -15,7 +15,6 @@ import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import cloudpickle
 import importlib_metadata
@@ -67,12 +66,6 @@ def by_value(modules: list[ModuleType]) -> Iterator[None]:
         for module in registered:
             with contextlib.suppress(ValueError):
                 cloudpickle.unregister_pickle_by_value(module)
-
-
-def dumps(obj: Any) -> bytes:
-    """cloudpickle ``obj`` with the user's own modules shipped by value."""
-    with by_value(user_modules()):
-        return cloudpickle.dumps(obj)
 
 
 def dumps_plan(plan: PhysicalPlan) -> bytes:
