@@ -86,6 +86,17 @@ def answer_step() -> tuple[Any, str]:
     return ExtractiveAnswer(), "extractive (set OPENAI_BASE_URL or OPENAI_API_KEY to use an LLM)"
 
 
+def drop_collection(store: Path) -> None:
+    """Delete the demo's collection (the demo owns it), so that each run starts from the current
+    documents: chunk ids hash the content, so chunks of edited documents would otherwise stay."""
+    import chromadb
+    from chromadb.config import Settings
+
+    client = chromadb.PersistentClient(path=str(store), settings=Settings(anonymized_telemetry=False))
+    if COLLECTION in {getattr(c, "name", c) for c in client.list_collections()}:
+        client.delete_collection(COLLECTION)
+
+
 def ingest(docs: Path, store: Path) -> JobResult:
     env = LocalEnvironment(name="rag-demo-ingest")
     (env.from_source(ChunkedFileSource(docs, chunk_size=800, chunk_overlap=100), name="docs")
@@ -128,6 +139,7 @@ def main() -> None:
     store = sage_home() / "demo" / "chroma"
     began = time.perf_counter()
     print(f"Ingesting {args.docs} into Chroma collection {COLLECTION!r} at {store} ...")
+    drop_collection(store)
     ingested = ingest(args.docs, store)
     upserted = sum(part["upserted"] for part in ingested.sink_results["chroma_upsert"] if part)
     print(f"{upserted} chunks embedded with {MODEL} and upserted.\n")

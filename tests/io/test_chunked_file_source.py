@@ -118,6 +118,23 @@ def test_parallel_instances_emit_every_chunk_once(docs, run, parallelism):
     assert Counter(r["id"] for r in records) == Counter(r["id"] for r in expected)
 
 
+def test_documents_are_those_listed_when_the_source_was_built(docs, run):
+    source = ChunkedFileSource(docs, chunk_size=250, chunk_overlap=25)
+    expected = run(source)
+    (docs / "late.md").write_text("A document that appeared after the source was built.\n")
+
+    records = run(source, parallelism=2)
+
+    assert Counter(r["id"] for r in records) == Counter(r["id"] for r in expected)
+    assert "late.md" not in {r["source"] for r in records}
+
+
+def test_parallelism_must_be_a_positive_int(docs):
+    for wrong in (0, True, 1.5):
+        with pytest.raises(ValueError, match="parallelism must be an int >= 1"):
+            ChunkedFileSource(docs, parallelism=wrong)
+
+
 def test_glob_picks_files(docs, run):
     records = run(ChunkedFileSource(docs, glob="**/*.rst"))
 

@@ -48,6 +48,17 @@ def test_overlap_text_is_shared_by_consecutive_chunks():
         assert before[-40:] == after[:40]
 
 
+def test_overlap_stays_exact_across_a_long_run_of_whitespace():
+    text = "a " * 30 + "\n\n" + " " * 50 + "\n\n" + "b " * 30
+
+    spans = chunk_spans(text, ChunkSpec(40, 10))
+
+    assert all(0 < end - start <= 40 for start, end in spans)
+    for (_, end), (next_start, _) in zip(spans, spans[1:], strict=False):
+        assert next_start == end - 10
+    assert spans[0][0] == 0 and spans[-1][1] == len(text)
+
+
 def test_chunks_end_at_paragraph_boundaries_when_they_fit():
     text = "\n\n".join(PARAGRAPHS)
 

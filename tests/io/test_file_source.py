@@ -92,6 +92,19 @@ def test_glob_selects_files(tmp_path, run):
     assert run(FileSource(str(tmp_path / "**" / "*.jsonl"))) == ["x/1.jsonl", "y/3.jsonl"]
 
 
+def test_existing_names_with_glob_characters_are_files_and_directories(tmp_path, run):
+    folder = tmp_path / "run[1]"
+    folder.mkdir()
+    (folder / "a.txt").write_text("in the folder\n", encoding="utf-8")
+    (tmp_path / "data[2].txt").write_text("in the file\n", encoding="utf-8")
+    (tmp_path / "run1").mkdir()
+    (tmp_path / "run1" / "b.txt").write_text("not this one\n", encoding="utf-8")
+
+    assert run(FileSource(folder)) == ["in the folder"]
+    assert run(FileSource(tmp_path / "data[2].txt")) == ["in the file"]
+    assert sorted(run(FileSource(str(tmp_path / "run[1]" / "*.txt")))) == ["not this one"]
+
+
 def test_with_origin_wraps_records_with_path_and_line(tmp_path, run):
     path = tmp_path / "a.jsonl"
     path.write_text('{"n": 1}\n\n{"n": 2}\n', encoding="utf-8")
@@ -263,3 +276,40 @@ def test_restore_refuses_a_checkpoint_of_another_parallelism(big_lines, context)
 
     with pytest.raises(ValueError, match="same|parallelism"):
         other.restore(state)
+
+
+def test_restore_from_a_snapshot_taken_before_the_first_batch(tmp_path, context):
+    lines = [f"line {i:03d}" for i in range(100)]
+    path = tmp_path / "hundred.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    read = []
+    for index in range(2):
+        source = FileSource(path, min_split_bytes=1)
+        source.open(context(index, 2))
+        state = json.loads(json.dumps(source.snapshot()))
+        again = FileSource(path, min_split_bytes=1)
+        again.open(context(index, 2))
+        again.restore(state)
+        read.extend(x for batch in again.read_batches(7) for x in batch)
+        if index == 1:
+            assert state["offset"] == again.splits()[0].start > 0
+            assert state["line"] is None
+
+    assert Counter(read) == Counter(lines)
+
+
+def test_instances_plan_from_the_files_listed_when_the_source_was_built(tmp_path, context):
+    lines = [f"line {i:03d}" for i in range(100)]
+    path = tmp_path / "growing.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    source = FileSource(tmp_path, min_split_bytes=1)
+    read = []
+    for index in range(2):
+        instance = copy.deepcopy(source)
+        instance.open(context(index, 2))
+        read.extend(x for batch in instance.read_batches(7) for x in batch)
+        with path.open("a", encoding="utf-8") as grow:
+            grow.write("".join(f"late {i}\n" for i in range(100)))
+        (tmp_path / "new.txt").write_text("appeared\n", encoding="utf-8")
+
+    assert Counter(read) == Counter(lines)

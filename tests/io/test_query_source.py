@@ -68,6 +68,8 @@ def test_invalid_arguments_fail_when_built(tmp_path):
         QuerySource([{"text": "no query key"}])
     with pytest.raises(FileNotFoundError, match="path does not exist"):
         QuerySource(path=tmp_path / "missing.txt")
+    with pytest.raises(ValueError, match="parallelism must be an int >= 1"):
+        QuerySource(["a"], parallelism=0)
 
 
 def test_queries_from_standard_input_until_end_of_input(tmp_path):

@@ -61,3 +61,22 @@ def test_parallel_printing_keeps_each_response_whole(capfd):
     blocks = capfd.readouterr().out.strip("\n").split("\n\n")
     assert len(blocks) == 300
     assert all(block.startswith("Q: question ") and block.count("\n") == 3 for block in blocks)
+
+
+def test_snapshot_flushes_the_written_responses(tmp_path, context):
+    sink = ResponseSink(tmp_path / "answers.jsonl")
+    sink.open(context())
+    sink.sink(RESULT)
+
+    sink.snapshot()
+
+    assert json.loads((tmp_path / "answers.jsonl").read_text(encoding="utf-8"))["answer"] == RESULT["answer"]
+    sink.close()
+
+
+def test_source_of_prefers_the_source_then_metadata_then_id():
+    from sage.libs.io import source_of
+
+    assert source_of({"source": "s", "metadata": {"source": "m"}}) == "s"
+    assert source_of({"id": "x", "metadata": {"file": "f.md"}}) == "f.md"
+    assert source_of({"id": "x"}) == "x" and source_of({}) == "?"

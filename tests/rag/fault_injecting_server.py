@@ -96,7 +96,7 @@ class FaultInjectingServer:
                         server._stopping.wait(60)
                         status = 0
                         return
-                    if action in ("429", "500", "400"):
+                    if action.isdigit():
                         status = int(action)
                         headers = {"Retry-After": "0"} if status == 429 else None
                         self._send(status, {"error": {"message": f"injected fault {status}", "type": "fault",

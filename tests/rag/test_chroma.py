@@ -151,3 +151,18 @@ def test_ingest_and_retrieve_through_a_chroma_server(chroma_server):
 def test_wrong_chroma_settings_fail_when_the_pipeline_is_built(kwargs, fragment):
     with pytest.raises(PipelineDefinitionError, match=fragment):
         ChromaUpsertOperator(**kwargs)
+
+
+def test_snapshot_upserts_the_buffered_records(tmp_path):
+    from sage.kernel.api import RuntimeContext
+    from sage.kernel.api.metrics import MetricGroup
+
+    sink = ChromaUpsertOperator(collection="snap", path=str(tmp_path), batch_size=100)
+    sink.open(RuntimeContext(name="upsert", job_name="t", job_id="t-1", parallel_index=0,
+                             parallelism=1, metrics=MetricGroup()))
+    for i in range(3):
+        sink.sink({"id": str(i), "text": f"t{i}", "embedding": [float(i), 1.0], "embedding_model": "m"})
+
+    assert sink.snapshot() == {"upserted": 3}
+    assert client_for(tmp_path).get_collection("snap").count() == 3
+    sink.close()

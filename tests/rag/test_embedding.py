@@ -51,6 +51,31 @@ def test_a_record_without_text_follows_the_error_policy_and_the_rest_are_embedde
     assert 'record (id "b") has no "text" field' in message
 
 
+def test_a_failed_model_call_fails_only_its_micro_batch_and_nothing_is_embedded_twice(monkeypatch):
+    from sage.middleware.operators.rag.embedding_backends import SentenceTransformerEmbedder
+
+    calls: list[list[str]] = []
+    real_embed = SentenceTransformerEmbedder.embed
+
+    def embed(self, texts):
+        calls.append(list(texts))
+        if any("poison" in text for text in texts):
+            raise RuntimeError("the model call failed")
+        return real_embed(self, texts)
+
+    monkeypatch.setattr(SentenceTransformerEmbedder, "embed", embed)
+    texts = [f"text {i:02d}" for i in range(10)]
+    texts[5] = "poison!"
+    records = [{"id": str(i), "text": t} for i, t in enumerate(texts)]
+
+    out = run_pipeline(records, lambda s: s.map(VLLMEmbeddingOperator(model=MINILM, batch_size=2)),
+                       config={"error_policy": "skip", "batch_size": 10})
+
+    failed = next(batch for batch in calls if "poison!" in batch)
+    assert sorted(r["text"] for r in out) == sorted(t for t in texts if t not in failed)
+    assert len(calls) == 5 and sorted(t for batch in calls for t in batch) == sorted(texts)
+
+
 def test_auto_picks_sentence_transformers_without_a_server_or_gpu_and_logs_it():
     assert choose_backend("auto", "http://127.0.0.1:9/v1") == ("openai", "base_url is set")
     with structlog.testing.capture_logs() as logs:

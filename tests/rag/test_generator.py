@@ -65,7 +65,7 @@ def test_a_request_that_keeps_failing_fails_the_job_naming_status_operator_and_r
         run_pipeline(queries(3) + [{"query": "q [broken]"}], lambda s: s.map(generator(faults, max_retries=2)))
     message = str(failure.value)
     assert "operator 'OpenAIGeneratorOperator' (instance 0 of 1) failed on record {'query': 'q [broken]'}" in message
-    assert 'GenerationError: OpenAIGeneratorOperator(model="test-model")' in message
+    assert "GenerationError: OpenAIGeneratorOperator(model=\"test-model\"): record (query 'q [broken]'): " in message
     assert "answered HTTP 500 after 3 attempts: injected fault 500" in message
 
 
@@ -84,6 +84,25 @@ def test_client_errors_are_not_retried(faults):
     faults.script("[bad]", "400", "400")
     with pytest.raises(JobFailedError, match=r"answered HTTP 400 after 1 attempt: injected fault 400; check the model"):
         run_pipeline([{"query": "x [bad]"}], lambda s: s.map(generator(faults)))
+
+
+@pytest.mark.parametrize("status", [501, 505])
+def test_501_and_505_are_not_retried_and_the_error_names_the_record(faults, status):
+    faults.script("[never]", str(status), str(status))
+    with pytest.raises(JobFailedError) as failure:
+        run_pipeline([{"id": "q-7", "query": "x [never]"}], lambda s: s.map(generator(faults, max_retries=3)))
+    message = str(failure.value)
+    assert 'record (id "q-7"): ' in message
+    assert f"answered HTTP {status} after 1 attempt: injected fault {status}; check the model" in message
+    assert faults.statuses == {status: 1}
+
+
+def test_a_long_query_is_named_by_its_first_80_characters(faults):
+    query = "why " * 40 + "[broken]"
+    faults.script("[broken]", "400")
+    with pytest.raises(JobFailedError) as failure:
+        run_pipeline([{"query": query}], lambda s: s.map(generator(faults)))
+    assert f"record (query {query[:80] + '...'!r}): " in str(failure.value)
 
 
 def test_a_hanging_server_times_out_and_is_retried(faults):

@@ -10,7 +10,7 @@ from sage.libs.io.errors import BadInputError, MissingExtraError
 from sage.libs.io.file_source import FilePosition, FileSource
 from sage.libs.io.jsonl_sink import JSONLSink
 from sage.libs.io.query_source import QuerySource
-from sage.libs.io.response_sink import ResponseSink
+from sage.libs.io.response_sink import ResponseSink, source_of
 
 __all__ = [
     "BadInputError",
@@ -24,5 +24,6 @@ __all__ = [
     "MissingExtraError",
     "QuerySource",
     "ResponseSink",
+    "source_of",
     "split_text",
 ]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sage.kernel.api import RuntimeContext, SourceFunction
+from sage.libs.io.arguments import check_positive_or_none
 from sage.libs.io.chunking import ChunkSpec, chunk_id, chunk_spans, content_hash
 from sage.libs.io.document_readers import (
     DOCUMENT_SUFFIXES,
@@ -16,7 +17,7 @@ from sage.libs.io.document_readers import (
     require_pdf_support,
 )
 from sage.libs.io.errors import BadInputError
-from sage.libs.io.file_splits import assign_splits, plan_splits
+from sage.libs.io.file_splits import assign_splits, listed_files, plan_splits
 from sage.libs.io.paths import is_glob, list_files, relative_name, resolve_input
 
 
@@ -44,14 +45,15 @@ class ChunkedFileSource(SourceFunction):
             self.spec = ChunkSpec(chunk_size, chunk_overlap)
         except ValueError as exc:
             raise ValueError(f"{owner}: {exc}") from exc
-        if parallelism is not None and (not isinstance(parallelism, int) or parallelism < 1):
-            raise ValueError(f"{owner}: parallelism must be an int >= 1 or None, got {parallelism!r}")
+        check_positive_or_none(owner, "parallelism", parallelism)
         self.path = resolve_input(owner, path)
         self.glob = glob
         self.encoding = encoding
         self.parallelism = parallelism
         self._owner = owner
-        documents = self.documents()
+        documents = self._list_documents()
+        # Recorded once, here on the submitting side: every instance plans from this list.
+        self._documents = listed_files(documents)
         if not documents:
             raise FileNotFoundError(
                 f"{owner}: no documents found under {self.path} (glob={glob!r}); looked for "
@@ -78,7 +80,11 @@ class ChunkedFileSource(SourceFunction):
         return self._owner
 
     def documents(self) -> list[Path]:
-        """Every document of the source, in reading order (before splitting among instances)."""
+        """Every document of the source, in reading order (before splitting among instances),
+        as listed when the source was built."""
+        return [Path(listed.path) for listed in self._documents]
+
+    def _list_documents(self) -> list[Path]:
         files = list_files(self._owner, self.path, self.glob)
         if self.glob or is_glob(self.path) or Path(self.path).is_file():
             return files
@@ -90,8 +96,7 @@ class ChunkedFileSource(SourceFunction):
 
     def my_documents(self) -> list[Path]:
         """The documents this instance reads (files balanced by size among instances)."""
-        files = self.documents()
-        plan = plan_splits(files, self._parallelism, [False] * len(files))
+        plan = plan_splits(self._documents, self._parallelism, [False] * len(self._documents))
         return [Path(split.path) for split in assign_splits(plan, self._parallelism, self._index)]
 
     def snapshot(self) -> dict[str, Any]:

@@ -1,7 +1,10 @@
 """Splitting text into chunks of at most ``chunk_size`` characters with an exact overlap.
 
 Each chunk is a slice ``text[start:end]``; the next one starts at ``end - chunk_overlap``, so
-consecutive chunks share exactly ``chunk_overlap`` characters. A chunk ends at the last
+consecutive chunks always share exactly ``chunk_overlap`` characters. No chunk is left out
+for being blank: a run of whitespace longer than ``chunk_size - chunk_overlap`` therefore
+gives whitespace-only chunks, which keep the overlap exact across it. Only a text that is
+all whitespace gives no chunks. A chunk ends at the last
 paragraph break in the second half of its window, else the last line break, sentence end or
 space there, else wherever a break exists after the overlap, else at ``chunk_size``.
 
@@ -61,7 +64,11 @@ def _last_break(text: str, low: int, high: int) -> int | None:
 
 
 def chunk_spans(text: str, spec: ChunkSpec) -> list[tuple[int, int]]:
-    """``(start, end)`` of every chunk of ``text``; whitespace-only chunks are left out."""
+    """``(start, end)`` of every chunk of ``text``; consecutive spans overlap by exactly
+    ``chunk_overlap`` (``next_start == end - chunk_overlap``). A text that is all whitespace
+    has no chunks."""
+    if not text.strip():
+        return []
     size, overlap = spec.chunk_size, spec.chunk_overlap
     spans: list[tuple[int, int]] = []
     start = 0
@@ -74,8 +81,7 @@ def chunk_spans(text: str, spec: ChunkSpec) -> list[tuple[int, int]]:
             end = (_last_break(text, start + max(overlap, size // 2), limit)
                    or _last_break(text, start + overlap, limit)
                    or limit)
-        if text[start:end].strip():
-            spans.append((start, end))
+        spans.append((start, end))
         if end >= length:
             break
         start = end - overlap

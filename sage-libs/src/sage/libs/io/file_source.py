@@ -3,7 +3,9 @@
 Line formats (``lines``, ``jsonl``) are read in large binary blocks, decoded and parsed a
 batch at a time; only a batch that holds a bad line is handled line by line, so that the bad
 line goes to the job's error policy with its file and line number. Large files are cut into
-byte ranges, one per instance; a line belongs to the range its first byte lies in.
+byte ranges, one per instance; a line belongs to the range its first byte lies in. The
+files and their sizes are recorded when the source is built and every instance plans from
+that record (see ``sage.libs.io.file_splits``).
 """
 
 from __future__ import annotations
@@ -17,9 +19,16 @@ from typing import Any, BinaryIO
 
 import attrs
 from sage.kernel.api import RuntimeContext, SourceFunction
+from sage.libs.io.arguments import check_positive_or_none
 from sage.libs.io.errors import BadInputError
 from sage.libs.io.file_formats import FORMATS, SPLITTABLE, check_encoding, format_of
-from sage.libs.io.file_splits import MIN_SPLIT_BYTES, FileSplit, assign_splits, plan_splits
+from sage.libs.io.file_splits import (
+    MIN_SPLIT_BYTES,
+    FileSplit,
+    assign_splits,
+    listed_files,
+    plan_splits,
+)
 from sage.libs.io.line_reader import count_newlines, first_line_start, line_blocks
 from sage.libs.io.paths import list_files, resolve_input
 
@@ -30,17 +39,14 @@ _loads = json.loads
 class FilePosition:
     """Where an instance stands: the file, the byte offset and number of the next line to read.
 
-    ``path`` is None once the instance has read all its files.
+    ``path`` is None once the instance has read all its files. Before an instance reads a
+    range that starts mid-file, ``offset`` is the range's start and ``line`` is None (not
+    counted yet).
     """
 
     path: str | None
     offset: int | None
     line: int | None
-
-
-def _positive_or_none(owner: str, name: str, value: Any) -> None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise ValueError(f"{owner}: {name} must be an int >= 1 or None, got {value!r}")
 
 
 class FileSource(SourceFunction):
@@ -66,9 +72,12 @@ class FileSource(SourceFunction):
         if format not in FORMATS:
             raise ValueError(f"{owner}: format must be one of {', '.join(FORMATS)}; got {format!r}")
         check_encoding(owner, encoding, format)
-        _positive_or_none(owner, "parallelism", parallelism)
-        _positive_or_none(owner, "min_split_bytes", min_split_bytes)
+        check_positive_or_none(owner, "parallelism", parallelism)
+        check_positive_or_none(owner, "min_split_bytes", min_split_bytes)
         self.path = resolve_input(owner, path)
+        files = list_files(owner, self.path)
+        self._files = listed_files(files)
+        self._splittable = [format_of(f, format) in SPLITTABLE for f in files]
         self.format = format
         self.with_origin = with_origin
         self.encoding = encoding
@@ -80,7 +89,7 @@ class FileSource(SourceFunction):
         self._splits: list[FileSplit] | None = None
         self._restored: dict[str, Any] | None = None
         self._split_index = 0
-        self._first_offset = 0
+        self._first_offset: int | None = None
         self._offset = 0
         self._lines = 0
         self._line_base: int | None = 0
@@ -95,11 +104,11 @@ class FileSource(SourceFunction):
         self._splits = None
 
     def splits(self) -> list[FileSplit]:
-        """The files and byte ranges this instance reads, in order."""
+        """The files and byte ranges this instance reads, in order, planned from the files
+        and sizes recorded when the source was built."""
         if self._splits is None:
-            files = list_files(self._owner, self.path)
-            splittable = [format_of(f, self.format) in SPLITTABLE for f in files]
-            plan = plan_splits(files, self._parallelism, splittable, self.min_split_bytes)
+            plan = plan_splits(self._files, self._parallelism, self._splittable,
+                               self.min_split_bytes)
             self._splits = assign_splits(plan, self._parallelism, self._index)
         return self._splits
 
@@ -110,8 +119,11 @@ class FileSource(SourceFunction):
         splits = self.splits()
         if self._split_index >= len(splits):
             return FilePosition(None, None, None)
-        path = splits[self._split_index].path
-        return FilePosition(path, self._offset, self._base(path) + self._lines + 1)
+        split = splits[self._split_index]
+        if self._first_offset is None:
+            # This range is not started: its first line is not found nor its number counted.
+            return FilePosition(split.path, split.start, 1 if split.start == 0 else None)
+        return FilePosition(split.path, self._offset, self._base(split.path) + self._lines + 1)
 
     def snapshot(self) -> dict[str, Any]:
         """Plain data to resume from after the last batch handed out (see ``restore``)."""
@@ -154,8 +166,12 @@ class FileSource(SourceFunction):
             split = splits[index]
             self._split_index = index
             self._lines = 0
+            self._first_offset = None
             self._line_base = 0 if split.start == 0 else None
             resume = restored if restored is not None and index == restored["split"] else None
+            if resume is not None and resume["offset"] <= split.start:
+                # Nothing of this range was read: start it afresh, from its first line.
+                resume = None
             if resume is not None:
                 self._line_base = resume["line"] - 1
             fmt = format_of(Path(split.path), self.format)
@@ -169,7 +185,7 @@ class FileSource(SourceFunction):
 
     def _base(self, path: str) -> int:
         if self._line_base is None:
-            self._line_base = count_newlines(path, self._first_offset)
+            self._line_base = count_newlines(path, self._first_offset or 0)
         return self._line_base
 
     def _wrap(self, path: str, first: int, values: list[Any]) -> list[dict[str, Any]]:
@@ -258,8 +274,10 @@ class FileSource(SourceFunction):
         return out
 
     # -- CSV -------------------------------------------------------------------------
-    def _decoded_lines(self, handle: BinaryIO, path: str) -> Iterator[str]:
+    def _decoded_lines(self, handle: BinaryIO, path: str, end: int) -> Iterator[str]:
         for data in handle:
+            if self._offset >= end:
+                return
             self._offset += len(data)
             self._lines += 1
             try:
@@ -274,14 +292,14 @@ class FileSource(SourceFunction):
         delimiter = "\t" if path.lower().endswith(".tsv") else ","
         with open(path, "rb") as handle:
             self._first_offset = self._offset = 0
-            rows = csv.reader(self._decoded_lines(handle, path), delimiter=delimiter)
+            rows = csv.reader(self._decoded_lines(handle, path, split.end), delimiter=delimiter)
             header = next(rows, None)
             if header is None:
                 return
             if resume is not None:
                 handle.seek(resume["offset"])
                 self._offset, self._lines, self._line_base = resume["offset"], 0, resume["line"] - 1
-                rows = csv.reader(self._decoded_lines(handle, path), delimiter=delimiter)
+                rows = csv.reader(self._decoded_lines(handle, path, split.end), delimiter=delimiter)
             batch: list[Any] = []
             while True:
                 line = self._base(path) + self._lines + 1
@@ -313,7 +331,8 @@ class FileSource(SourceFunction):
         if resume is not None and resume["offset"]:
             return
         path = split.path
-        data = Path(path).read_bytes()
+        with open(path, "rb") as handle:
+            data = handle.read(split.end)
         self._first_offset, self._offset, self._lines = 0, len(data), data.count(b"\n")
         try:
             text = data.decode(self.encoding)

@@ -1,7 +1,10 @@
 """Splitting a source's files, and byte ranges of large files, among parallel instances.
 
-Every instance computes the same plan from the same sorted file list, then keeps its own
-share, so no coordination is needed. A line belongs to the range its first byte lies in.
+The file list and sizes are taken once, when the source is built on the submitting side,
+and shipped with it (``listed_files``); every instance computes the same plan from that
+record, then keeps its own share, so no coordination is needed and a file that grows or
+appears while the job starts cannot make two instances' plans disagree. Ranges end at the
+recorded size. A line belongs to the range its first byte lies in.
 """
 
 from __future__ import annotations
@@ -12,6 +15,19 @@ from pathlib import Path
 import attrs
 
 MIN_SPLIT_BYTES = 1 << 20
+
+
+@attrs.frozen
+class ListedFile:
+    """A file of a source and its size when the source was built."""
+
+    path: str
+    size: int
+
+
+def listed_files(files: list[Path]) -> list[ListedFile]:
+    """``files`` with their sizes now; the plan of every instance is made from this record."""
+    return [ListedFile(str(path), path.stat().st_size) for path in files]
 
 
 @attrs.frozen
@@ -27,19 +43,19 @@ class FileSplit:
         return self.end - self.start
 
 
-def plan_splits(files: list[Path], parallelism: int, splittable: list[bool],
+def plan_splits(files: list[ListedFile], parallelism: int, splittable: list[bool],
                 min_split_bytes: int = MIN_SPLIT_BYTES) -> list[FileSplit]:
-    """Whole files, with each splittable file larger than ``min_split_bytes`` cut into up
-    to ``parallelism`` ranges of equal size."""
+    """Whole files (up to their recorded size), with each splittable file larger than
+    ``min_split_bytes`` cut into up to ``parallelism`` ranges of equal size."""
     splits: list[FileSplit] = []
-    for path, can_split in zip(files, splittable, strict=True):
-        size = path.stat().st_size
+    for listed, can_split in zip(files, splittable, strict=True):
+        path, size = listed.path, listed.size
         if parallelism == 1 or not can_split or size <= min_split_bytes:
-            splits.append(FileSplit(str(path), 0, size))
+            splits.append(FileSplit(path, 0, size))
             continue
         pieces = min(parallelism, math.ceil(size / min_split_bytes))
         step = math.ceil(size / pieces)
-        splits.extend(FileSplit(str(path), start, min(start + step, size))
+        splits.extend(FileSplit(path, start, min(start + step, size))
                       for start in range(0, size, step))
     return splits
 

@@ -10,7 +10,7 @@ BLOCKS = frozenset({
     "ol", "table", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "br", "hr",
     "title", "dd", "dt", "figure", "figcaption",
 })
-HIDDEN = frozenset({"script", "style", "head", "noscript", "template", "svg"})
+HIDDEN = frozenset({"script", "style", "head", "title", "noscript", "template", "svg"})
 
 
 class _TextCollector(HTMLParser):
@@ -18,29 +18,21 @@ class _TextCollector(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self.hidden = 0
-        self.title: list[str] = []
-        self._in_title = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "title":
-            self._in_title = True
-        elif tag in HIDDEN:
+        if tag in HIDDEN:
             self.hidden += 1
         if tag in BLOCKS:
             self.parts.append("\n\n")
 
     def handle_endtag(self, tag: str) -> None:
-        if tag == "title":
-            self._in_title = False
-        elif tag in HIDDEN:
+        if tag in HIDDEN:
             self.hidden = max(0, self.hidden - 1)
         if tag in BLOCKS:
             self.parts.append("\n\n")
 
     def handle_data(self, data: str) -> None:
-        if self._in_title:
-            self.title.append(data)
-        elif not self.hidden:
+        if not self.hidden:
             self.parts.append(data)
 
 

@@ -15,7 +15,12 @@ GLOB_CHARS = frozenset("*?[")
 
 
 def is_glob(path: str) -> bool:
-    """True when ``path`` is a glob pattern rather than a file or directory name."""
+    """True when ``path`` is a glob pattern: it holds ``*``, ``?`` or ``[`` and no file or
+    directory of that name exists (an existing ``run[1]`` is a directory, not a pattern)."""
+    return _has_glob_chars(path) and not os.path.exists(path)
+
+
+def _has_glob_chars(path: str) -> bool:
     return any(char in GLOB_CHARS for char in path)
 
 
@@ -75,7 +80,7 @@ def list_files(owner: str, path: str, pattern: str | None = None) -> list[Path]:
 
 def _glob_base(pattern: str) -> Path:
     parts = Path(pattern).parts
-    fixed = [part for part in parts[: next(i for i, p in enumerate(parts) if is_glob(p))]]
+    fixed = [part for part in parts[: next(i for i, p in enumerate(parts) if _has_glob_chars(p))]]
     return Path(*fixed)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sage.kernel.api import RuntimeContext, SourceFunction
+from sage.libs.io.arguments import check_positive_or_none
 from sage.libs.io.errors import BadInputError
 from sage.libs.io.paths import resolve_input
 
@@ -38,6 +39,7 @@ class QuerySource(SourceFunction):
                  *, parallelism: int | None = None) -> None:
         if queries is not None and path is not None:
             raise ValueError("QuerySource: give queries or path, not both")
+        check_positive_or_none("QuerySource", "parallelism", parallelism)
         self.queries = None if queries is None else [
             as_query(value, f"QuerySource: queries[{i}]") for i, value in enumerate(queries)
         ]

@@ -14,10 +14,12 @@ from sage.libs.io.paths import absolute
 SNIPPET_CHARS = 100
 
 
-def _source_of(context: dict[str, Any]) -> str:
+def source_of(context: dict[str, Any]) -> str:
+    """A short name for where a context passage came from: its ``source``, its metadata's
+    ``source``, ``path`` or ``file``, else its ``id`` (``"?"`` when it has none)."""
     metadata = context.get("metadata") or {}
     return str(context.get("source") or metadata.get("source") or metadata.get("path")
-               or context.get("id") or "?")
+               or metadata.get("file") or context.get("id") or "?")
 
 
 def sources_of(record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -25,7 +27,7 @@ def sources_of(record: dict[str, Any]) -> list[dict[str, Any]]:
     cited = []
     for context in record.get("contexts") or []:
         if isinstance(context, dict):
-            cited.append({"id": context.get("id"), "source": _source_of(context),
+            cited.append({"id": context.get("id"), "source": source_of(context),
                           "score": context.get("score"), "text": context.get("text", "")})
         else:
             cited.append({"id": None, "source": "?", "score": None, "text": str(context)})
@@ -86,6 +88,13 @@ class ResponseSink(SinkFunction):
             write_block(format_response(response))
         else:
             self._file.write(json.dumps(response, ensure_ascii=False, default=str) + "\n")
+
+    def snapshot(self) -> dict[str, Any]:
+        """The checkpoint hook: flush the buffered lines to the file, so that a checkpoint
+        taken after this call covers every response sunk before it."""
+        if self._file is not None:
+            self._file.flush()
+        return {}
 
     def close(self) -> None:
         if self._file is not None:

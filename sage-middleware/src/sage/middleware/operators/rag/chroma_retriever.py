@@ -136,12 +136,30 @@ class ChromaRetrieverOperator(MapFunction):
         if not queries:
             return outcomes
         began = time.perf_counter()
+        # A failed embedding call is the outcome of its micro-batch's records only.
         vectors: list[list[float]] = []
+        embedded_positions: list[int] = []
         for start in range(0, len(queries), self.batch_size):
-            vectors.extend(self._embedder.embed(queries[start:start + self.batch_size]))
+            chosen = positions[start:start + self.batch_size]
+            try:
+                vectors.extend(self._embedder.embed(queries[start:start + self.batch_size]))
+            except Exception as exc:
+                for position in chosen:
+                    outcomes[position] = exc
+                continue
+            embedded_positions.extend(chosen)
+        if not embedded_positions:
+            return outcomes
+        positions = embedded_positions
         embedded = time.perf_counter()
-        found = self._collection.query(query_embeddings=vectors, n_results=self.top_k, where=self.where,
-                                       include=["documents", "metadatas", "distances"])
+        try:
+            found = self._collection.query(query_embeddings=vectors, n_results=self.top_k,
+                                           where=self.where,
+                                           include=["documents", "metadatas", "distances"])
+        except Exception as exc:
+            for position in positions:
+                outcomes[position] = exc
+            return outcomes
         self._metrics.record("embed_ms", (embedded - began) * 1000)
         self._metrics.record("query_ms", (time.perf_counter() - embedded) * 1000)
         for row, position in enumerate(positions):

@@ -46,7 +46,8 @@ def record_metadata(record: dict[str, Any], text_field_name: str) -> dict[str, A
 class ChromaUpsertOperator(SinkFunction):
     """Upserts records (``id``, ``text``, ``embedding``, metadata) into a Chroma collection.
 
-    Writes go in batches of ``batch_size`` and are flushed when the instance closes. Records
+    Writes go in batches of ``batch_size`` and are flushed when the instance closes and at
+    each checkpoint (``snapshot``). Records
     are upserted by ``id`` (a hash of the text when a record has none), so replaying a stream
     leaves the same collection. The first record fixes the collection's embedding model and
     dimension in its metadata; records from another model or dimension are refused.
@@ -151,6 +152,13 @@ class ChromaUpsertOperator(SinkFunction):
         self._metrics.counter("upserted").inc(len(ids))
         self._written += len(ids)
         self._buffer = {}
+
+    def snapshot(self) -> dict[str, Any]:
+        """The checkpoint hook: upsert the buffered records, so that a checkpoint taken after
+        this call covers every record sunk before it."""
+        if self._collection is not None:
+            self.flush()
+        return {"upserted": self._written}
 
     def close(self) -> None:
         try:

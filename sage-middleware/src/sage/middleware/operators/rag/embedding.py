@@ -97,7 +97,11 @@ class VLLMEmbeddingOperator(MapFunction):
         return self._replay.resolve(records, self._embed_all(records))
 
     def _embed_all(self, records: list[Any]) -> list[Any]:
-        """One outcome per record: the record with its embedding, or the error it caused."""
+        """One outcome per record: the record with its embedding, or the error it caused.
+
+        A failed model call is the outcome of the records of its micro-batch only; the other
+        micro-batches' outputs are kept, so the per-record replay does not embed them again.
+        """
         assert self._embedder is not None, "open() was not called"
         outcomes: list[Any] = [None] * len(records)
         texts: list[str] = []
@@ -115,7 +119,12 @@ class VLLMEmbeddingOperator(MapFunction):
         for start in range(0, len(by_length), self.batch_size):
             chosen = by_length[start:start + self.batch_size]
             began = time.perf_counter()
-            vectors = self._embedder.embed([texts[i] for i in chosen])
+            try:
+                vectors = self._embedder.embed([texts[i] for i in chosen])
+            except Exception as exc:
+                for i in chosen:
+                    outcomes[positions[i]] = exc
+                continue
             self._metrics.record("embed_ms", (time.perf_counter() - began) * 1000)
             self._metrics.record("embed_batch", len(chosen))
             for i, vector in zip(chosen, vectors, strict=True):

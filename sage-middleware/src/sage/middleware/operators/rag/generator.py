@@ -13,8 +13,13 @@ from sage.middleware.operators.rag.background_loop import BackgroundLoop
 from sage.middleware.operators.rag.batch_replay import MISSING, BatchReplay, unwrap
 from sage.middleware.operators.rag.errors import GenerationError, RecordError
 from sage.middleware.operators.rag.prompts import PromptTemplate, render_prompt, template_problem
-from sage.middleware.operators.rag.records import text_field, with_fields
-from sage.middleware.operators.rag.retry import RETRYABLE_STATUS, Backoff, retry_after_seconds
+from sage.middleware.operators.rag.records import describe, text_field, with_fields
+from sage.middleware.operators.rag.retry import (
+    NEVER_RETRIED_5XX,
+    RETRYABLE_STATUS,
+    Backoff,
+    retry_after_seconds,
+)
 from sage.middleware.operators.rag.validators import (
     non_empty_str,
     non_negative_int,
@@ -120,7 +125,8 @@ class OpenAIGeneratorOperator(MapFunction):
             if not isinstance(contexts, list):
                 raise RecordError(f'{self._label()}: "{self.contexts_field}" must be a list of passages, '
                                   f"got {type(contexts).__name__}")
-            response = await self._complete(render_prompt(self.prompt_template, query, contexts))
+            response = await self._complete(render_prompt(self.prompt_template, query, contexts),
+                                            self._name(record, query))
         except Exception as exc:
             return exc
         usage = response.usage
@@ -132,11 +138,19 @@ class OpenAIGeneratorOperator(MapFunction):
                    "total_tokens": usage.total_tokens} if usage else {},
         )
 
+    @staticmethod
+    def _name(record: Any, query: str) -> str:
+        """How a generation error points at its record: its id, else its question's start."""
+        if isinstance(record, dict) and "id" in record:
+            return describe(record)
+        short = query if len(query) <= 80 else query[:80] + "..."
+        return f"record (query {short!r})"
+
     def _messages(self, prompt: str) -> list[dict[str, str]]:
         messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         return [*messages, {"role": "user", "content": prompt}]
 
-    async def _complete(self, prompt: str) -> Any:
+    async def _complete(self, prompt: str, where: str) -> Any:
         """One chat completion, retried on 429/408/5xx/timeouts/connection errors."""
         import openai
 
@@ -153,11 +167,11 @@ class OpenAIGeneratorOperator(MapFunction):
                     )
                 except openai.APIStatusError as exc:
                     if exc.status_code not in RETRYABLE_STATUS or attempt == self.max_retries:
-                        raise self._failure(exc, attempt + 1) from exc
+                        raise self._failure(exc, attempt + 1, where) from exc
                     delay = backoff.delay(attempt, retry_after_seconds(exc.response.headers))
                 except openai.APIConnectionError as exc:
                     if attempt == self.max_retries:
-                        raise self._failure(exc, attempt + 1) from exc
+                        raise self._failure(exc, attempt + 1, where) from exc
                     delay = backoff.delay(attempt)
                 else:
                     metrics.record("request_ms", (time.perf_counter() - began) * 1000)
@@ -166,12 +180,13 @@ class OpenAIGeneratorOperator(MapFunction):
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
-    def _failure(self, exc: Exception, attempts: int) -> GenerationError:
+    def _failure(self, exc: Exception, attempts: int, where: str) -> GenerationError:
         import openai
 
+        label = f"{self._label()}: {where}"
         tries = f"after {attempts} attempt{'s' if attempts > 1 else ''}"
         if isinstance(exc, openai.APIStatusError):
-            fix = ("check the model name and the request settings" if exc.status_code < 500 or exc.status_code == 501
+            fix = ("check the model name and the request settings" if exc.status_code < 500 or exc.status_code in NEVER_RETRIED_5XX
                    else "the server kept failing; check its logs, or raise max_retries")
             if exc.status_code in (401, 403):
                 fix = "check api_key / OPENAI_API_KEY"
@@ -179,10 +194,10 @@ class OpenAIGeneratorOperator(MapFunction):
                 fix = "the server is rate-limiting; lower max_concurrency or parallelism, or raise max_retries"
             body = exc.body if isinstance(exc.body, dict) else {}
             detail = body.get("message") or exc.message
-            return GenerationError(f"{self._label()}: {self._endpoint} answered HTTP {exc.status_code} {tries}: "
+            return GenerationError(f"{label}: {self._endpoint} answered HTTP {exc.status_code} {tries}: "
                                    f"{detail}; {fix}", exc.status_code)
         if isinstance(exc, openai.APITimeoutError):
-            return GenerationError(f"{self._label()}: no answer from {self._endpoint} within timeout_s="
+            return GenerationError(f"{label}: no answer from {self._endpoint} within timeout_s="
                                    f"{self.timeout_s} {tries}; raise timeout_s or check the server")
-        return GenerationError(f"{self._label()}: cannot reach {self._endpoint} {tries} ({exc}); "
+        return GenerationError(f"{label}: cannot reach {self._endpoint} {tries} ({exc}); "
                                "check base_url and that the server is running")

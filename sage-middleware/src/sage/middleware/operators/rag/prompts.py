@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sage.libs.io import source_of
+
 DEFAULT_RAG_TEMPLATE = (
     "Answer the question using only the numbered context passages below. Cite the passages you "
     "use by their numbers, like [1]. If the passages do not contain the answer, say so.\n\n"
@@ -12,15 +14,6 @@ DEFAULT_RAG_TEMPLATE = (
 )
 
 PromptTemplate = str | Callable[[str, list[dict[str, Any]]], str]
-
-
-def source_of(context: dict[str, Any]) -> str:
-    """A short name for where a context passage came from (its path, source, or id)."""
-    metadata = context.get("metadata") or {}
-    for key in ("source", "path", "file"):
-        if metadata.get(key):
-            return str(metadata[key])
-    return str(context.get("id", "?"))
 
 
 def format_contexts(contexts: list[dict[str, Any]]) -> str:

@@ -6,7 +6,9 @@ import random
 
 import attrs
 
-RETRYABLE_STATUS = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
+# 5xx except 501 Not Implemented and 505 HTTP Version Not Supported, which a retry never fixes.
+NEVER_RETRIED_5XX = frozenset({501, 505})
+RETRYABLE_STATUS = (frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))) - NEVER_RETRIED_5XX
 
 
 @attrs.frozen
