@@ -7,8 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from sage.kernel.api import JobFailedError, LocalEnvironment, MapFunction, PipelineDefinitionError, SinkFunction
+from sage.kernel.api import (
+    JobFailedError,
+    LocalEnvironment,
+    MapFunction,
+    PipelineDefinitionError,
+    SinkFunction,
+)
 from sage.kernel.api.metrics import MetricGroup
 from sage.kernel.testing import run_pipeline
 
