@@ -1,6 +1,6 @@
 """The same CPU-bound per-record map on SAGE's Ray runtime (parallelism 1 and 2) and on Ray Data.
 
-    python benchmarks/distributed_throughput.py [--records 100000] [--work 1000]
+    python benchmarks/distributed_throughput.py [--records 200000] [--work 1000]
 
 Everything runs on one local Ray started by this script (``ray.init()``), in the same run.
 SAGE: ``from_collection(parallelism=p) -> map(work) -> sink``, all at parallelism p, so each
@@ -86,7 +86,7 @@ def run_ray_data(records: int, concurrency: int) -> tuple[float, int]:
 def main() -> None:
     global WORK
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--work", type=int, default=WORK, help="loop iterations per record")
     args = parser.parse_args()
     WORK = args.work
