@@ -113,3 +113,18 @@ def test_pipeline_files_with_bad_yaml_or_stray_options_fail_clearly(tmp_path):
                      "  - key_by: id\n    parallelism: 3\n  - sink: print\n")
     done = subprocess.run([SAGE, "run", str(stray)], capture_output=True, text=True)
     assert done.returncode == 1 and "key_by takes no options" in done.stderr
+
+
+def test_a_failed_job_counts_the_records_that_got_through_before_the_failure():
+    def fail_at_five(x):
+        if x == 5:
+            raise ValueError("five")
+        return x
+
+    env = LocalEnvironment()
+    env.from_collection(range(10)).map(fail_at_five, name="m").collect()
+    with pytest.raises(JobFailedError) as failure:
+        env.execute()
+    metrics = failure.value.result.metrics
+    assert (metrics["m"]["records_in"], metrics["m"]["records_out"], metrics["m"]["errors"]) == (6, 5, 1)
+    assert metrics["collect"]["records_in"] == 5

@@ -16,11 +16,14 @@ CPython 3.11 inlines these Python-to-Python calls and its ``try`` costs nothing 
 catches, so a fused chain runs at the speed of a hand-written loop. A failing record goes to
 its operator's error handler (which raises under the ``fail`` policy) and the loop continues
 with the next record: nothing runs twice and nothing is lost. Counts are added up once per
-batch. A ``MapFunction`` with ``map_batch`` splits the chain: it gets the whole batch.
+batch (when a handler raises under ``fail``, the records started so far are counted before
+the error leaves). A ``MapFunction`` with ``map_batch`` splits the chain: it gets the whole
+batch.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -84,21 +87,24 @@ def _per_record_source(steps: list[Step], emits: bool) -> str:
     prologue = ["out = []", "append = out.append"] if emits else []
     prologue += [f"{prefix}{j} = 0" for j, step in enumerate(steps)
                  for prefix in ({"map": ["e"], "filter": ["n"], "flat_map": ["n"]}.get(step.kind, []))]
-    epilogue = ["total = len(batch)"]
+    tally = []
     flowing = "total"
     for j, step in enumerate(steps):
-        epilogue.append(f"in{j}.value += {flowing}")
+        tally.append(f"in{j}.value += {flowing}")
         flowing = {"map": f"({flowing} - e{j})", "filter": f"n{j}", "flat_map": f"n{j}"}.get(step.kind, "0")
-        epilogue.append(f"out{j}.value += {flowing}")
-    epilogue.append("return out" if emits else "return []")
+        tally.append(f"out{j}.value += {flowing}")
 
     params = ", ".join(f"f{j}, h{j}, in{j}, out{j}" for j in range(len(steps)))
-    lines = [f"def make({params}):", "    def segment(batch):"]
+    lines = [f"def make(length_hint, {params}):", "    def segment(batch):"]
     lines += ["        " + text for text in prologue]
-    lines.append("        for r0 in batch:")
-    lines += ["        " + "    " * indent + text for indent, text in code]
-    lines += ["        " + text for text in epilogue]
-    lines.append("    return segment")
+    lines += ["        records = iter(batch)", "        try:", "            for r0 in records:"]
+    lines += ["            " + "    " * indent + text for indent, text in code]
+    # A handler that raises (the fail policy) ends the batch early: count what was started.
+    lines += ["        except BaseException:", "            total = len(batch) - length_hint(records)"]
+    lines += ["            " + text for text in tally]
+    lines += ["            raise", "        total = len(batch)"]
+    lines += ["        " + text for text in tally]
+    lines += ["        return out" if emits else "        return []", "    return segment"]
     return "\n".join(lines) + "\n"
 
 
@@ -106,7 +112,7 @@ def _compile_per_record(steps: list[Step], emits: bool) -> Segment:
     source = _per_record_source(steps, emits)
     namespace: dict[str, Any] = {}
     exec(compile(source, f"<sage fused chain: {' -> '.join(s.kind for s in steps)}>", "exec"), namespace)
-    args = []
+    args: list[Any] = [operator.length_hint]
     for step in steps:
         args += [step.call, step.on_error, step.metrics.counter("records_in"),
                  step.metrics.counter("records_out")]
