@@ -23,6 +23,15 @@ def test_importing_the_api_and_running_locally_does_not_import_ray():
     assert "ray" not in modules
 
 
+def test_remote_environment_needs_no_ray_on_the_client():
+    modules = _modules_after(
+        "from sage.kernel.api import RemoteEnvironment;"
+        "env = RemoteEnvironment(config={'token': 't'}); env.from_collection([1]).map(str).collect();"
+        "env.physical_plan()"
+    )
+    assert "ray" not in modules
+
+
 def test_the_kernel_imports_no_other_sage_package():
     modules = _modules_after("import sage.kernel.api, sage.kernel.cli.main, sage.kernel.pipeline_file")
     others = {m for m in modules if m.startswith("sage.") and not m.startswith("sage.kernel")}
