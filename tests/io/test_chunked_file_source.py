@@ -226,3 +226,24 @@ def test_snapshot_and_restore_skip_finished_documents(docs, context):
 
     everything = [r for batch in ChunkedFileSource(docs, 300, 0).read_batches(1000) for r in batch]
     assert first + rest == everything
+
+
+def test_small_documents_share_batches_and_resume_exactly(tmp_path, context):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for number in range(30):
+        (folder / f"doc{number:02d}.txt").write_text(f"Document {number}. " * 40)
+    everything = [r for batch in ChunkedFileSource(folder, 200, 0).read_batches(64) for r in batch]
+
+    source = ChunkedFileSource(folder, 200, 0)
+    source.open(context())
+    batches = source.read_batches(64)
+    first, second = next(batches), next(batches)
+    assert len({r["source"] for r in first}) > 1, "several small documents go out in one batch"
+    assert len(first) <= 64 and len(second) <= 64
+
+    again = ChunkedFileSource(folder, 200, 0)
+    again.open(context())
+    again.restore(source.snapshot())
+    rest = [r for batch in again.read_batches(64) for r in batch]
+    assert first + second + rest == everything

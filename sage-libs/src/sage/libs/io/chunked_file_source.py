@@ -138,6 +138,8 @@ class ChunkedFileSource(SourceFunction):
             self._context.logger.debug("chunking documents", path=self.path, documents=len(documents))
         restored, self._restored = self._restored, None
         self._done = restored["documents"] if restored else 0
+        pending: list[Any] = []  # whole documents' chunks, gathered up to max_size
+        pending_documents = 0
         for path in documents[self._done :]:
             try:
                 records = self.chunks(path)
@@ -146,9 +148,19 @@ class ChunkedFileSource(SourceFunction):
                 if self._context is None:
                     raise
                 self._context.handle_error({"path": str(path)}, exc)
+            if len(pending) + len(records) > max_size:
+                self._done += pending_documents
+                if pending:
+                    yield pending
+                pending, pending_documents = [], 0
+            if len(records) <= max_size:
+                pending.extend(records)
+                pending_documents += 1
+                continue
             for start in range(0, len(records), max_size):
                 if start + max_size >= len(records):
                     self._done += 1
                 yield records[start : start + max_size]
-            if not records:
-                self._done += 1
+        self._done += pending_documents
+        if pending:
+            yield pending
