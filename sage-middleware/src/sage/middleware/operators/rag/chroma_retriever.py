@@ -21,7 +21,8 @@ from sage.middleware.operators.rag.embedding_backends import (
     load_embedder,
 )
 from sage.middleware.operators.rag.errors import CollectionNotFoundError, EmbeddingMismatchError
-from sage.middleware.operators.rag.records import text_field, with_fields
+from sage.middleware.operators.rag.micro_batches import embed_records
+from sage.middleware.operators.rag.records import with_fields
 from sage.middleware.operators.rag.validators import (
     collection_name,
     non_empty_str,
@@ -123,34 +124,13 @@ class ChromaRetrieverOperator(MapFunction):
 
     def _retrieve_all(self, records: list[Any]) -> list[Any]:
         assert self._embedder is not None, "open() was not called"
-        outcomes: list[Any] = [None] * len(records)
-        queries: list[str] = []
-        positions: list[int] = []
-        for position, record in enumerate(records):
-            try:
-                queries.append(text_field(record, self.query_field, self._label(),
-                                          "give each record the question to look up"))
-                positions.append(position)
-            except ValueError as exc:
-                outcomes[position] = exc
-        if not queries:
-            return outcomes
         began = time.perf_counter()
-        # A failed embedding call is the outcome of its micro-batch's records only.
-        vectors: list[list[float]] = []
-        embedded_positions: list[int] = []
-        for start in range(0, len(queries), self.batch_size):
-            chosen = positions[start:start + self.batch_size]
-            try:
-                vectors.extend(self._embedder.embed(queries[start:start + self.batch_size]))
-            except Exception as exc:
-                for position in chosen:
-                    outcomes[position] = exc
-                continue
-            embedded_positions.extend(chosen)
-        if not embedded_positions:
+        outcomes = embed_records(self._embedder, records, self.query_field, self._label(),
+                                 "give each record the question to look up", self.batch_size)
+        positions = [i for i, outcome in enumerate(outcomes) if not isinstance(outcome, Exception)]
+        if not positions:
             return outcomes
-        positions = embedded_positions
+        vectors = [outcomes[i] for i in positions]
         embedded = time.perf_counter()
         try:
             found = self._collection.query(query_embeddings=vectors, n_results=self.top_k,

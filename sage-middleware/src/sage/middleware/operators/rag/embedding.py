@@ -14,8 +14,9 @@ from sage.middleware.operators.rag.embedding_backends import (
     choose_backend,
     load_embedder,
 )
+from sage.middleware.operators.rag.micro_batches import embed_records
 from sage.middleware.operators.rag.model_resolution import canonical_name
-from sage.middleware.operators.rag.records import text_field, with_fields
+from sage.middleware.operators.rag.records import with_fields
 from sage.middleware.operators.rag.validators import (
     non_empty_str,
     non_negative_number,
@@ -103,32 +104,15 @@ class VLLMEmbeddingOperator(MapFunction):
         micro-batches' outputs are kept, so the per-record replay does not embed them again.
         """
         assert self._embedder is not None, "open() was not called"
-        outcomes: list[Any] = [None] * len(records)
-        texts: list[str] = []
-        positions: list[int] = []
-        for position, record in enumerate(records):
-            try:
-                texts.append(text_field(record, self.text_field, self._label(),
-                                        "give each record the text to embed"))
-                positions.append(position)
-            except ValueError as exc:
-                outcomes[position] = exc
+        vectors = embed_records(self._embedder, records, self.text_field, self._label(),
+                                "give each record the text to embed", self.batch_size, self._record_call)
         model = self.model_name
-        # Texts of similar length share a micro-batch, so little of each model call is padding.
-        by_length = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(by_length), self.batch_size):
-            chosen = by_length[start:start + self.batch_size]
-            began = time.perf_counter()
-            try:
-                vectors = self._embedder.embed([texts[i] for i in chosen])
-            except Exception as exc:
-                for i in chosen:
-                    outcomes[positions[i]] = exc
-                continue
-            self._metrics.record("embed_ms", (time.perf_counter() - began) * 1000)
-            self._metrics.record("embed_batch", len(chosen))
-            for i, vector in zip(chosen, vectors, strict=True):
-                position = positions[i]
-                outcomes[position] = with_fields(records[position], self.text_field,
-                                                 embedding=vector, embedding_model=model)
-        return outcomes
+        return [
+            outcome if isinstance(outcome, Exception)
+            else with_fields(record, self.text_field, embedding=outcome, embedding_model=model)
+            for record, outcome in zip(records, vectors, strict=True)
+        ]
+
+    def _record_call(self, size: int, seconds: float) -> None:
+        self._metrics.record("embed_ms", seconds * 1000)
+        self._metrics.record("embed_batch", size)
