@@ -22,6 +22,20 @@ def _policy(instance: Any, attribute: attrs.Attribute, value: str) -> None:
         )
 
 
+def _non_negative(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
+        raise PipelineDefinitionError(f"config[{attribute.name!r}] must be a number >= 0, got {value!r}")
+
+
+def _positive_number(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
+        raise PipelineDefinitionError(f"config[{attribute.name!r}] must be a number > 0, got {value!r}")
+
+
+DEFAULT_BATCH_TIMEOUT_MS = 1.0
+"""How long a record may wait for its batch to fill; chosen from benchmarks/latency.py."""
+
+
 @attrs.frozen
 class JobConfig:
     """Settings of one job; the keys of the ``config`` dict an environment takes."""
@@ -29,7 +43,9 @@ class JobConfig:
     runtime: str = "local"
     error_policy: str = attrs.field(default="fail", validator=_policy)
     batch_size: int = attrs.field(default=1024, validator=_positive)
+    batch_timeout_ms: float = attrs.field(default=DEFAULT_BATCH_TIMEOUT_MS, validator=_non_negative)
     channel_capacity: int = attrs.field(default=16, validator=_positive)
+    stop_grace_s: float = attrs.field(default=5.0, validator=_positive_number)
     job_dir: str | None = None
     metrics: dict[str, Any] = attrs.field(factory=dict)
     ray: dict[str, Any] = attrs.field(factory=dict)

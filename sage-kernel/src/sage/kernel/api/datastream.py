@@ -49,20 +49,21 @@ class DataStream:
         self._hint = parallelism_hint
 
     # -- operators -------------------------------------------------------------------
+    # ``batch_timeout_ms`` on an operator overrides the job's for the batches its chain sends.
     def map(self, fn: Any, parallelism: int | None = None, resources: dict[str, Any] | None = None,
-            name: str | None = None) -> DataStream:
+            name: str | None = None, batch_timeout_ms: float | None = None) -> DataStream:
         """Emit exactly one output per input."""
-        return self._then("map", fn, parallelism, resources, name)
+        return self._then("map", fn, parallelism, resources, name, batch_timeout_ms)
 
     def filter(self, fn: Any, parallelism: int | None = None, resources: dict[str, Any] | None = None,
-               name: str | None = None) -> DataStream:
+               name: str | None = None, batch_timeout_ms: float | None = None) -> DataStream:
         """Keep the records for which the predicate is true."""
-        return self._then("filter", fn, parallelism, resources, name)
+        return self._then("filter", fn, parallelism, resources, name, batch_timeout_ms)
 
-    def flat_map(self, fn: Any, parallelism: int | None = None,
-                 resources: dict[str, Any] | None = None, name: str | None = None) -> DataStream:
+    def flat_map(self, fn: Any, parallelism: int | None = None, resources: dict[str, Any] | None = None,
+                 name: str | None = None, batch_timeout_ms: float | None = None) -> DataStream:
         """Emit zero or more outputs per input."""
-        return self._then("flat_map", fn, parallelism, resources, name)
+        return self._then("flat_map", fn, parallelism, resources, name, batch_timeout_ms)
 
     def sink(self, fn: Any, parallelism: int | None = None, resources: dict[str, Any] | None = None,
              name: str | None = None) -> None:
@@ -76,9 +77,10 @@ class DataStream:
         self._then("sink", CollectSink(), None, None, name)
 
     def _then(self, kind: str, fn: Any, parallelism: int | None, resources: Any,
-              name: str | None) -> DataStream:
+              name: str | None, batch_timeout_ms: float | None = None) -> DataStream:
         op = self._env._add_operator(kind, fn, self._inputs, parallelism or self._hint,
-                                     resources, name, explicit_parallelism=parallelism)
+                                     resources, name, explicit_parallelism=parallelism,
+                                     batch_timeout_ms=batch_timeout_ms)
         return DataStream(self._env, (Edge(op.id),))
 
     # -- partitioning ----------------------------------------------------------------

@@ -52,7 +52,8 @@ class BaseEnvironment:
 
     # -- building ------------------------------------------------------------------
     def from_source(self, source: Any, parallelism: int | None = None, name: str | None = None,
-                    resources: dict[str, Any] | None = None) -> DataStream:
+                    resources: dict[str, Any] | None = None,
+                    batch_timeout_ms: float | None = None) -> DataStream:
         """Start a stream from a SourceFunction (instance, class or zero-argument callable).
 
         Without ``parallelism``, a source instance's own ``parallelism`` attribute (when set)
@@ -61,7 +62,7 @@ class BaseEnvironment:
         if parallelism is None and not isinstance(source, type):
             parallelism = getattr(source, "parallelism", None)
         op = self._add_operator("source", source, (), parallelism or 1, resources, name,
-                                explicit_parallelism=parallelism)
+                                explicit_parallelism=parallelism, batch_timeout_ms=batch_timeout_ms)
         return DataStream(self, (Edge(op.id),))
 
     def from_collection(self, items: Any, parallelism: int | None = None, name: str | None = None) -> DataStream:
@@ -73,9 +74,15 @@ class BaseEnvironment:
             raise PipelineDefinitionError(f"{where}: parallelism must be an int >= 1, got {parallelism!r}")
 
     def _add_operator(self, kind: str, fn: Any, inputs: tuple[Edge, ...], parallelism: int | None,
-                      resources: Any, name: str | None, explicit_parallelism: int | None = None) -> Operator:
+                      resources: Any, name: str | None, explicit_parallelism: int | None = None,
+                      batch_timeout_ms: float | None = None) -> Operator:
         function = as_function(kind, fn)
         label = name or default_name(function)
+        if batch_timeout_ms is not None and (
+                not isinstance(batch_timeout_ms, int | float) or isinstance(batch_timeout_ms, bool)
+                or not batch_timeout_ms >= 0):
+            raise PipelineDefinitionError(
+                f"{kind}({label!r}): batch_timeout_ms must be a number >= 0, got {batch_timeout_ms!r}")
         if explicit_parallelism is not None:
             self._check_parallelism(explicit_parallelism, f"{kind}({label!r})")
         if parallelism is None:
@@ -88,7 +95,8 @@ class BaseEnvironment:
             for edge in inputs:
                 self._check_picklable(label, edge.partitioning)
         op = Operator(id=len(self._operators), kind=kind, name=label, function=function,
-                      parallelism=parallelism, inputs=inputs, resources=Resources.from_user(resources))
+                      parallelism=parallelism, inputs=inputs, resources=Resources.from_user(resources),
+                      batch_timeout_ms=batch_timeout_ms)
         self._operators.append(op)
         return op
 
@@ -129,7 +137,9 @@ class BaseEnvironment:
         job_id = new_job_id(self.name)
         job_dir = Path(self.config.job_dir) if self.config.job_dir else jobs_dir() / job_id
         return JobInfo(job_id=job_id, job_name=self.name, error_policy=self.config.error_policy,
-                       batch_size=self.config.batch_size, job_dir=str(job_dir))
+                       batch_size=self.config.batch_size, batch_timeout_ms=self.config.batch_timeout_ms,
+                       stop_grace_s=self.config.stop_grace_s, channel_capacity=self.config.channel_capacity,
+                       job_dir=str(job_dir))
 
     # -- running -------------------------------------------------------------------
     def submit(self) -> JobHandle:

@@ -29,6 +29,8 @@ class JobResult:
     error: str | None = None
     sink_results: dict[str, list[Any]] = attrs.field(factory=dict)
     dead_letter_dir: str | None = None
+    notes: list[str] = attrs.field(factory=list)
+    """How the job ended when that needs saying: an abandoned source, a task left running."""
 
     def collected(self, name: str | None = None) -> list[Any]:
         """The records a ``collect()`` sink gathered, in instance order."""

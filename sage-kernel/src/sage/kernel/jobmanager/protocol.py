@@ -21,7 +21,8 @@ TOKEN_HEADER = "Authorization"
 PICKLE_TYPE = "application/x-sage-pickle"
 JSON_TYPE = "application/json"
 # The job config entries a client sends with a plan; the JobManager ignores any other.
-SHIPPED_CONFIG_KEYS = ("error_policy", "batch_size", "channel_capacity", "metrics", "ray")
+SHIPPED_CONFIG_KEYS = ("error_policy", "batch_size", "batch_timeout_ms", "channel_capacity", "stop_grace_s",
+                       "metrics", "ray")
 
 
 @attrs.frozen

@@ -46,6 +46,7 @@ class Operator:
     parallelism: int
     inputs: tuple[Edge, ...] = ()
     resources: Resources | None = None
+    batch_timeout_ms: float | None = None  # overrides the job's for the batches this operator sends
 
     @property
     def keyed(self) -> bool:

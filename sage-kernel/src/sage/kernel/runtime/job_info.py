@@ -15,6 +15,9 @@ class JobInfo:
     job_name: str
     error_policy: str = "fail"
     batch_size: int = 1024
+    batch_timeout_ms: float = 1.0
+    stop_grace_s: float = 5.0
+    channel_capacity: int = 16
     job_dir: str | None = None
 
     @property

@@ -12,6 +12,11 @@ from sage.kernel.plan.physical import Chain, PhysicalPlan
 from sage.kernel.runtime.job_info import JobInfo
 from sage.kernel.runtime.reporting import ReportingThread
 
+ABANDON_AT = 0.5
+"""A stopped source whose read() has not returned after this fraction of the grace period is abandoned."""
+ABORT_AT = 0.75
+"""A stop that has not ended the job after this fraction of the grace period becomes an abort."""
+
 
 def failure_text(error: BaseException) -> str:
     """The message a JobResult carries for the error that failed the job."""
@@ -32,6 +37,8 @@ class RunningJob(JobHandle):
         self._sink_results: dict[str, list[Any]] = {}
         self._lock = threading.Lock()
         self._cancelled = False
+        self._stopping_at: float | None = None
+        self._notes: list[str] = []
         self._done = threading.Event()
         self._result: JobResult | None = None
         self._reporting = ReportingThread(reporters, report_interval_s, job, self.metrics)
@@ -39,6 +46,22 @@ class RunningJob(JobHandle):
     def abort(self) -> None:
         """Stop every task without processing more (called on the first error)."""
         raise NotImplementedError
+
+    def mark_stopping(self) -> None:
+        """Start the grace period of a cancel or an abort (the first one counts)."""
+        if self._stopping_at is None:
+            self._stopping_at = time.monotonic()
+
+    def stop_overdue(self, fraction: float) -> bool:
+        """Whether ``fraction`` of the grace period has passed since the job began to stop."""
+        return (self._stopping_at is not None
+                and time.monotonic() - self._stopping_at >= fraction * self.info.stop_grace_s)
+
+    def add_note(self, text: str) -> None:
+        """A line for the JobResult (and the log) about how the job ended."""
+        with self._lock:
+            if text not in self._notes:
+                self._notes.append(text)
 
     def record_error(self, error: BaseException) -> None:
         with self._lock:
@@ -63,6 +86,7 @@ class RunningJob(JobHandle):
             error=failure_text(self._errors[0]) if self._errors else None,
             sink_results=dict(self._sink_results),
             dead_letter_dir=str(self.info.dead_letter_dir) if self.info.dead_letter_dir else None,
+            notes=list(self._notes),
         )
         self._reporting.final(self._result.metrics)
         self._done.set()

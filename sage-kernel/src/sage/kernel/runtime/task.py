@@ -1,16 +1,21 @@
 """The task loop shared by every runtime: one ChainTask per parallel instance of a chain.
 
-A task opens its functions, pushes each input batch through the chain's fused loop (``fused_chain.py``), routes the
-outputs through each outgoing edge's router and hands them to ``emit``; only the channel
-behind ``emit`` differs between runtimes.
+A task opens its functions, takes batches from its source reader (``source_reader.py``) or
+from its inbox (a bounded ``queue.Queue`` in both runtimes), pushes each through the chain's
+fused loop (``fused_chain.py``), routes the outputs through each outgoing edge's router into
+its output buffer (``output_buffer.py``) and hands full or due batches to ``emit``; only the
+channel behind ``emit`` differs between runtimes. Every wait is bounded by the next batch
+deadline, so a record leaves within ``batch_timeout_ms`` of arriving at each hop.
 """
 
 from __future__ import annotations
 
+import queue
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import structlog
 from sage.kernel.api.function import Function, SinkFunction, SourceFunction
 from sage.kernel.api.metrics import MetricGroup
 from sage.kernel.api.runtime import RuntimeContext
@@ -19,10 +24,33 @@ from sage.kernel.plan.physical import Chain, PhysicalPlan
 from sage.kernel.runtime.error_policy import ErrorHandler
 from sage.kernel.runtime.fused_chain import Step, compile_chain
 from sage.kernel.runtime.job_info import JobInfo
+from sage.kernel.runtime.output_buffer import OutputBuffer
 from sage.kernel.runtime.routing import Router
+from sage.kernel.runtime.running_job import ABANDON_AT
+from sage.kernel.runtime.source_reader import SourceReader
 
 Emit = Callable[[int, int, list[Any]], None]
 """emit(output edge position, target instance, batch)"""
+
+class _EndOfStream:
+    """The type of END; it unpickles to the module's own END, so ``item is END`` holds in
+    code that Ray ships by value to its workers."""
+
+    def __reduce__(self) -> str:
+        return "END"
+
+    def __repr__(self) -> str:
+        return "END"
+
+
+END = _EndOfStream()
+"""The end-of-stream marker an upstream instance puts in an inbox."""
+POLL_S = 0.1
+log = structlog.get_logger("sage.runtime")
+
+
+class Aborted(Exception):
+    """The job failed elsewhere (or is being torn down); this task stops without processing more."""
 
 
 def _with_key(call: Callable[[Any], Any], key: Callable[[Any], Any], context: RuntimeContext):
@@ -75,6 +103,11 @@ class ChainTask:
             for edge in plan.outputs_of(chain.id)
         ]
         self.batch_size = job.batch_size
+        self.job = job
+        timeouts = [op.batch_timeout_ms for op in chain.operators if op.batch_timeout_ms is not None]
+        self.batch_timeout_s = min(timeouts, default=job.batch_timeout_ms) / 1000
+        self.outputs = OutputBuffer(emit, job.batch_size, self.batch_timeout_s)
+        self.abandoned: str | None = None  # why the source's reader was left behind, if it was
         self._source_out = self.metrics[chain.head.name].counter("records_out") if chain.is_source else None
 
     def _fail(self, position: int, phase: str, exc: BaseException) -> StepError:
@@ -106,29 +139,94 @@ class ChainTask:
         batch = self._run(batch)
         if batch:
             on_error = self.handlers[-1]
+            add = self.outputs.add
             for position, router in enumerate(self.routers):
                 for target, part in router.route(batch, on_error):
-                    self.emit(position, target, part)
+                    add(position, target, part)
 
-    def run_source(self, should_stop: Callable[[], bool]) -> None:
-        """Read the source to its end (or until ``should_stop``), processing each batch."""
+    def _wait_s(self) -> float:
+        due = self.outputs.next_due()
+        return POLL_S if due is None else min(due, POLL_S)
+
+    def run_source(self, should_stop: Callable[[], bool], should_abort: Callable[[], bool]) -> None:
+        """Read the source to its end or until ``should_stop``, processing batches as they fill
+        or fall due; then send what is buffered on. Raises Aborted when ``should_abort``."""
         source: SourceFunction = self.functions[0]
+        reader = SourceReader(source, f"{self.chain.head.name}-{self.index}", self.batch_size,
+                              self.batch_timeout_s, self.job.channel_capacity)
         out = self._source_out
-        batches = source.read_batches(self.batch_size)
-        while not should_stop():
+        outputs = self.outputs
+        reader.start()
+        try:
+            while not should_stop():
+                if should_abort():
+                    raise Aborted()
+                try:
+                    batch = reader.next_batch(self._wait_s())
+                except Exception as exc:
+                    raise self._fail(0, "read()", exc) from exc
+                if batch is None:
+                    break
+                if batch:
+                    out.value += len(batch)
+                    self.process(batch)
+                outputs.flush_due()
+            else:
+                self._stop_reader(reader, self.job.stop_grace_s * ABANDON_AT)
+                rest = reader.drain_all()  # read before the stop: it still passes every operator
+                for start in range(0, len(rest), self.batch_size):
+                    batch = rest[start : start + self.batch_size]
+                    out.value += len(batch)
+                    self.process(batch)
+        except BaseException:
+            self._stop_reader(reader, self.job.stop_grace_s * ABANDON_AT)
+            raise
+        outputs.flush()
+
+    def _stop_reader(self, reader: SourceReader, grace_s: float) -> None:
+        """Stop the reader thread; one that does not end within ``grace_s`` is abandoned."""
+        reader.stop()
+        if reader.join(grace_s):
+            return
+        self.abandoned = (
+            f"source {self.chain.head.name!r} (instance {self.index}) was abandoned: its read() did "
+            f"not return within {grace_s:g}s of the stop, so its close() was not called"
+        )
+        log.warning("source abandoned", job=self.job.job_name, operator=self.chain.head.name,
+                    instance=self.index, grace_s=grace_s)
+
+    def run_inbox(self, inbox: queue.Queue, should_abort: Callable[[], bool],
+                  expected_ends: int) -> None:
+        """Process batches from ``inbox`` until ``expected_ends`` end markers have come; then
+        send what is buffered on. Raises Aborted when ``should_abort``."""
+        depth = self.metrics[self.chain.head.name].gauge("queue_depth")
+        process = self.process
+        outputs = self.outputs
+        get = inbox.get
+        while expected_ends:
             try:
-                batch = next(batches, None)
-            except Exception as exc:
-                raise self._fail(0, "read()", exc) from exc
-            if batch is None:
-                return
-            out.value += len(batch)
-            self.process(batch)
+                item = get(timeout=self._wait_s())
+            except queue.Empty:
+                if should_abort():
+                    raise Aborted() from None
+                outputs.flush_due()
+                continue
+            if item is END:
+                expected_ends -= 1
+                continue
+            if should_abort():
+                raise Aborted()
+            depth.value = inbox.qsize()
+            process(item)
+            outputs.flush_due()
+        outputs.flush()
 
     def close(self) -> list[BaseException]:
         """Close every function whose open() succeeded; return the errors raised."""
         errors: list[BaseException] = []
         for position, function in enumerate(self.functions[: self._opened]):
+            if position == 0 and self.abandoned:
+                continue
             try:
                 function.close()
             except Exception as exc:

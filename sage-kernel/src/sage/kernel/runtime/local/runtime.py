@@ -1,9 +1,11 @@
 """Run a physical plan on threads in this process.
 
-Every chain instance is a thread; every non-source instance reads batches from one bounded
-``queue.Queue``, which is the backpressure: a slow operator blocks its producers' ``put``.
-Each producer instance sends one end marker to every consumer instance when it is done; a
-consumer finishes after it has counted all of them.
+Every chain instance is a thread (a source instance has a second one that reads the source);
+every non-source instance reads batches from one bounded ``queue.Queue``, which is the
+backpressure: a slow operator blocks its producers' ``put``. Each producer instance sends one
+end marker to every consumer instance when it is done; a consumer finishes after it has
+counted all of them. A stop that does not end the job within the grace period (an operator
+stuck in a call) aborts it; threads that still do not end are left behind and named.
 """
 
 from __future__ import annotations
@@ -19,16 +21,10 @@ from sage.kernel.api.metrics import summarise
 from sage.kernel.errors import SageError
 from sage.kernel.plan.physical import PhysicalPlan
 from sage.kernel.runtime.job_info import JobInfo
-from sage.kernel.runtime.running_job import RunningJob
-from sage.kernel.runtime.task import ChainTask
+from sage.kernel.runtime.running_job import ABORT_AT, RunningJob
+from sage.kernel.runtime.task import END, POLL_S, Aborted, ChainTask
 
-END = object()
-POLL_S = 0.1
 log = structlog.get_logger("sage.runtime.local")
-
-
-class _Aborted(Exception):
-    """The job failed elsewhere; this task stops without processing more."""
 
 
 class LocalRuntime:
@@ -95,7 +91,7 @@ class LocalJob(RunningJob):
                     return
                 except queue.Full:
                     if abort.is_set():
-                        raise _Aborted() from None
+                        raise Aborted() from None
 
         return emit
 
@@ -104,11 +100,12 @@ class LocalJob(RunningJob):
         try:
             task.open()
             if task.chain.is_source:
-                task.run_source(self._should_stop_source)
+                task.run_source(self._stop_sources.is_set, self._abort.is_set)
             else:
-                self._consume(task)
+                task.run_inbox(self.queues[task.chain.id][task.index], self._abort.is_set,
+                               self.plan.expected_end_markers(task.chain.id))
             failed = False
-        except _Aborted:
+        except Aborted:
             pass
         except BaseException as exc:
             self.record_error(exc)
@@ -119,49 +116,45 @@ class LocalJob(RunningJob):
                 self.record_error(close_errors.pop(0))
             for error in close_errors:
                 log.warning("close failed", error=str(error))
+            if task.abandoned:
+                self.add_note(task.abandoned)
             if not failed:
                 self.store_sink_results(task.chain, task.index, task.sink_results())
                 self._send_end_markers(task)
-
-    def _should_stop_source(self) -> bool:
-        return self._stop_sources.is_set() or self._abort.is_set()
-
-    def _consume(self, task: ChainTask) -> None:
-        channel = self.queues[task.chain.id][task.index]
-        pending = self.plan.expected_end_markers(task.chain.id)
-        depth = task.metrics[task.chain.head.name].gauge("queue_depth")
-        process = task.process
-        while pending:
-            try:
-                item = channel.get(timeout=POLL_S)
-            except queue.Empty:
-                if self._abort.is_set():
-                    raise _Aborted() from None
-                continue
-            depth.value = channel.qsize()
-            if item is END:
-                pending -= 1
-                continue
-            process(item)
 
     def _send_end_markers(self, task: ChainTask) -> None:
         for position, edge in enumerate(self.plan.outputs_of(task.chain.id)):
             for target in range(edge.target_parallelism):
                 try:
                     task.emit(position, target, END)
-                except _Aborted:
+                except Aborted:
                     return
 
     def abort(self) -> None:
+        self.mark_stopping()
         self._abort.set()
 
     def _supervise(self) -> None:
         for thread in self.threads:
-            thread.join()
+            while thread.is_alive():
+                thread.join(POLL_S)
+                if self.stop_overdue(ABORT_AT):
+                    self._abort.set()
+                if self.stop_overdue(1.0):
+                    self._leave_behind()
+                    self.finish()
+                    return
         self.finish()
+
+    def _leave_behind(self) -> None:
+        for task, thread in zip(self.tasks, self.threads, strict=True):
+            if thread.is_alive():
+                self.add_note(f"operator chain {task.chain.name!r} (instance {task.index}) did not "
+                              "stop within the grace period and was left running in its thread")
 
     def cancel(self) -> None:
         self._cancelled = True
+        self.mark_stopping()
         self._stop_sources.set()
 
     def metrics(self) -> dict[str, dict[str, Any]]:

@@ -1,16 +1,20 @@
 """The Ray actor that runs one parallel instance of a chain.
 
-Data methods (``run_source``, ``push``, ``end``, ``shutdown``) run one at a time on the
-actor's default thread, so the ChainTask is never used by two threads at once. Control
-methods (``result``, ``snapshot``, ``abort``, ``stop_source``) run in a separate concurrency
-group, so a job can be watched, cancelled or aborted while data methods are busy or blocked
-on backpressure.
+The ChainTask runs on one thread of the actor, the task thread, which is the only one that
+touches it: a source instance's ``run_source`` call, or for every other instance a thread
+started once its functions are open, which takes batches from the actor's inbox (a bounded
+``queue.Queue``). ``push`` and ``end`` run one at a time on the actor's default thread and
+put a batch or an end marker in the inbox; a full inbox blocks ``push``, which keeps the
+sender's calls in flight and so slows it down (backpressure). Control methods (``result``,
+``snapshot``, ``abort``, ``stop_source``) run in a separate concurrency group, so a job can
+be watched, cancelled or aborted while data methods are busy or blocked.
 """
 
 from __future__ import annotations
 
 import collections
 import copy
+import queue
 import sys
 import threading
 from typing import Any
@@ -18,8 +22,8 @@ from typing import Any
 import cloudpickle
 import ray
 from sage.kernel.errors import SageError
-from sage.kernel.runtime.ray.channels import Aborted, OutputChannels
-from sage.kernel.runtime.task import ChainTask, JobInfo
+from sage.kernel.runtime.ray.channels import OutputChannels
+from sage.kernel.runtime.task import END, POLL_S, Aborted, ChainTask, JobInfo
 
 LOG_LINES_KEPT = 10_000
 
@@ -66,7 +70,8 @@ class ChainActor:
         self.aborted = False
         self.closed = False
         self.sink_results: dict[str, Any] = {}
-        self.pending_ends = plan.expected_end_markers(chain_id)
+        self.expected_ends = plan.expected_end_markers(chain_id)
+        self.inbox: queue.Queue = queue.Queue(maxsize=capacity)
         self.outputs = OutputChannels(targets, [edge.target for edge in plan.outputs_of(chain_id)],
                                       capacity, self.abort_flag)
         functions = [op.function for op in self.chain.operators]
@@ -75,14 +80,25 @@ class ChainActor:
             self.task.open()
         except BaseException as exc:
             self._fail(exc)
+            return
+        if not self.chain.is_source:
+            threading.Thread(target=self._run_inbox, daemon=True,
+                             name=f"sage-{self.chain.name}-{index}").start()
 
     # -- data methods --------------------------------------------------------------
     def run_source(self) -> None:
         """Read the source to its end (or until stopped) and pass the end of stream on."""
         if self.done.is_set():
             return
+        self._run(lambda: self.task.run_source(self.stop_flag.is_set, self.abort_flag.is_set))
+
+    def _run_inbox(self) -> None:
+        self._run(lambda: self.task.run_inbox(self.inbox, self.abort_flag.is_set, self.expected_ends))
+
+    def _run(self, loop: Any) -> None:
+        """Run the task loop on this thread, then finish, close or fail the instance."""
         try:
-            self.task.run_source(lambda: self.stop_flag.is_set() or self.abort_flag.is_set())
+            loop()
             if self.abort_flag.is_set():
                 raise Aborted()
             self._finish()
@@ -92,32 +108,24 @@ class ChainActor:
             self._fail(exc)
 
     def push(self, batch: list[Any]) -> None:
-        """Process one batch from an upstream instance (returns once it is processed)."""
-        if self.done.is_set() or self.abort_flag.is_set():  # aborted: shutdown() closes
-            return
-        try:
-            self.task.process(batch)
-        except Aborted:
-            self._close_aborted()
-        except BaseException as exc:
-            self._fail(exc)
+        """Queue one batch from an upstream instance (returns once it is queued)."""
+        self._put(batch)
 
     def end(self) -> None:
-        """An end-of-stream marker from one upstream instance; the last one finishes the task."""
-        self.pending_ends -= 1
-        if self.pending_ends or self.done.is_set() or self.abort_flag.is_set():
-            return
-        try:
-            self._finish()
-        except Aborted:
-            self._close_aborted()
-        except BaseException as exc:
-            self._fail(exc)
+        """An end-of-stream marker from one upstream instance."""
+        self._put(END)
+
+    def _put(self, item: Any) -> None:
+        while not (self.done.is_set() or self.abort_flag.is_set()):
+            try:
+                self.inbox.put(item, timeout=POLL_S)
+                return
+            except queue.Full:
+                continue
 
     def shutdown(self) -> None:
-        """Close the task of an aborted job (runs after any data call in progress)."""
-        if not self.done.is_set():
-            self._close_aborted()
+        """Kept for the driver's abort sequence: the task thread closes an aborted instance."""
+        self.abort_flag.set()
 
     # -- control methods -----------------------------------------------------------
     @ray.method(concurrency_group="control")
@@ -125,7 +133,7 @@ class ChainActor:
         """Block until this instance is done; its outcome, final metrics and last logs."""
         self.done.wait()
         return {"error": _portable(self.error), "aborted": self.aborted, "sink_results": self.sink_results,
-                "metrics": self._metrics(), "logs": self._drain_logs()}
+                "metrics": self._metrics(), "logs": self._drain_logs(), "abandoned": self.task.abandoned}
 
     @ray.method(concurrency_group="control")
     def snapshot(self) -> dict[str, Any]:

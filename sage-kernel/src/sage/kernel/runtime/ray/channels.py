@@ -13,12 +13,9 @@ import threading
 from typing import Any
 
 import ray
+from sage.kernel.runtime.task import Aborted
 
 POLL_S = 0.2
-
-
-class Aborted(Exception):
-    """The job is being aborted; stop sending."""
 
 
 class OutputChannels:

@@ -10,7 +10,6 @@ the first failure aborts the others, which still close their functions.
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import ray
@@ -23,10 +22,9 @@ from sage.kernel.runtime.ray.actor import ChainActor
 from sage.kernel.runtime.ray.connection import connect
 from sage.kernel.runtime.ray.placement import actor_options, check_placement
 from sage.kernel.runtime.ray.shipping import dumps_plan
-from sage.kernel.runtime.running_job import RunningJob
+from sage.kernel.runtime.running_job import ABORT_AT, RunningJob
 
 POLL_S = 0.2
-ABORT_GRACE_S = 15.0
 SNAPSHOT_TIMEOUT_S = 5.0
 log = structlog.get_logger("sage.runtime.ray")
 
@@ -69,7 +67,7 @@ class RayJob(RunningJob):
     def __init__(self, plan: PhysicalPlan, job: JobInfo, capacity: int, reporters: list[Any],
                  report_interval_s: float, plan_bytes: bytes) -> None:
         super().__init__(plan, job, reporters, report_interval_s)
-        self._abort_at: float | None = None
+        self._aborted = False
         self._snapshots: dict[Any, _Instance] = {}  # snapshot calls not yet answered
         self._snapshot_lock = threading.Lock()
         plan_ref = ray.put(plan_bytes)
@@ -104,11 +102,12 @@ class RayJob(RunningJob):
                 ready, _ = ray.wait(list(waiting), num_returns=1, timeout=POLL_S)
                 for ref in ready:
                     self._collect(waiting.pop(ref), ref)
-                if self._abort_at is not None and time.monotonic() - self._abort_at > ABORT_GRACE_S:
+                if self.stop_overdue(ABORT_AT):
+                    self.abort()
+                if self.stop_overdue(1.0):
                     for inst in waiting.values():
-                        self.record_error(SageError(
-                            f"operator chain {inst.chain.name!r} (instance {inst.index}) did not "
-                            f"stop within {ABORT_GRACE_S:.0f}s of the abort and was killed"))
+                        self.add_note(f"operator chain {inst.chain.name!r} (instance {inst.index}) did "
+                                      "not stop within the grace period and its actor was killed")
                     break
             with self._snapshot_lock:  # keep the log lines of replies still on their way
                 self._collect_snapshots(POLL_S)
@@ -144,13 +143,16 @@ class RayJob(RunningJob):
             inst.in_flight = []
             inst.done = True
         self.store_sink_results(inst.chain, inst.index, outcome["sink_results"])
+        if outcome.get("abandoned"):
+            self.add_note(outcome["abandoned"])
         if outcome["error"] is not None:
             self.record_error(outcome["error"])
 
     def abort(self) -> None:
-        if self._abort_at is not None:
+        if self._aborted:
             return
-        self._abort_at = time.monotonic()
+        self._aborted = True
+        self.mark_stopping()
         for inst in self.instances.values():
             inst.actor.abort.remote()
             inst.actor.shutdown.remote()
@@ -158,6 +160,7 @@ class RayJob(RunningJob):
     # -- JobHandle ------------------------------------------------------------------
     def cancel(self) -> None:
         self._cancelled = True
+        self.mark_stopping()
         for inst in self.sources:
             inst.actor.stop_source.remote()
 

@@ -1,0 +1,64 @@
+"""The batches a task sends on: one buffer per (output edge, target instance).
+
+Routed parts for the same target are merged until ``batch_size`` records are there or the
+oldest has waited ``batch_timeout_s``; with a timeout of 0 everything buffered leaves after
+each input batch. The task asks for the time once per processed batch, never per record.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+Send = Callable[[int, int, list[Any]], None]
+
+
+class OutputBuffer:
+    """Per-target buffers of one task, flushed when full or due."""
+
+    def __init__(self, send: Send, batch_size: int, batch_timeout_s: float) -> None:
+        self.send = send
+        self.batch_size = batch_size
+        self.batch_timeout_s = batch_timeout_s
+        self._parts: dict[tuple[int, int], list[Any]] = {}
+        self._since: dict[tuple[int, int], float] = {}
+
+    def add(self, position: int, target: int, part: list[Any]) -> None:
+        slot = (position, target)
+        held = self._parts.get(slot)
+        if held is None:
+            if len(part) >= self.batch_size:
+                self.send(position, target, part)
+                return
+            self._parts[slot] = part if type(part) is list else list(part)
+            self._since[slot] = time.monotonic()
+            return
+        held.extend(part)
+        if len(held) >= self.batch_size:
+            del self._parts[slot], self._since[slot]
+            self.send(position, target, held)
+
+    def next_due(self) -> float | None:
+        """Seconds until the oldest buffered record is due (0 when overdue); None when empty."""
+        if not self._since:
+            return None
+        return max(0.0, min(self._since.values()) + self.batch_timeout_s - time.monotonic())
+
+    def flush_due(self) -> None:
+        """Send every buffer whose oldest record has waited ``batch_timeout_s``."""
+        if not self._since:
+            return
+        limit = time.monotonic() - self.batch_timeout_s
+        for slot in [slot for slot, since in self._since.items() if since <= limit]:
+            self._send(slot)
+
+    def flush(self) -> None:
+        """Send everything buffered."""
+        for slot in list(self._parts):
+            self._send(slot)
+
+    def _send(self, slot: tuple[int, int]) -> None:
+        part = self._parts.pop(slot)
+        del self._since[slot]
+        self.send(slot[0], slot[1], part)

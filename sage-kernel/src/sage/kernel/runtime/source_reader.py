@@ -1,0 +1,209 @@
+"""Reading a source on a thread of its own, so its records leave while it waits for the next.
+
+The task that runs a source chain never calls ``read()`` itself: a ``SourceReader`` thread
+iterates the source (a generator, an iterator, ``read_batches`` or an ``async def read()``
+async generator) into a buffer, and the task takes batches from it with ``next_batch``. A
+batch is taken when ``batch_size`` records are there, or when the oldest has waited
+``batch_timeout_s``, whether or not the source is blocked in a read at that moment. The
+reader adds no clock reads per record: it appends, counts and wakes the task only when the
+task is waiting for a first record or a batch is full; the task reads the clock once per wait.
+A source with its own ``read_batches`` (a collection, a file) hands over whole lists, which
+are buffered as they are, so its records are not moved one by one.
+
+Stopping: ``stop()`` asks the reader to end after the record it is reading (an async source
+is cancelled at its current ``await``). A read that never returns cannot be interrupted; the
+task then abandons the reader thread after the job's grace period (``join`` says whether it
+ended) and does not call the source's ``close()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from itertools import islice
+from typing import Any
+
+from sage.kernel.api.function import SourceFunction
+
+_NONE = object()
+SPACE_WAIT_S = 0.05
+
+
+def _reads_batches(source: SourceFunction) -> bool:
+    """Whether the source overrides ``read_batches`` (it produces whole lists cheaply)."""
+    return type(source).read_batches is not SourceFunction.read_batches
+
+
+class SourceReader:
+    """A source's records, read on a daemon thread into a bounded buffer."""
+
+    def __init__(self, source: SourceFunction, name: str, batch_size: int, batch_timeout_s: float,
+                 capacity_batches: int) -> None:
+        self.source = source
+        self.batch_size = batch_size
+        self.batch_timeout_s = batch_timeout_s
+        self._high_water = batch_size * max(1, capacity_batches)
+        self._chunked = _reads_batches(source) and not inspect.isasyncgenfunction(source.read)
+        self._buffer: deque[Any] = deque()  # records, or lists of records when chunked
+        self._take = self._buffer.popleft
+        self._appended = 0  # records put in a chunked buffer (written by the reader only)
+        self._taken = 0  # records taken from a chunked buffer (written by the task only)
+        self._wake = threading.Event()  # set by the reader: first record, full batch, end
+        self._space = threading.Event()  # set by the task when the buffer has room again
+        self._hungry = False  # the task waits for a first record
+        self._stopping = False
+        self._since: float | None = None  # when the task first saw the oldest buffered record
+        self.error: BaseException | None = None
+        self.ended = False
+        self._async_stop: Any = None
+        self._thread = threading.Thread(target=self._run, name=f"sage-read-{name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    # -- reader thread -------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            read = self.source.read
+            if inspect.isasyncgenfunction(read):
+                asyncio.run(self._pump_async(read()))
+            elif self._chunked:
+                self._pump_batches(self.source.read_batches(self.batch_size))
+            else:
+                self._pump_records(iter(read()))
+        except asyncio.CancelledError:
+            pass
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.ended = True
+            self._wake.set()
+
+    def _pump_records(self, records: Iterator[Any]) -> None:
+        append = self._buffer.append
+        size = self.batch_size
+        count = 0
+        for record in records:
+            append(record)
+            count += 1
+            if self._hungry or count >= size:
+                count = 0
+                self._after_append()
+            if self._stopping:
+                return
+
+    def _pump_batches(self, batches: Iterator[list[Any]]) -> None:
+        append = self._buffer.append
+        for batch in batches:
+            if not batch:
+                continue
+            append(batch if type(batch) is list else list(batch))
+            self._appended += len(batch)
+            self._after_append()
+            if self._stopping:
+                return
+
+    async def _pump_async(self, records: Any) -> None:
+        self._async_stop = (asyncio.get_running_loop(), asyncio.current_task())
+        if self._stopping:
+            return
+        append = self._buffer.append
+        try:
+            async for record in records:
+                append(record)
+                self._wake.set()
+                while len(self._buffer) >= self._high_water and not self._stopping:
+                    await asyncio.sleep(SPACE_WAIT_S / 10)
+                if self._stopping:
+                    return
+        finally:
+            await records.aclose()
+
+    def _after_append(self) -> None:
+        """Wake the task; block while the buffer holds more than its capacity (backpressure)."""
+        self._wake.set()
+        while self._held() >= self._high_water and not self._stopping:
+            self._space.clear()
+            if self._held() >= self._high_water:
+                self._space.wait(SPACE_WAIT_S)
+
+    def _held(self) -> int:
+        return self._appended - self._taken if self._chunked else len(self._buffer)
+
+    # -- task thread ---------------------------------------------------------------------
+    def next_batch(self, max_wait_s: float) -> list[Any] | None:
+        """The next batch; ``[]`` when none is due within ``max_wait_s``; None at the end.
+
+        Raises the source's error once every record read before it has been taken.
+        """
+        deadline_wait = time.monotonic() + max_wait_s
+        while True:
+            held = self._held()
+            if held >= self.batch_size:
+                return self._drain(self.batch_size)
+            now = time.monotonic()
+            if held:
+                if self._since is None:
+                    self._since = now
+                if self.ended or self._stopping or now - self._since >= self.batch_timeout_s:
+                    return self._drain(held)
+            elif self.ended:
+                if self.error is not None:
+                    error, self.error = self.error, None
+                    raise error
+                return None
+            wait = deadline_wait - now
+            if held:
+                wait = min(wait, self._since + self.batch_timeout_s - now)
+            if wait <= 0:
+                return []
+            self._wake.clear()
+            self._hungry = not held  # before the re-check, so no first record goes unnoticed
+            if self._held() != held or self.ended:
+                self._hungry = False
+                continue
+            try:
+                self._wake.wait(wait)
+            finally:
+                self._hungry = False
+
+    def _drain(self, count: int) -> list[Any]:
+        if self._chunked:
+            batch = self._take()
+            while self._buffer and len(batch) + len(self._buffer[0]) <= count:
+                batch = batch + self._take()
+            self._taken += len(batch)
+        else:
+            batch = list(islice(iter(self._take, _NONE), count))
+        if not self._buffer:
+            self._since = None
+        if self._held() <= self._high_water // 2:  # hysteresis: wake the reader once per half
+            self._space.set()
+        return batch
+
+    def drain_all(self) -> list[Any]:
+        """Whatever is buffered now (after a stop)."""
+        batch: list[Any] = []
+        while self._buffer:
+            batch += self._drain(max(self._held(), 1))
+        return batch
+
+    def stop(self) -> None:
+        """Ask the reader to end after its current record; cancel an async source's await."""
+        self._stopping = True
+        self._space.set()
+        self._wake.set()
+        if self._async_stop is not None:
+            loop, task = self._async_stop
+            with contextlib.suppress(RuntimeError):  # a closed loop: the reader is ending anyway
+                loop.call_soon_threadsafe(task.cancel)
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for the reader thread to end; whether it did."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
