@@ -50,10 +50,14 @@ class DataStream:
 
     # -- operators -------------------------------------------------------------------
     # ``batch_timeout_ms`` on an operator overrides the job's for the batches its chain sends.
+    # An ``async def`` map or flat_map runs up to ``max_concurrency`` calls at once per instance
+    # (default: the function's own ``max_concurrency`` attribute, else 16) and emits in input
+    # order unless ``ordered=False``.
     def map(self, fn: Any, parallelism: int | None = None, resources: dict[str, Any] | None = None,
-            name: str | None = None, batch_timeout_ms: float | None = None) -> DataStream:
+            name: str | None = None, batch_timeout_ms: float | None = None,
+            max_concurrency: int | None = None, ordered: bool | None = None) -> DataStream:
         """Emit exactly one output per input."""
-        return self._then("map", fn, parallelism, resources, name, batch_timeout_ms)
+        return self._then("map", fn, parallelism, resources, name, batch_timeout_ms, max_concurrency, ordered)
 
     def filter(self, fn: Any, parallelism: int | None = None, resources: dict[str, Any] | None = None,
                name: str | None = None, batch_timeout_ms: float | None = None) -> DataStream:
@@ -61,9 +65,11 @@ class DataStream:
         return self._then("filter", fn, parallelism, resources, name, batch_timeout_ms)
 
     def flat_map(self, fn: Any, parallelism: int | None = None, resources: dict[str, Any] | None = None,
-                 name: str | None = None, batch_timeout_ms: float | None = None) -> DataStream:
+                 name: str | None = None, batch_timeout_ms: float | None = None,
+                 max_concurrency: int | None = None, ordered: bool | None = None) -> DataStream:
         """Emit zero or more outputs per input."""
-        return self._then("flat_map", fn, parallelism, resources, name, batch_timeout_ms)
+        return self._then("flat_map", fn, parallelism, resources, name, batch_timeout_ms, max_concurrency,
+                          ordered)
 
     def sink(self, fn: Any, parallelism: int | None = None, resources: dict[str, Any] | None = None,
              name: str | None = None) -> None:
@@ -77,10 +83,12 @@ class DataStream:
         self._then("sink", CollectSink(), None, None, name)
 
     def _then(self, kind: str, fn: Any, parallelism: int | None, resources: Any,
-              name: str | None, batch_timeout_ms: float | None = None) -> DataStream:
+              name: str | None, batch_timeout_ms: float | None = None,
+              max_concurrency: int | None = None, ordered: bool | None = None) -> DataStream:
         op = self._env._add_operator(kind, fn, self._inputs, parallelism or self._hint,
                                      resources, name, explicit_parallelism=parallelism,
-                                     batch_timeout_ms=batch_timeout_ms)
+                                     batch_timeout_ms=batch_timeout_ms, max_concurrency=max_concurrency,
+                                     ordered=ordered)
         return DataStream(self._env, (Edge(op.id),))
 
     # -- partitioning ----------------------------------------------------------------

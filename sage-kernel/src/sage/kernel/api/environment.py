@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ from sage.kernel.api.job import FAILED, JobHandle, JobResult
 from sage.kernel.api.sources import CollectionSource
 from sage.kernel.errors import JobFailedError, PipelineDefinitionError
 from sage.kernel.home import jobs_dir
-from sage.kernel.plan.functions import as_function, default_name
+from sage.kernel.plan.functions import as_function, check_async, default_name
 from sage.kernel.plan.logical import Edge, LogicalPlan, Operator
 from sage.kernel.plan.physical import PhysicalPlan, compile_plan
 from sage.kernel.plan.resources import Resources
@@ -75,7 +76,8 @@ class BaseEnvironment:
 
     def _add_operator(self, kind: str, fn: Any, inputs: tuple[Edge, ...], parallelism: int | None,
                       resources: Any, name: str | None, explicit_parallelism: int | None = None,
-                      batch_timeout_ms: float | None = None) -> Operator:
+                      batch_timeout_ms: float | None = None, max_concurrency: int | None = None,
+                      ordered: bool | None = None) -> Operator:
         function = as_function(kind, fn)
         label = name or default_name(function)
         if batch_timeout_ms is not None and (
@@ -90,13 +92,16 @@ class BaseEnvironment:
         self._check_parallelism(parallelism, f"{kind}({label!r})")
         label = self._unique_name(label, explicit=name is not None)
         _check_keyed_inputs(kind, label, inputs)
+        check_async(kind, label, function, any(e.partitioning.kind == "hash" for e in inputs),
+                    max_concurrency, ordered)
         if self.runtime_spec.ships_functions:
             self._check_picklable(label, function)
             for edge in inputs:
                 self._check_picklable(label, edge.partitioning)
         op = Operator(id=len(self._operators), kind=kind, name=label, function=function,
                       parallelism=parallelism, inputs=inputs, resources=Resources.from_user(resources),
-                      batch_timeout_ms=batch_timeout_ms)
+                      batch_timeout_ms=batch_timeout_ms, max_concurrency=max_concurrency,
+                      ordered=True if ordered is None else bool(ordered))
         self._operators.append(op)
         return op
 
@@ -146,9 +151,22 @@ class BaseEnvironment:
         raise NotImplementedError
 
     def execute(self) -> JobResult:
-        """Run the job until its bounded sources are exhausted; raise JobFailedError on failure."""
-        handle = self.submit()
-        result = handle.wait()
+        """Run the job until its bounded sources are exhausted; raise JobFailedError on failure.
+
+        Ctrl-C cancels the job, waits for it to end (at most the ``stop_grace_s`` grace
+        period) and raises KeyboardInterrupt again.
+        """
+        return self._run(self.submit())
+
+    def _run(self, handle: JobHandle, **wait_options: Any) -> JobResult:
+        """Wait for the job; on Ctrl-C cancel it, wait out the grace period and re-raise."""
+        try:
+            result = handle.wait(**wait_options)
+        except KeyboardInterrupt:
+            handle.cancel()
+            with contextlib.suppress(TimeoutError):
+                handle.wait(timeout=self.config.stop_grace_s + 2)
+            raise
         if result.status == FAILED:
             raise JobFailedError(f"job {self.name!r} failed: {result.error}", result) from getattr(handle, "exception", None)
         return result

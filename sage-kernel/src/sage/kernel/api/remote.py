@@ -8,8 +8,7 @@ from typing import Any
 
 from sage.kernel.api.config import JobConfig
 from sage.kernel.api.environment import BaseEnvironment
-from sage.kernel.api.job import FAILED, RUNNING, JobHandle, JobResult
-from sage.kernel.errors import JobFailedError
+from sage.kernel.api.job import RUNNING, JobHandle, JobResult
 from sage.kernel.jobmanager.client import JobManagerClient
 from sage.kernel.jobmanager.protocol import DEFAULT_HOST, DEFAULT_PORT, SHIPPED_CONFIG_KEYS
 from sage.kernel.plugins import RuntimeSpec, lookup
@@ -89,10 +88,7 @@ class RemoteEnvironment(BaseEnvironment):
         return RemoteJob(self.client, job["job_id"], self.name)
 
     def execute(self) -> JobResult:
-        """Run the job on the cluster until it ends, printing progress to stderr."""
+        """Run the job on the cluster until it ends, printing progress to stderr; Ctrl-C stops it."""
         handle = self.submit()
         print(f"[sage] submitted {handle.job_id} to the JobManager at {self.client.address}", file=sys.stderr)
-        result = handle.wait(progress=True)
-        if result.status == FAILED:
-            raise JobFailedError(f"job {self.name!r} failed: {result.error}", result)
-        return result
+        return self._run(handle, progress=True)

@@ -19,6 +19,9 @@ def run(pipeline: Path = typer.Argument(..., exists=True, dir_okay=False, help="
     except SageError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print("interrupted: the job was cancelled")
+        raise typer.Exit(130) from None
     console.print(f"job {result.job_name} {result.status} in {result.duration_s:.2f}s")
     for name, metrics in result.metrics.items():
         console.print(f"  {name}: in={metrics['records_in']} out={metrics['records_out']} errors={metrics['errors']}")

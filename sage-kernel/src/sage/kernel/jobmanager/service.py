@@ -239,6 +239,7 @@ class JobManager:
         }
         lines = handle.take_logs()
         if result is not None:
+            lines.extend(f"{_now()} {note}" for note in result.notes)
             lines.append(f"{_now()} job {result.status} in {result.duration_s:.2f}s"
                          + (f": {result.error}" if result.error else ""))
         self.store.append_log(record.job_id, lines)

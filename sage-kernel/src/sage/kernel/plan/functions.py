@@ -6,8 +6,9 @@ callable; the plan stores a template instance that every parallel instance copie
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sage.kernel.api.function import (
     FilterFunction,
@@ -18,6 +19,12 @@ from sage.kernel.api.function import (
     SourceFunction,
 )
 from sage.kernel.errors import PipelineDefinitionError
+
+if TYPE_CHECKING:
+    from sage.kernel.plan.logical import Operator
+
+ASYNC_KINDS = ("map", "flat_map")
+DEFAULT_MAX_CONCURRENCY = 16
 
 
 class CallableMap(MapFunction):
@@ -106,3 +113,37 @@ def default_name(function: Function) -> str:
         name = getattr(function.fn, "__name__", type(function.fn).__name__)
         return "lambda" if name == "<lambda>" else name
     return type(function).__name__
+
+
+def is_async(function: Function, kind: str) -> bool:
+    """Whether the step's method (``map``, ``flat_map`` ...) is an ``async def``."""
+    return inspect.iscoroutinefunction(getattr(function, kind, None))
+
+
+def async_concurrency(op: Operator) -> int:
+    """Records in flight per instance: the operator's setting, else the function's own
+    ``max_concurrency`` attribute, else the default."""
+    if op.max_concurrency is not None:
+        return op.max_concurrency
+    own = getattr(op.function, "max_concurrency", None)
+    return own if isinstance(own, int) and not isinstance(own, bool) and own >= 1 else DEFAULT_MAX_CONCURRENCY
+
+
+def check_async(kind: str, label: str, function: Function, keyed: bool, max_concurrency: Any,
+                ordered: Any) -> None:
+    """Refuse async settings where they cannot apply, when the pipeline is built."""
+    asynchronous = is_async(function, kind)
+    if asynchronous and kind not in ASYNC_KINDS:
+        raise PipelineDefinitionError(
+            f"{kind}({label!r}): an async def {kind} is not supported; only map and flat_map may be async "
+            "(an async map followed by a filter does the same)")
+    if asynchronous and keyed:
+        raise PipelineDefinitionError(
+            f"{kind}({label!r}): an async operator cannot follow key_by: its calls interleave, so keyed "
+            "state could not tell their keys apart; key_by after the async operator, or make it synchronous")
+    if (max_concurrency is not None or ordered is not None) and not asynchronous:
+        raise PipelineDefinitionError(
+            f"{kind}({label!r}): max_concurrency and ordered apply to async operators (async def {kind})")
+    if max_concurrency is not None and (not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool)
+                                        or max_concurrency < 1):
+        raise PipelineDefinitionError(f"{kind}({label!r}): max_concurrency must be an int >= 1, got {max_concurrency!r}")

@@ -47,6 +47,8 @@ class Operator:
     inputs: tuple[Edge, ...] = ()
     resources: Resources | None = None
     batch_timeout_ms: float | None = None  # overrides the job's for the batches this operator sends
+    max_concurrency: int | None = None  # records in flight per instance of an async operator
+    ordered: bool = True  # an async operator emits in input order (else as calls complete)
 
     @property
     def keyed(self) -> bool:

@@ -15,12 +15,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import structlog
 from sage.kernel.api.function import Function, SinkFunction, SourceFunction
 from sage.kernel.api.metrics import MetricGroup
 from sage.kernel.api.runtime import RuntimeContext
 from sage.kernel.errors import StepError
+from sage.kernel.plan.functions import async_concurrency, is_async
 from sage.kernel.plan.physical import Chain, PhysicalPlan
+from sage.kernel.runtime.async_step import EventLoopThread, async_segment
 from sage.kernel.runtime.error_policy import ErrorHandler
 from sage.kernel.runtime.fused_chain import Step, compile_chain
 from sage.kernel.runtime.job_info import JobInfo
@@ -84,6 +87,7 @@ class ChainTask:
         self.contexts: list[RuntimeContext] = []
         self.handlers: list[ErrorHandler] = []
         self._keyed_head = chain.head.keyed
+        self._loop: EventLoopThread | None = None
         self._opened = 0
         for op in chain.operators:
             metrics = self.metrics[op.name] = MetricGroup()
@@ -132,8 +136,17 @@ class ChainTask:
             if keyed:
                 call = _with_key(call, op.key, self.contexts[position])
             batch_call = getattr(function, "map_batch", None) if op.kind == "map" and not keyed else None
-            steps.append(Step(op.kind, call, self.handlers[position], self.metrics[op.name], op.name, batch_call))
+            step = Step(op.kind, call, self.handlers[position], self.metrics[op.name], op.name, batch_call)
+            if is_async(function, op.kind):
+                step = attrs.evolve(step, batch_call=None, segment=async_segment(
+                    step, self._event_loop(), async_concurrency(op), op.ordered))
+            steps.append(step)
         self._run = compile_chain(steps, emits=bool(self.routers))
+
+    def _event_loop(self) -> EventLoopThread:
+        if self._loop is None:
+            self._loop = EventLoopThread(f"sage-{self.chain.name}-{self.index}-async")
+        return self._loop
 
     def process(self, batch: list[Any]) -> None:
         batch = self._run(batch)
@@ -233,6 +246,8 @@ class ChainTask:
                 errors.append(self._fail(position, "close()", exc))
         for handler in self.handlers:
             handler.close()
+        if self._loop is not None:
+            self._loop.close()
         return errors
 
     def sink_results(self) -> dict[str, Any]:

@@ -1,0 +1,59 @@
+"""Records stream on the Ray runtime, driven from this process and through the JobManager:
+see tests/streaming_cases.py for the cases; ``sage job stop`` on a job whose source blocks."""
+
+from __future__ import annotations
+
+import pytest
+from sage.kernel.api import LocalEnvironment, RemoteEnvironment
+
+from tests.ctrl_c import RAY_DRIVER, assert_interrupted, interrupt_blocked_job
+from tests.services import sage
+from tests.streaming_cases import (
+    GRACE_S,
+    ArrivalSink,
+    BlockingSource,
+    StreamingCases,
+    Tag,
+    arrivals,
+    closed,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+
+class TestRayStreaming(StreamingCases):
+    @pytest.fixture
+    def make_env(self, cluster):
+        def make(name, **config):
+            return LocalEnvironment(name, config={"runtime": "ray", "ray": {"address": cluster.gcs_address},
+                                                  **config})
+        return make
+
+
+class TestRemoteStreaming(StreamingCases):
+    @pytest.fixture
+    def make_env(self, cluster):
+        return lambda name, **config: RemoteEnvironment(name, port=cluster.jobmanager_port,
+                                                        config=config or None)
+
+
+def test_sage_job_stop_ends_a_job_whose_source_blocks_forever(cluster, tmp_path):
+    marks = str(tmp_path)
+    env = RemoteEnvironment("stop-blocked", port=cluster.jobmanager_port, config={"stop_grace_s": GRACE_S})
+    (env.from_source(BlockingSource(3, marks), name="blocking")
+        .map(Tag(marks), name="tag", parallelism=2).sink(ArrivalSink(marks), name="arrivals"))
+    job = env.submit()
+    wait_for(lambda: job.metrics().get("arrivals", {}).get("records_in") == 3)
+    stopped = sage("job", "stop", job.job_id, "--port", str(cluster.jobmanager_port), home=cluster.home)
+    assert stopped.returncode == 0, stopped.stderr
+    result = job.wait(timeout=GRACE_S + 30)
+    assert result.status == "cancelled"
+    assert [r["i"] for r in arrivals(result)] == [0, 1, 2]
+    assert closed(tmp_path) == {"tag", "sink"}
+
+
+def test_ctrl_c_ends_a_ray_job_whose_source_blocks(cluster, tmp_path):
+    done = interrupt_blocked_job(tmp_path, cluster.gcs_address)
+    assert_interrupted(done, tmp_path, codes=RAY_DRIVER)
+    assert "status=cancelled" in done.stderr

@@ -1,0 +1,104 @@
+"""An ``async def`` map or flat_map calls a real HTTP server with many requests in flight."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sage.kernel.api import FlatMapFunction, LocalEnvironment, MapFunction
+from sage.kernel.errors import PipelineDefinitionError
+
+from tests.slow_http_server import slow_server
+
+
+@pytest.fixture
+def server():
+    with slow_server() as running:
+        yield running
+
+
+class Fetch(MapFunction):
+    """GETs the server for each record; the reply's ``x`` is the output."""
+
+    def __init__(self, url: str, ms: int = 200, fail_on: int | None = None) -> None:
+        self.url, self.ms, self.fail_on = url, ms, fail_on
+
+    def open(self, context) -> None:
+        self.client = httpx.AsyncClient(timeout=30)
+
+    async def map(self, x: int) -> int:
+        ms = self.ms(x) if callable(self.ms) else self.ms
+        params = {"x": x, "ms": ms, **({"fail": 1} if x == self.fail_on else {})}
+        response = await self.client.get(self.url, params=params)
+        response.raise_for_status()
+        return response.json()["x"]
+
+
+def test_async_map_keeps_max_concurrency_requests_in_flight_in_order(server):
+    env = LocalEnvironment("fetch")
+    env.from_collection(range(64)).map(Fetch(server.url), max_concurrency=16, name="fetch").collect()
+    result = env.execute()
+    assert result.collected() == list(range(64))
+    assert server.peak == 16  # never more, and the operator did fill its concurrency
+    assert result.metrics["fetch"]["records_out"] == 64
+
+
+def test_the_function_own_max_concurrency_is_used(server):
+    fetch = Fetch(server.url, ms=50)
+    fetch.max_concurrency = 4
+    env = LocalEnvironment("fetch-own")
+    env.from_collection(range(20)).map(fetch).collect()
+    assert env.execute().collected() == list(range(20))
+    assert server.peak == 4
+
+
+def test_unordered_async_map_emits_as_calls_complete(server):
+    env = LocalEnvironment("unordered")
+    slow_first = Fetch(server.url, ms=lambda x: 400 if x < 4 else 20)
+    env.from_collection(range(8)).map(slow_first, max_concurrency=8, ordered=False).collect()
+    out = env.execute().collected()
+    assert sorted(out) == list(range(8))
+    assert set(out[:4]) == {4, 5, 6, 7}  # the fast calls first
+
+
+def test_a_failing_call_goes_through_the_error_policy_alone(server):
+    env = LocalEnvironment("fetch-skip", config={"error_policy": "skip"})
+    env.from_collection(range(10)).map(Fetch(server.url, ms=10, fail_on=3), name="fetch").collect()
+    result = env.execute()
+    assert result.collected() == [0, 1, 2, 4, 5, 6, 7, 8, 9]
+    assert result.metrics["fetch"]["skipped"] == 1
+
+
+def test_a_failing_call_fails_the_job_naming_the_operator_and_record(server):
+    env = LocalEnvironment("fetch-fail")
+    env.from_collection(range(10)).map(Fetch(server.url, ms=10, fail_on=3), name="fetch").collect()
+    with pytest.raises(Exception, match=r"fetch") as raised:
+        env.execute()
+    assert "3" in str(raised.value) and "500" in str(raised.value)
+
+
+def test_async_flat_map_and_plain_async_callables():
+    class Twice(FlatMapFunction):
+        async def flat_map(self, x):
+            return [x, x]
+
+    async def add_one(x):
+        return x + 1
+
+    env = LocalEnvironment("async-flat")
+    env.from_collection(range(3)).flat_map(Twice()).map(add_one).collect()
+    assert env.execute().collected() == [1, 1, 2, 2, 3, 3]
+
+
+def test_async_settings_are_checked_when_the_pipeline_is_built():
+    env = LocalEnvironment("checks")
+    stream = env.from_collection(range(3))
+    with pytest.raises(PipelineDefinitionError, match="apply to async operators"):
+        stream.map(lambda x: x, max_concurrency=4)
+    with pytest.raises(PipelineDefinitionError, match="cannot follow key_by"):
+        async def keyed(x):
+            return x
+        stream.key_by(lambda x: x).map(keyed)
+    with pytest.raises(PipelineDefinitionError, match="max_concurrency must be an int"):
+        async def fine(x):
+            return x
+        stream.map(fine, max_concurrency=0)
