@@ -67,6 +67,23 @@ def _with_key(call: Callable[[Any], Any], key: Callable[[Any], Any], context: Ru
     return call_with_key
 
 
+def _max_wait_ms(function: Function) -> float | None:
+    wait = getattr(function, "max_wait_ms", None)
+    return float(wait) if isinstance(wait, int | float) and not isinstance(wait, bool) and wait >= 0 else None
+
+
+def chain_batch_timeout_ms(plan: PhysicalPlan, chain: Chain, default_ms: float) -> float:
+    """How long a record may wait in the batches this chain forms: the job's setting, lowered by
+    any of its operators' ``batch_timeout_ms`` and by the ``max_wait_ms`` of a micro-batching
+    function that its batches reach (in the chain, or at the head of a chain it sends to)."""
+    bounds = [default_ms]
+    bounds += [op.batch_timeout_ms for op in chain.operators if op.batch_timeout_ms is not None]
+    reached = [op.function for op in chain.operators]
+    reached += [plan.chains[edge.target].head.function for edge in plan.outputs_of(chain.id)]
+    bounds += [wait for wait in map(_max_wait_ms, reached) if wait is not None]
+    return min(bounds)
+
+
 class ChainTask:
     """One parallel instance of a chain: its functions, contexts, stages and routers."""
 
@@ -108,8 +125,7 @@ class ChainTask:
         ]
         self.batch_size = job.batch_size
         self.job = job
-        timeouts = [op.batch_timeout_ms for op in chain.operators if op.batch_timeout_ms is not None]
-        self.batch_timeout_s = min(timeouts, default=job.batch_timeout_ms) / 1000
+        self.batch_timeout_s = chain_batch_timeout_ms(plan, chain, job.batch_timeout_ms) / 1000
         self.outputs = OutputBuffer(emit, job.batch_size, self.batch_timeout_s)
         self.abandoned: str | None = None  # why the source's reader was left behind, if it was
         self._source_out = self.metrics[chain.head.name].counter("records_out") if chain.is_source else None

@@ -36,10 +36,10 @@ class VLLMEmbeddingOperator(MapFunction):
     visible, else sentence-transformers; the choice is logged when the instance opens.
 
     Records are embedded in micro-batches of up to ``batch_size``, one model call each. The
-    runtime hands the operator whole batches of records that have already arrived, and the
-    operator embeds them at once: a record never waits inside the operator for others, so it
-    waits at most ``max_wait_ms`` (in fact 0 ms) for its micro-batch to fill. How many records
-    arrive together is set by the job's ``batch_size`` and by how fast the source produces them.
+    runtime hands the operator the batches it forms upstream, which close when full (the job's
+    ``batch_size``) or when their oldest record has waited the job's ``batch_timeout_ms``,
+    lowered to this operator's ``max_wait_ms`` when that is smaller: under load the operator
+    gets full batches, at low load a record waits at most ``max_wait_ms`` for its batch.
     """
 
     model: str = attrs.field(validator=non_empty_str)
