@@ -17,7 +17,11 @@ if TYPE_CHECKING:
 
 
 class Function:
-    """Lifecycle shared by every user function."""
+    """Lifecycle shared by every user function.
+
+    ``open`` and ``close`` may be ``async def``: they then run on the instance's event loop,
+    the one its async operator's calls run on (see docs/streaming.md).
+    """
 
     def open(self, context: RuntimeContext) -> None:  # noqa: B027 - optional hook
         """Prepare the instance (load a model, open a connection)."""

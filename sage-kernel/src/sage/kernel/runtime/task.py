@@ -10,6 +10,7 @@ deadline, so a record leaves within ``batch_timeout_ms`` of arriving at each hop
 
 from __future__ import annotations
 
+import inspect
 import queue
 from collections.abc import Callable
 from pathlib import Path
@@ -137,7 +138,7 @@ class ChainTask:
     def open(self) -> None:
         for position, (function, context) in enumerate(zip(self.functions, self.contexts, strict=True)):
             try:
-                function.open(context)
+                self._await(function.open(context))
             except Exception as exc:
                 raise self._fail(position, "open()", exc) from exc
             self._opened = position + 1
@@ -158,6 +159,12 @@ class ChainTask:
                     step, self._event_loop(), async_concurrency(op), op.ordered))
             steps.append(step)
         self._run = compile_chain(steps, emits=bool(self.routers))
+
+    def _await(self, outcome: Any) -> None:
+        """Run an ``async def open()`` / ``close()`` on the instance's event loop, where its
+        async operator's calls run too (clients bound to that loop are opened and closed there)."""
+        if inspect.isawaitable(outcome):
+            self._event_loop().run(outcome)
 
     def _event_loop(self) -> EventLoopThread:
         if self._loop is None:
@@ -257,7 +264,7 @@ class ChainTask:
             if position == 0 and self.abandoned:
                 continue
             try:
-                function.close()
+                self._await(function.close())
             except Exception as exc:
                 errors.append(self._fail(position, "close()", exc))
         for handler in self.handlers:

@@ -9,8 +9,7 @@ from typing import Any
 
 import attrs
 from sage.kernel.api import MapFunction, PipelineDefinitionError, RuntimeContext
-from sage.middleware.operators.rag.background_loop import BackgroundLoop
-from sage.middleware.operators.rag.batch_replay import MISSING, BatchReplay, unwrap
+from sage.middleware.operators.rag.batch_replay import unwrap
 from sage.middleware.operators.rag.errors import GenerationError, RecordError
 from sage.middleware.operators.rag.prompts import PromptTemplate, render_prompt, template_problem
 from sage.middleware.operators.rag.records import describe, text_field, with_fields
@@ -43,8 +42,8 @@ class OpenAIGeneratorOperator(MapFunction):
 
     Calls any OpenAI-compatible ``/chat/completions`` endpoint: OpenAI with ``api_key`` (or
     ``OPENAI_API_KEY``), or a server at ``base_url`` (or ``OPENAI_BASE_URL``) such as vLLM.
-    The requests of a batch run concurrently, at most ``max_concurrency`` in flight per
-    instance. 429, 408, 5xx, timeouts and dropped connections are retried up to
+    Its ``map`` is ``async def``, so the runtime keeps up to ``max_concurrency`` requests in
+    flight per instance (docs/streaming.md, "Async operators"). 429, 408, 5xx, timeouts and dropped connections are retried up to
     ``max_retries`` times with exponential backoff and jitter (honouring ``Retry-After``); a
     request that still fails raises GenerationError, which the job's error policy handles for
     that record.
@@ -64,11 +63,8 @@ class OpenAIGeneratorOperator(MapFunction):
     query_field: str = attrs.field(default="query", validator=non_empty_str)
     contexts_field: str = attrs.field(default="contexts", validator=non_empty_str)
     extra_body: dict[str, Any] | None = None
-    _loop: BackgroundLoop | None = attrs.field(init=False, default=None, repr=False)
     _client: Any = attrs.field(init=False, default=None, repr=False)
-    _semaphore: asyncio.Semaphore | None = attrs.field(init=False, default=None, repr=False)
     _endpoint: str = attrs.field(init=False, default="", repr=False)
-    _replay: BatchReplay = attrs.field(init=False, factory=BatchReplay, repr=False)
     _metrics: Any = attrs.field(init=False, default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -88,34 +84,20 @@ class OpenAIGeneratorOperator(MapFunction):
 
         base_url = self.base_url or os.environ.get("OPENAI_BASE_URL") or None
         api_key = self.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
-        self._loop = BackgroundLoop(f"sage-{context.name}-{context.parallel_index}-http")
         self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=self.timeout_s,
                                           max_retries=0)
         self._endpoint = str(self._client.base_url).rstrip("/")
-        self._semaphore = asyncio.Semaphore(self.max_concurrency)
         self._metrics = context.get_metrics()
         context.logger.info("generator ready", endpoint=self._endpoint, model=self.model,
                             max_concurrency=self.max_concurrency)
 
-    def close(self) -> None:
-        if self._loop is not None:
-            if self._client is not None:
-                self._loop.run(self._client.close())
-            self._loop.close()
-        self._loop = self._client = self._semaphore = None
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+        self._client = None
 
-    def map(self, record: Any) -> dict[str, Any]:
-        outcome = self._replay.take(record)
-        if outcome is MISSING:
-            outcome = self._loop.run(self._answer(record))
-        return unwrap(outcome)
-
-    def map_batch(self, records: list[Any]) -> list[dict[str, Any]]:
-        outcomes = self._loop.run(self._answer_all(records))
-        return self._replay.resolve(records, outcomes)
-
-    async def _answer_all(self, records: list[Any]) -> list[Any]:
-        return list(await asyncio.gather(*(self._answer(record) for record in records)))
+    async def map(self, record: Any) -> dict[str, Any]:
+        return unwrap(await self._answer(record))
 
     async def _answer(self, record: Any) -> Any:
         """The record with its answer, or the exception that stopped it."""
@@ -156,28 +138,27 @@ class OpenAIGeneratorOperator(MapFunction):
 
         backoff = Backoff(base_s=self.retry_backoff_s, cap_s=max(self.retry_backoff_s, 20.0))
         metrics = self._metrics
-        async with self._semaphore:
-            for attempt in range(self.max_retries + 1):
-                began = time.perf_counter()
-                metrics.counter("requests").inc()
-                try:
-                    response = await self._client.chat.completions.create(
-                        model=self.model, messages=self._messages(prompt), max_tokens=self.max_tokens,
-                        temperature=self.temperature, extra_body=self.extra_body,
-                    )
-                except openai.APIStatusError as exc:
-                    if exc.status_code not in RETRYABLE_STATUS or attempt == self.max_retries:
-                        raise self._failure(exc, attempt + 1, where) from exc
-                    delay = backoff.delay(attempt, retry_after_seconds(exc.response.headers))
-                except openai.APIConnectionError as exc:
-                    if attempt == self.max_retries:
-                        raise self._failure(exc, attempt + 1, where) from exc
-                    delay = backoff.delay(attempt)
-                else:
-                    metrics.record("request_ms", (time.perf_counter() - began) * 1000)
-                    return response
-                metrics.counter("retries").inc()
-                await asyncio.sleep(delay)
+        for attempt in range(self.max_retries + 1):
+            began = time.perf_counter()
+            metrics.counter("requests").inc()
+            try:
+                response = await self._client.chat.completions.create(
+                    model=self.model, messages=self._messages(prompt), max_tokens=self.max_tokens,
+                    temperature=self.temperature, extra_body=self.extra_body,
+                )
+            except openai.APIStatusError as exc:
+                if exc.status_code not in RETRYABLE_STATUS or attempt == self.max_retries:
+                    raise self._failure(exc, attempt + 1, where) from exc
+                delay = backoff.delay(attempt, retry_after_seconds(exc.response.headers))
+            except openai.APIConnectionError as exc:
+                if attempt == self.max_retries:
+                    raise self._failure(exc, attempt + 1, where) from exc
+                delay = backoff.delay(attempt)
+            else:
+                metrics.record("request_ms", (time.perf_counter() - began) * 1000)
+                return response
+            metrics.counter("retries").inc()
+            await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
     def _failure(self, exc: Exception, attempts: int, where: str) -> GenerationError:
