@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlparse
 
 class SlowServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # many connections at once; the default backlog of 5 drops some
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

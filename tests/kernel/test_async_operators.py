@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import httpx
 import pytest
-from sage.kernel.api import FlatMapFunction, LocalEnvironment, MapFunction
+from sage.kernel.api import FlatMapFunction, LocalEnvironment, MapFunction, SourceFunction
 from sage.kernel.errors import PipelineDefinitionError
 
 from tests.slow_http_server import slow_server
@@ -102,3 +105,36 @@ def test_async_settings_are_checked_when_the_pipeline_is_built():
         async def fine(x):
             return x
         stream.map(fine, max_concurrency=0)
+
+
+class OneSlowCall(MapFunction):
+    """Record 0 takes a second, the others 10 ms; counts the calls in flight at once."""
+
+    def open(self, context) -> None:
+        self.in_flight = 0
+        self.metrics = context.get_metrics()
+
+    async def map(self, x: int) -> int:
+        self.in_flight += 1
+        self.metrics.record("in_flight", self.in_flight)
+        await asyncio.sleep(1.0 if x == 0 else 0.01)
+        self.in_flight -= 1
+        return x
+
+
+class Trickle(SourceFunction):
+    """0, then 1, 2, 3 a little later each: four separate batches."""
+
+    def read(self):
+        for x in range(4):
+            yield x
+            time.sleep(0.1)
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_a_slow_call_does_not_hold_back_the_calls_of_later_batches(ordered):
+    env = LocalEnvironment("overlap")
+    env.from_source(Trickle()).map(OneSlowCall(), ordered=ordered, name="calls").collect()
+    result = env.execute()
+    assert result.collected() == ([0, 1, 2, 3] if ordered else [1, 2, 3, 0])
+    assert result.metrics["calls"]["in_flight"]["max"] == 2  # record 0 still running beside each

@@ -1,23 +1,27 @@
 """Async operators: a map or flat_map whose method is ``async def``.
 
-Each task instance that has one gets an event loop on a daemon thread. A batch that reaches
-an async step is started as one coroutine per record, at most ``max_concurrency`` awaiting at
-once, and the step returns when the batch is done: outputs in input order (``ordered=True``,
-Flink's ``orderedWait``) or in the order they completed (``unorderedWait``). A record whose
-call raises goes to the operator's error handler, exactly like a synchronous one. The user
-writes ``async def map(self, record)`` and never an event loop.
+Each task instance that has one gets an event loop on a daemon thread (``EventLoopThread``).
+The operator is an ``AsyncStage``: records handed to it start as one asyncio task each, at
+most ``max_concurrency`` in flight, and its results are handed on, through the rest of the
+chain, as they complete: in input order (``ordered=True``, Flink's ``orderedWait``) or in
+completion order (``unorderedWait``). Calls overlap across batches, so one slow call holds
+back only the records behind it in an ordered stage, and never the next batch's calls. A
+record whose call raises goes to the operator's error handler in the task thread, exactly
+like a synchronous one. The user writes ``async def map(self, record)`` and never a loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from sage.kernel.runtime.fused_chain import Segment, Step
+from sage.kernel.runtime.fused_chain import Step
 
 T = TypeVar("T")
+Outcome = tuple[int, Any, Any, BaseException | None]  # (sequence number, record, output, error)
 
 
 class EventLoopThread:
@@ -29,52 +33,118 @@ class EventLoopThread:
         self._thread.start()
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the loop and wait for its result."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
+    def call(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Schedule ``fn(*args)`` on the loop's thread."""
+        self.loop.call_soon_threadsafe(fn, *args)
+
     def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
+        """Cancel what still runs (an aborted job's calls), then stop the loop and its thread."""
+        def stop() -> None:
+            for task in asyncio.all_tasks(self.loop):
+                task.cancel()
+            self.loop.stop()
+
+        self.loop.call_soon_threadsafe(stop)
         self._thread.join(timeout=5)
         if not self._thread.is_alive():
             self.loop.close()
 
 
-def async_segment(step: Step, loop: EventLoopThread, max_concurrency: int, ordered: bool) -> Segment:
-    """The segment that runs ``step.call`` (a coroutine function) over a batch concurrently."""
-    call: Callable[[Any], Coroutine[Any, Any, Any]] = step.call
-    flat = step.kind == "flat_map"
-    records_in = step.metrics.counter("records_in")
-    records_out = step.metrics.counter("records_out")
-    on_error = step.on_error
+class AsyncStage:
+    """One async operator of a chain: ``submit`` starts calls, ``collect`` hands results on."""
 
-    async def one(limit: asyncio.Semaphore, record: Any) -> tuple[Any, Any, BaseException | None]:
-        async with limit:
-            try:
-                value = await call(record)
-                if flat:
-                    value = list(value)
-                return record, value, None
-            except Exception as exc:
-                return record, None, exc
+    def __init__(self, step: Step, loop: EventLoopThread, max_concurrency: int, ordered: bool,
+                 downstream: Callable[[list[Any]], None]) -> None:
+        self.call = step.call
+        self.flat = step.kind == "flat_map"
+        self.on_error = step.on_error
+        self.records_in = step.metrics.counter("records_in")
+        self.records_out = step.metrics.counter("records_out")
+        self.loop = loop
+        self.max_concurrency = max_concurrency
+        self.ordered = ordered
+        self.downstream = downstream
+        self.in_flight = 0
+        self._done: deque[Outcome] = deque()  # appended on the loop's thread
+        self._wake = threading.Event()
+        self._next = 0  # sequence number of the next record submitted
+        self._emit = 0  # sequence number of the next record an ordered stage hands on
+        self._held: dict[int, Outcome] = {}  # completed out of order, waiting for earlier ones
 
-    async def run_all(batch: list[Any]) -> list[tuple[Any, Any, BaseException | None]]:
-        limit = asyncio.Semaphore(max_concurrency)
-        started = [one(limit, record) for record in batch]
-        if ordered:
-            return list(await asyncio.gather(*started))
-        return [await done for done in asyncio.as_completed(started)]
+    # -- task thread ---------------------------------------------------------------------
+    def submit(self, records: list[Any]) -> None:
+        """Start a call per record; while ``max_concurrency`` are in flight, wait for room and
+        hand completed results on meanwhile (the backpressure of an async operator)."""
+        self.records_in.value += len(records)
+        start = 0
+        while start < len(records):
+            room = self.max_concurrency - self.in_flight
+            if room <= 0:
+                self.wait(1.0)
+                self.collect()
+                continue
+            chunk = records[start : start + room]
+            start += len(chunk)
+            first = self._next
+            self._next += len(chunk)
+            self.in_flight += len(chunk)
+            self.loop.call(self._start, first, chunk)
+        self.collect()
 
-    def segment(batch: list[Any]) -> list[Any]:
-        outcomes = loop.run(run_all(batch))
-        records_in.value += len(batch)
+    def wait(self, timeout: float) -> None:
+        """Until a call completes (or ``timeout``)."""
+        self._wake.clear()
+        if not self._done:
+            self._wake.wait(timeout)
+
+    def collect(self) -> None:
+        """Hand the results completed so far on (an ordered stage: only in input order)."""
+        if not self._done:
+            return
         out: list[Any] = []
-        for record, value, error in outcomes:
-            if error is not None:
-                on_error(record, error)
-            elif flat:
-                out.extend(value)
-            else:
-                out.append(value)
-        records_out.value += len(out)
-        return out
+        ready: list[Outcome] = []
+        while self._done:
+            outcome = self._done.popleft()
+            self.in_flight -= 1
+            if not self.ordered:
+                ready.append(outcome)
+                continue
+            self._held[outcome[0]] = outcome
+            while self._emit in self._held:
+                ready.append(self._held.pop(self._emit))
+                self._emit += 1
+        try:
+            for _seq, record, value, error in ready:
+                if error is not None:
+                    self.on_error(record, error)
+                elif self.flat:
+                    out.extend(value)
+                else:
+                    out.append(value)
+        finally:
+            self.records_out.value += len(out)
+        if out:
+            self.downstream(out)
 
-    return segment
+    def drain(self) -> None:
+        """Wait for every call in flight and hand its result on."""
+        while self.in_flight:
+            self.wait(1.0)
+            self.collect()
+
+    # -- loop thread -----------------------------------------------------------------------
+    def _start(self, first: int, records: list[Any]) -> None:
+        for offset, record in enumerate(records):
+            self.loop.loop.create_task(self._one(first + offset, record))
+
+    async def _one(self, seq: int, record: Any) -> None:
+        try:
+            value = await self.call(record)
+            outcome = (seq, record, list(value) if self.flat else value, None)
+        except Exception as exc:
+            outcome = (seq, record, None, exc)
+        self._done.append(outcome)
+        self._wake.set()

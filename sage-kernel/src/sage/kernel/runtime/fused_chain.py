@@ -17,8 +17,9 @@ catches, so a fused chain runs at the speed of a hand-written loop. A failing re
 its operator's error handler (which raises under the ``fail`` policy) and the loop continues
 with the next record: nothing runs twice and nothing is lost. Counts are added up once per
 batch (when a handler raises under ``fail``, the records started so far are counted before
-the error leaves). A ``MapFunction`` with ``map_batch`` and an async step
-(``async_step.py``) split the chain: each gets the whole batch.
+the error leaves). A ``MapFunction`` with ``map_batch`` splits the chain: it gets the whole
+batch. An async operator is not compiled here: the task splits the chain around it
+(``async_step.py``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ class Step:
     metrics: MetricGroup
     name: str = ""
     batch_call: Callable[[list[Any]], list[Any]] | None = None
-    segment: Segment | None = None  # a step that runs as a segment of its own (an async step)
 
 
 def _per_record_source(steps: list[Step], emits: bool) -> str:
@@ -153,11 +153,11 @@ def compile_chain(steps: list[Step], emits: bool) -> Segment:
     segments: list[Segment] = []
     pending: list[Step] = []
     for position, step in enumerate(steps):
-        if step.batch_call is not None or step.segment is not None:
+        if step.batch_call is not None:
             if pending:
                 segments.append(_compile_per_record(pending, emits=True))
                 pending = []
-            segments.append(step.segment or _batch_segment(step))
+            segments.append(_batch_segment(step))
         else:
             pending.append(step)
         if position == len(steps) - 1 and pending:

@@ -16,15 +16,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import attrs
 import structlog
 from sage.kernel.api.function import Function, SinkFunction, SourceFunction
 from sage.kernel.api.metrics import MetricGroup
 from sage.kernel.api.runtime import RuntimeContext
 from sage.kernel.errors import StepError
 from sage.kernel.plan.functions import async_concurrency, is_async
+from sage.kernel.plan.logical import Operator
 from sage.kernel.plan.physical import Chain, PhysicalPlan
-from sage.kernel.runtime.async_step import EventLoopThread, async_segment
+from sage.kernel.runtime.async_step import AsyncStage, EventLoopThread
 from sage.kernel.runtime.error_policy import ErrorHandler
 from sage.kernel.runtime.fused_chain import Step, compile_chain
 from sage.kernel.runtime.job_info import JobInfo
@@ -50,6 +50,7 @@ class _EndOfStream:
 END = _EndOfStream()
 """The end-of-stream marker an upstream instance puts in an inbox."""
 POLL_S = 0.1
+ASYNC_POLL_S = 0.001
 log = structlog.get_logger("sage.runtime")
 
 
@@ -85,6 +86,16 @@ def chain_batch_timeout_ms(plan: PhysicalPlan, chain: Chain, default_ms: float) 
     return min(bounds)
 
 
+def _then(first: Callable[[list[Any]], list[Any]], then: Callable[[list[Any]], None]) -> Callable[[list[Any]], None]:
+    """``then(first(batch))`` when ``first`` leaves anything."""
+    def run(batch: list[Any]) -> None:
+        out = first(batch)
+        if out:
+            then(out)
+
+    return run
+
+
 class ChainTask:
     """One parallel instance of a chain: its functions, contexts, stages and routers."""
 
@@ -106,6 +117,7 @@ class ChainTask:
         self.handlers: list[ErrorHandler] = []
         self._keyed_head = chain.head.keyed
         self._loop: EventLoopThread | None = None
+        self._stages: list[AsyncStage] = []  # async operators, in chain order
         self._opened = 0
         for op in chain.operators:
             metrics = self.metrics[op.name] = MetricGroup()
@@ -143,7 +155,7 @@ class ChainTask:
                 raise self._fail(position, "open()", exc) from exc
             self._opened = position + 1
         # Bound after open() so that a function may set up its methods there.
-        steps = []
+        steps: list[tuple[Step, Operator, bool]] = []
         for position, op in enumerate(self.chain.operators):
             if op.kind == "source":
                 continue
@@ -152,13 +164,33 @@ class ChainTask:
             keyed = position == 0 and self._keyed_head
             if keyed:
                 call = _with_key(call, op.key, self.contexts[position])
-            batch_call = getattr(function, "map_batch", None) if op.kind == "map" and not keyed else None
-            step = Step(op.kind, call, self.handlers[position], self.metrics[op.name], op.name, batch_call)
-            if is_async(function, op.kind):
-                step = attrs.evolve(step, batch_call=None, segment=async_segment(
-                    step, self._event_loop(), async_concurrency(op), op.ordered))
-            steps.append(step)
-        self._run = compile_chain(steps, emits=bool(self.routers))
+            asynchronous = is_async(function, op.kind)
+            batch_call = (getattr(function, "map_batch", None)
+                          if op.kind == "map" and not keyed and not asynchronous else None)
+            steps.append((Step(op.kind, call, self.handlers[position], self.metrics[op.name], op.name,
+                               batch_call), op, asynchronous))
+        self.process = self._compile(steps)
+
+    def _compile(self, steps: list[tuple[Step, Operator, bool]]) -> Callable[[list[Any]], None]:
+        """The function that takes a batch through ``steps`` and routes what comes out; the
+        chain is split around each async operator, whose results continue as they complete."""
+        for position, (step, op, asynchronous) in enumerate(steps):
+            if not asynchronous:
+                continue
+            stage = AsyncStage(step, self._event_loop(), async_concurrency(op), op.ordered,
+                               self._compile(steps[position + 1 :]))
+            self._stages.insert(0, stage)
+            if not position:
+                return stage.submit
+            return _then(compile_chain([s for s, _, _ in steps[:position]], emits=True), stage.submit)
+        return _then(compile_chain([s for s, _, _ in steps], emits=bool(self.routers)), self._route)
+
+    def _route(self, batch: list[Any]) -> None:
+        on_error = self.handlers[-1]
+        add = self.outputs.add
+        for position, router in enumerate(self.routers):
+            for target, part in router.route(batch, on_error):
+                add(position, target, part)
 
     def _await(self, outcome: Any) -> None:
         """Run an ``async def open()`` / ``close()`` on the instance's event loop, where its
@@ -172,17 +204,24 @@ class ChainTask:
         return self._loop
 
     def process(self, batch: list[Any]) -> None:
-        batch = self._run(batch)
-        if batch:
-            on_error = self.handlers[-1]
-            add = self.outputs.add
-            for position, router in enumerate(self.routers):
-                for target, part in router.route(batch, on_error):
-                    add(position, target, part)
+        """Take a batch through the chain (replaced by the compiled chain in ``open``)."""
+        raise RuntimeError("open() was not called")
+
+    def _collect_async(self) -> None:
+        for stage in self._stages:
+            stage.collect()
+
+    def _drain_async(self) -> None:
+        """Wait for every async call in flight, in chain order, and hand the results on."""
+        for stage in self._stages:
+            stage.drain()
 
     def _wait_s(self) -> float:
         due = self.outputs.next_due()
-        return POLL_S if due is None else min(due, POLL_S)
+        wait = POLL_S if due is None else min(due, POLL_S)
+        if any(stage.in_flight for stage in self._stages):
+            wait = min(wait, ASYNC_POLL_S)  # results of async calls are handed on as they come
+        return wait
 
     def run_source(self, should_stop: Callable[[], bool], should_abort: Callable[[], bool]) -> None:
         """Read the source to its end or until ``should_stop``, processing batches as they fill
@@ -206,6 +245,7 @@ class ChainTask:
                 if batch:
                     out.value += len(batch)
                     self.process(batch)
+                self._collect_async()
                 outputs.flush_due()
             else:
                 self._stop_reader(reader, self.job.stop_grace_s * ABANDON_AT)
@@ -217,6 +257,7 @@ class ChainTask:
         except BaseException:
             self._stop_reader(reader, self.job.stop_grace_s * ABANDON_AT)
             raise
+        self._drain_async()
         outputs.flush()
 
     def _stop_reader(self, reader: SourceReader, grace_s: float) -> None:
@@ -236,7 +277,6 @@ class ChainTask:
         """Process batches from ``inbox`` until ``expected_ends`` end markers have come; then
         send what is buffered on. Raises Aborted when ``should_abort``."""
         depth = self.metrics[self.chain.head.name].gauge("queue_depth")
-        process = self.process
         outputs = self.outputs
         get = inbox.get
         while expected_ends:
@@ -245,6 +285,7 @@ class ChainTask:
             except queue.Empty:
                 if should_abort():
                     raise Aborted() from None
+                self._collect_async()
                 outputs.flush_due()
                 continue
             if item is END:
@@ -253,8 +294,10 @@ class ChainTask:
             if should_abort():
                 raise Aborted()
             depth.value = inbox.qsize()
-            process(item)
+            self.process(item)
+            self._collect_async()
             outputs.flush_due()
+        self._drain_async()
         outputs.flush()
 
     def close(self) -> list[BaseException]:
