@@ -65,10 +65,10 @@ def test_output_parts_for_one_target_are_merged_up_to_batch_size():
     buffer.add(0, 1, [3])
     assert sent == []
     buffer.add(0, 1, [4, 5])
-    assert sent == [(0, 1, [1, 2, 3, 4, 5])]
+    assert sent == [(0, 1, [1, 2, 3, 4])]
     assert buffer.next_due() is not None and buffer.next_due() > 0
     buffer.flush()
-    assert sent[-1] == (0, 0, [9]) and buffer.next_due() is None
+    assert sorted(sent[1:]) == [(0, 0, [9]), (0, 1, [5])] and buffer.next_due() is None
 
 
 def test_output_parts_leave_when_their_oldest_record_is_due():
@@ -135,3 +135,21 @@ def test_a_bad_operator_batch_timeout_is_refused():
     env = LocalEnvironment("bad-op")
     with pytest.raises(PipelineDefinitionError, match="batch_timeout_ms must be a number >= 0"):
         env.from_collection([1]).map(lambda x: x, batch_timeout_ms=-3)
+
+
+def test_a_fan_out_is_cut_back_to_batches_of_batch_size():
+    sent = []
+    buffer = OutputBuffer(lambda position, target, part: sent.append(list(part)), 4, 60.0)
+    buffer.add(0, 0, list(range(10)))
+    assert sent == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    buffer.flush()
+    assert sent[-1] == [8, 9]
+
+
+def test_batches_after_a_flat_map_fan_out_hold_at_most_batch_size_records():
+    env = LocalEnvironment("fan-out", config={"batch_size": 50})
+    (env.from_collection(range(20)).flat_map(lambda x: [x] * 100)
+        .rebalance().map(BatchSizes(), parallelism=2, name="sizes").collect())
+    result = env.execute()
+    assert len(result.collected()) == 2000
+    assert result.metrics["sizes"]["batch"]["max"] <= 50

@@ -1,7 +1,8 @@
 """The batches a task sends on: one buffer per (output edge, target instance).
 
 Routed parts for the same target are merged until ``batch_size`` records are there or the
-oldest has waited ``batch_timeout_s``; with a timeout of 0 everything buffered leaves after
+oldest has waited ``batch_timeout_s``, and larger parts are cut to ``batch_size``, so a
+channel never carries more than ``batch_size`` records in one batch; with a timeout of 0 everything buffered leaves after
 each input batch. The task asks for the time once per processed batch, never per record.
 """
 
@@ -25,19 +26,27 @@ class OutputBuffer:
         self._since: dict[tuple[int, int], float] = {}
 
     def add(self, position: int, target: int, part: list[Any]) -> None:
+        """Buffer ``part`` for the target; send ``batch_size`` records at a time once there are
+        that many (a fan-out's output is cut back to batches of ``batch_size``)."""
         slot = (position, target)
         held = self._parts.get(slot)
+        size = self.batch_size
         if held is None:
-            if len(part) >= self.batch_size:
+            if len(part) == size:
                 self.send(position, target, part)
                 return
-            self._parts[slot] = part if type(part) is list else list(part)
+            held = self._parts[slot] = []
             self._since[slot] = time.monotonic()
-            return
         held.extend(part)
-        if len(held) >= self.batch_size:
+        if len(held) < size:
+            return
+        full = len(held) - len(held) % size
+        for start in range(0, full, size):
+            self.send(position, target, held[start : start + size])
+        if full == len(held):
             del self._parts[slot], self._since[slot]
-            self.send(position, target, held)
+        else:
+            del held[:full]
 
     def next_due(self) -> float | None:
         """Seconds until the oldest buffered record is due (0 when overdue); None when empty."""
