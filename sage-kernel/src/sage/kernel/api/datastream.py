@@ -38,6 +38,12 @@ class FieldKey:
     def __repr__(self) -> str:
         return f"FieldKey({self.field!r})"
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FieldKey) and other.field == self.field
+
+    def __hash__(self) -> int:
+        return hash(("FieldKey", self.field))
+
 
 class DataStream:
     """A stream of records; chain ``map``, ``filter``, ``flat_map``, ``key_by`` ... ``sink``."""

@@ -15,7 +15,12 @@ from sage.kernel.api.job import FAILED, JobHandle, JobResult
 from sage.kernel.api.sources import CollectionSource
 from sage.kernel.errors import JobFailedError, PipelineDefinitionError
 from sage.kernel.home import jobs_dir
-from sage.kernel.plan.functions import as_function, check_async, default_name
+from sage.kernel.plan.functions import (
+    as_function,
+    check_async,
+    check_source_parallelism,
+    default_name,
+)
 from sage.kernel.plan.logical import Edge, LogicalPlan, Operator
 from sage.kernel.plan.physical import PhysicalPlan, compile_plan
 from sage.kernel.plan.resources import Resources
@@ -31,7 +36,7 @@ def new_job_id(name: str) -> str:
 
 def _check_keyed_inputs(kind: str, label: str, inputs: tuple[Edge, ...]) -> None:
     """Keyed state needs every input routed by one key; refuse a union that mixes them."""
-    keys = {id(edge.partitioning.key) for edge in inputs if edge.partitioning.kind == "hash"}
+    keys = {edge.partitioning.key for edge in inputs if edge.partitioning.kind == "hash"}
     if keys and (len(keys) > 1 or any(edge.partitioning.kind != "hash" for edge in inputs)):
         raise PipelineDefinitionError(
             f"{kind}({label!r}): its inputs are a union of keyed and unkeyed streams (or of streams "
@@ -94,6 +99,7 @@ class BaseEnvironment:
         _check_keyed_inputs(kind, label, inputs)
         check_async(kind, label, function, any(e.partitioning.kind == "hash" for e in inputs),
                     max_concurrency, ordered)
+        check_source_parallelism(label, function, parallelism)
         if self.runtime_spec.ships_functions:
             self._check_picklable(label, function)
             for edge in inputs:

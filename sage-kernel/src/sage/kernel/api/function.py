@@ -73,7 +73,7 @@ class FilterFunction(Function):
 
 
 class FlatMapFunction(Function):
-    """Emits zero or more outputs per input."""
+    """Emits zero or more outputs per input; returning None means no output."""
 
     def flat_map(self, record: Any) -> Iterable[Any]:
         raise NotImplementedError(f"{type(self).__name__} must implement flat_map()")

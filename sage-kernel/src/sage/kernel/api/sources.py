@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -21,8 +22,14 @@ class CollectionSource(SourceFunction):
         self._index, self._parallelism = 0, 1
 
     def __deepcopy__(self, memo: dict[int, Any]) -> CollectionSource:
-        # Instances only read the collection: share it instead of copying every item.
-        return CollectionSource(self.items)
+        # Instances only read the collection: share it instead of copying every item, and copy
+        # everything else (a subclass keeps its class and its own attributes).
+        memo[id(self.items)] = self.items
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        for name, value in self.__dict__.items():
+            setattr(clone, name, copy.deepcopy(value, memo))
+        return clone
 
     def open(self, context: RuntimeContext) -> None:
         self._index, self._parallelism = context.parallel_index, context.parallelism

@@ -60,13 +60,39 @@ class CallableSink(SinkFunction):
 
 
 class CallableSource(SourceFunction):
-    """A zero-argument callable returning an iterable, used with ``from_source``."""
+    """A callable returning an iterable, used with ``from_source``: with no parameters it is
+    read by one instance; with two it is called as ``fn(index, parallelism)`` by each parallel
+    instance and returns that instance's share."""
 
-    def __init__(self, fn: Callable[[], Iterable[Any]]) -> None:
+    def __init__(self, fn: Callable[..., Iterable[Any]]) -> None:
         self.fn = fn
+        self.splits = _positional_parameters(fn) >= 2
+        self._share = (0, 1)
+
+    def open(self, context: Any) -> None:
+        self._share = (context.parallel_index, context.parallelism)
 
     def read(self):
-        yield from self.fn()
+        yield from (self.fn(*self._share) if self.splits else self.fn())
+
+
+def _positional_parameters(fn: Callable[..., Any]) -> int:
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 0
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for p in parameters if p.kind in kinds and p.default is inspect.Parameter.empty)
+
+
+def check_source_parallelism(label: str, function: Function, parallelism: int) -> None:
+    """A callable source that cannot split its input may not run at parallelism > 1."""
+    if parallelism > 1 and isinstance(function, CallableSource) and not function.splits:
+        raise PipelineDefinitionError(
+            f"source({label!r}): at parallelism {parallelism} every instance would call the function "
+            "and emit every record once per instance; give it two parameters, fn(index, parallelism), "
+            "and return that instance's share, or use parallelism 1"
+        )
 
 
 KINDS: dict[str, tuple[type[Function], type[Function]]] = {

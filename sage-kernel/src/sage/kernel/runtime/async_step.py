@@ -143,7 +143,9 @@ class AsyncStage:
     async def _one(self, seq: int, record: Any) -> None:
         try:
             value = await self.call(record)
-            outcome = (seq, record, list(value) if self.flat else value, None)
+            if self.flat:
+                value = [] if value is None else list(value)
+            outcome = (seq, record, value, None)
         except Exception as exc:
             outcome = (seq, record, None, exc)
         self._done.append(outcome)

@@ -68,7 +68,7 @@ def _per_record_source(steps: list[Step], emits: bool) -> str:
             emit(f"n{j} += 1; {nxt} = {here}")
         elif step.kind == "flat_map":
             emit(f"p{j} = f{j}({here})", 1)
-            emit(f"if type(p{j}) is not list: p{j} = list(p{j})", 1)
+            emit(f"if type(p{j}) is not list: p{j} = [] if p{j} is None else list(p{j})", 1)
             emit("except Exception as exc:")
             emit(f"h{j}({here}, exc); continue", 1)
             emit(f"n{j} += len(p{j})")

@@ -1,7 +1,7 @@
 """Routing a batch of outputs to the instances of the next chain.
 
-Keys are hashed by a stable function of their value (CRC-32 of strings and bytes, the
-integer itself for ints), never the per-process salted ``hash()`` of a str, so a key reaches
+Keys are hashed by a stable function of their value (CRC-32 of strings and bytes, a 64-bit
+mix of ints), never the per-process salted ``hash()`` of a str, so a key reaches
 the same instance in every process and every runtime.
 """
 
@@ -18,6 +18,16 @@ from sage.kernel.errors import short_repr
 from sage.kernel.plan.logical import Partitioning
 
 _MASK = (1 << 63) - 1
+_BITS64 = (1 << 64) - 1
+
+
+def _mix(value: int) -> int:
+    """SplitMix64's finaliser: consecutive or strided integers spread over every instance
+    (``key % n`` would put all multiples of ``n`` on one)."""
+    value &= _BITS64
+    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & _BITS64
+    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & _BITS64
+    return (value ^ (value >> 31)) & _MASK
 
 
 def stable_hash(key: Any) -> int:
@@ -27,11 +37,11 @@ def stable_hash(key: Any) -> int:
     if isinstance(key, bool) or key is None:
         return int(bool(key))
     if isinstance(key, int):
-        return key & _MASK
+        return _mix(key)
     if isinstance(key, bytes | bytearray):
         return zlib.crc32(key)
     if isinstance(key, float):
-        return int(key) & _MASK if key.is_integer() else zlib.crc32(struct.pack("<d", key))
+        return _mix(int(key)) if key.is_integer() else zlib.crc32(struct.pack("<d", key))
     if isinstance(key, tuple | frozenset):
         items = sorted(map(stable_hash, key)) if isinstance(key, frozenset) else map(stable_hash, key)
         return zlib.crc32(b"".join(struct.pack("<Q", h) for h in items))

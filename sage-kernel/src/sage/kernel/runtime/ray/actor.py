@@ -74,7 +74,7 @@ class ChainActor:
         self.inbox: queue.Queue = queue.Queue(maxsize=capacity)
         self.outputs = OutputChannels(targets, [edge.target for edge in plan.outputs_of(chain_id)],
                                       capacity, self.abort_flag)
-        functions = [op.function for op in self.chain.operators]
+        functions = _own_copies([op.function for op in self.chain.operators])
         self.task = ChainTask(plan, self.chain, index, job, functions, self.outputs.send)
         try:
             self.task.open()
@@ -189,6 +189,17 @@ class ChainActor:
         self.aborted = True
         self._close()
         self.done.set()
+
+
+def _own_copies(functions: list[Any]) -> list[Any]:
+    """One object per operator: a function used by two operators of the chain (``.map(f).map(f)``)
+    unpickles as one object, so the second use gets a copy, as on the local runtime."""
+    seen: set[int] = set()
+    own = []
+    for function in functions:
+        own.append(copy.deepcopy(function) if id(function) in seen else function)
+        seen.add(id(function))
+    return own
 
 
 def _portable(error: BaseException | None) -> BaseException | None:

@@ -1,0 +1,99 @@
+"""Kernel semantics every runtime must keep (issue: no duplicates, no shared mutation, ...).
+
+A plain module of the tests directory, shipped to Ray workers by value; a test module
+subclasses ``SemanticsCases`` with a ``make_env(name, **config)`` fixture for its runtime.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+from sage.kernel.api import MapFunction
+from sage.kernel.api.sources import CollectionSource
+from sage.kernel.errors import PipelineDefinitionError
+
+
+class Stamp(MapFunction):
+    """Appends the name of the operator instance that ran it (set in open())."""
+
+    def open(self, context) -> None:
+        self.name = context.name
+
+    def map(self, record: list[str]) -> list[str]:
+        return [*record, self.name]
+
+
+class Shouting(CollectionSource):
+    """A CollectionSource subclass with its own attribute and behaviour."""
+
+    def __init__(self, items, suffix: str) -> None:
+        super().__init__(items)
+        self.suffix = suffix
+
+    def read(self):
+        for item in super().read():
+            yield item.upper() + self.suffix
+
+    def read_batches(self, max_size):
+        yield [item.upper() + self.suffix for item in self._share()]
+
+
+class WhichInstance(MapFunction):
+    def open(self, context) -> None:
+        self.index = context.parallel_index
+
+    def map(self, record: int) -> tuple[int, int]:
+        return self.index, record
+
+
+def share(index: int, parallelism: int) -> range:
+    return range(index, 100, parallelism)
+
+
+def user_of(record: dict[str, Any]) -> dict[str, Any]:
+    return record
+
+
+class SemanticsCases:
+    def test_a_callable_source_that_cannot_split_is_refused_at_parallelism_2(self, make_env):
+        env = make_env("callable-source")
+        with pytest.raises(PipelineDefinitionError, match=r"fn\(index, parallelism\)"):
+            env.from_source(lambda: range(100), parallelism=2)
+
+    def test_a_callable_source_taking_its_share_emits_each_record_once(self, make_env):
+        env = make_env("callable-share")
+        env.from_source(share, parallelism=2).collect()
+        assert sorted(env.execute().collected()) == list(range(100))
+
+    def test_one_function_used_by_two_operators_is_two_instances(self, make_env):
+        stamp = Stamp()
+        env = make_env("same-function")
+        env.from_collection([[]]).map(stamp, name="first").map(stamp, name="second").collect()
+        assert env.execute().collected() == [["first", "second"]]
+
+    def test_a_collection_source_subclass_keeps_its_behaviour(self, make_env):
+        env = make_env("subclass")
+        env.from_source(Shouting(["a", "b"], "!")).collect()
+        assert sorted(env.execute().collected()) == ["A!", "B!"]
+
+    def test_a_flat_map_returning_none_emits_nothing(self, make_env):
+        env = make_env("none-flat-map")
+        env.from_collection(range(6)).flat_map(lambda x: [x] if x % 2 else None, name="odd").collect()
+        result = env.execute()
+        assert sorted(result.collected()) == [1, 3, 5]
+        assert result.metrics["odd"]["errors"] == 0
+
+    def test_streams_keyed_by_the_same_field_can_be_unioned(self, make_env):
+        env = make_env("keyed-union")
+        a = env.from_collection([{"user": "ada"}]).key_by("user")
+        b = env.from_collection([{"user": "ada"}, {"user": "bob"}]).key_by("user")
+        a.union(b).map(user_of, parallelism=2).collect()
+        assert Counter(r["user"] for r in env.execute().collected()) == {"ada": 2, "bob": 1}
+
+    def test_integer_keys_that_are_multiples_of_the_parallelism_spread(self, make_env):
+        env = make_env("int-keys")
+        env.from_collection(list(range(0, 200, 2))).key_by(lambda x: x).map(WhichInstance(), parallelism=2).collect()
+        per_instance = Counter(index for index, _ in env.execute().collected())
+        assert set(per_instance) == {0, 1} and min(per_instance.values()) >= 25
