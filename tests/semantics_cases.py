@@ -56,7 +56,34 @@ def user_of(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-class SemanticsCases:
+class Tag(MapFunction):
+    """Writes its own instance index into the record it is given (mutating it)."""
+
+    def open(self, context) -> None:
+        self.index = context.parallel_index
+
+    def map(self, record: dict[str, Any]) -> dict[str, Any]:
+        record["tag"] = self.index
+        return record
+
+
+class SemanticsCopies:
+    def test_every_broadcast_target_gets_its_own_copy(self, make_env):
+        env = make_env("broadcast-copies")
+        env.from_collection([{"n": 1}]).broadcast().map(Tag(), parallelism=3).collect()
+        assert sorted(r["tag"] for r in env.execute().collected()) == [0, 1, 2]
+
+    def test_every_branch_gets_its_own_copy(self, make_env):
+        env = make_env("branch-copies")
+        stream = env.from_collection([{"n": 1}, {"n": 2}]).map(lambda r: r, name="source_map")
+        stream.map(lambda r: r.update(branch="a") or r, name="a").collect("collect_a")
+        stream.map(lambda r: r.update(branch="b") or r, name="b").collect("collect_b")
+        result = env.execute()
+        assert {r["branch"] for r in result.collected("collect_a")} == {"a"}
+        assert {r["branch"] for r in result.collected("collect_b")} == {"b"}
+
+
+class SemanticsCases(SemanticsCopies):
     def test_a_callable_source_that_cannot_split_is_refused_at_parallelism_2(self, make_env):
         env = make_env("callable-source")
         with pytest.raises(PipelineDefinitionError, match=r"fn\(index, parallelism\)"):

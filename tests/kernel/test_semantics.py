@@ -12,3 +12,12 @@ class TestLocalSemantics(SemanticsCases):
     @pytest.fixture
     def make_env(self):
         return lambda name, **config: LocalEnvironment(name, config=config or None)
+
+
+def test_object_reuse_shares_records_between_consumers_when_asked():
+    from tests.semantics_cases import Tag
+
+    env = LocalEnvironment("reuse", config={"object_reuse": True})
+    env.from_collection([{"n": 1}]).broadcast().map(Tag(), parallelism=3).collect()
+    tags = [r["tag"] for r in env.execute().collected()]
+    assert len(set(tags)) == 1  # one shared dict: the last writer wins

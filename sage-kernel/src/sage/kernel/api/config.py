@@ -46,6 +46,7 @@ class JobConfig:
     batch_timeout_ms: float = attrs.field(default=DEFAULT_BATCH_TIMEOUT_MS, validator=_non_negative)
     channel_capacity: int = attrs.field(default=16, validator=_positive)
     stop_grace_s: float = attrs.field(default=5.0, validator=_positive_number)
+    object_reuse: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     job_dir: str | None = None
     metrics: dict[str, Any] = attrs.field(factory=dict)
     ray: dict[str, Any] = attrs.field(factory=dict)

@@ -150,6 +150,7 @@ class BaseEnvironment:
         return JobInfo(job_id=job_id, job_name=self.name, error_policy=self.config.error_policy,
                        batch_size=self.config.batch_size, batch_timeout_ms=self.config.batch_timeout_ms,
                        stop_grace_s=self.config.stop_grace_s, channel_capacity=self.config.channel_capacity,
+                       object_reuse=self.config.object_reuse,
                        job_dir=str(job_dir))
 
     # -- running -------------------------------------------------------------------

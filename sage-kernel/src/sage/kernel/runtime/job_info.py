@@ -18,6 +18,8 @@ class JobInfo:
     batch_timeout_ms: float = 1.0
     stop_grace_s: float = 5.0
     channel_capacity: int = 16
+    object_reuse: bool = False
+    copies_records: bool = True  # the runtime shares record objects between consumers in memory
     job_dir: str | None = None
 
     @property

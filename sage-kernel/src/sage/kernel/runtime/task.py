@@ -29,6 +29,7 @@ from sage.kernel.runtime.error_policy import ErrorHandler
 from sage.kernel.runtime.fused_chain import Step, compile_chain
 from sage.kernel.runtime.job_info import JobInfo
 from sage.kernel.runtime.output_buffer import OutputBuffer
+from sage.kernel.runtime.record_copies import copy_records
 from sage.kernel.runtime.routing import Router
 from sage.kernel.runtime.running_job import ABANDON_AT
 from sage.kernel.runtime.source_reader import SourceReader
@@ -140,6 +141,8 @@ class ChainTask:
         self.job = job
         self.batch_timeout_s = chain_batch_timeout_ms(plan, chain, job.batch_timeout_ms) / 1000
         self.outputs = OutputBuffer(emit, job.batch_size, self.batch_timeout_s)
+        # Every consumer after the first gets its own copies; Ray's channels copy anyway.
+        self._copies = not job.object_reuse and job.copies_records
         self.abandoned: str | None = None  # why the source's reader was left behind, if it was
         self._source_out = self.metrics[chain.head.name].counter("records_out") if chain.is_source else None
 
@@ -189,7 +192,10 @@ class ChainTask:
         on_error = self.handlers[-1]
         add = self.outputs.add
         for position, router in enumerate(self.routers):
-            for target, part in router.route(batch, on_error):
+            fan_out = self._copies and router.partitioning.kind == "broadcast"
+            for number, (target, part) in enumerate(router.route(batch, on_error)):
+                if self._copies and (position or (fan_out and number)):
+                    part = copy_records(part)  # a second consumer of the same records
                 add(position, target, part)
 
     def _await(self, outcome: Any) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import attrs
 import ray
 import structlog
 from sage.kernel.api.metrics import MetricGroup, summarise
@@ -44,6 +45,7 @@ class RayRuntime:
         connect(self.ray_config)
         nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
         check_placement(plan, nodes, self.ray_config)
+        job = attrs.evolve(job, copies_records=False)  # every batch sent is pickled: a copy already
         return RayJob(plan, job, channel_capacity, reporters or [], report_interval_s,
                       plan_bytes or dumps_plan(plan))
 
