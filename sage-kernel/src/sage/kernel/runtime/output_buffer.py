@@ -2,8 +2,11 @@
 
 Routed parts for the same target are merged until ``batch_size`` records are there or the
 oldest has waited ``batch_timeout_s``, and larger parts are cut to ``batch_size``, so a
-channel never carries more than ``batch_size`` records in one batch; with a timeout of 0 everything buffered leaves after
-each input batch. The task asks for the time once per processed batch, never per record.
+channel never carries more than ``batch_size`` records in one batch; with a timeout of 0
+everything buffered leaves after each input batch. The task asks for the time once per
+processed batch, never per record.
+A source task tells the buffer when the records it adds arrived (``since``), so the time they
+waited in the source's buffer counts: a record waits ``batch_timeout_s`` in a task, not twice.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ class OutputBuffer:
         self.batch_timeout_s = batch_timeout_s
         self._parts: dict[tuple[int, int], list[Any]] = {}
         self._since: dict[tuple[int, int], float] = {}
+        self.since: float | None = None  # when the records being added arrived (else: now)
 
     def add(self, position: int, target: int, part: list[Any]) -> None:
         """Buffer ``part`` for the target; send ``batch_size`` records at a time once there are
@@ -36,7 +40,7 @@ class OutputBuffer:
                 self.send(position, target, part)
                 return
             held = self._parts[slot] = []
-            self._since[slot] = time.monotonic()
+            self._since[slot] = time.monotonic() if self.since is None else self.since
         held.extend(part)
         if len(held) < size:
             return

@@ -58,6 +58,7 @@ class SourceReader:
         self._hungry = False  # the task waits for a first record
         self._stopping = False
         self._since: float | None = None  # when the task first saw the oldest buffered record
+        self.batch_since: float | None = None  # the same, for the batch last taken
         self.error: BaseException | None = None
         self.ended = False
         self._async_stop: Any = None
@@ -173,6 +174,7 @@ class SourceReader:
                 self._hungry = False
 
     def _drain(self, count: int) -> list[Any]:
+        self.batch_since = self._since  # when the oldest record of this batch was first seen
         if self._chunked:
             batch = self._take()
             while self._buffer and len(batch) + len(self._buffer[0]) <= count:

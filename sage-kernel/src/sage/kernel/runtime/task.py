@@ -250,7 +250,9 @@ class ChainTask:
                     break
                 if batch:
                     out.value += len(batch)
+                    outputs.since = reader.batch_since
                     self.process(batch)
+                    outputs.since = None
                 self._collect_async()
                 outputs.flush_due()
             else:

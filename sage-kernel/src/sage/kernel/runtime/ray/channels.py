@@ -1,10 +1,11 @@
 """Outgoing batches of one actor: at most ``capacity`` calls in flight per target instance.
 
-Each ``push`` to a downstream actor returns an ObjectRef that resolves once the batch has
-been processed there. A sender that already has ``capacity`` unresolved refs for a target
-waits (``ray.wait``) before sending more, so a slow operator slows its producers and memory
-stays bounded: this is the Ray runtime's backpressure. End markers are sent only after every
-data batch to that target has been processed, so none can overtake a batch.
+Each ``push`` to a downstream actor returns an ObjectRef that resolves once the batch is in
+that actor's inbox (a bounded queue its task thread drains). A sender with ``capacity`` calls
+in flight to a target waits (``ray.wait``) until one resolves, so a slow operator fills its
+inbox, then its senders' calls, and slows its producers while memory stays bounded: this is
+the Ray runtime's backpressure. End markers are sent only after every data batch to that
+target has been queued, so none can overtake a batch.
 """
 
 from __future__ import annotations
@@ -31,12 +32,8 @@ class OutputChannels:
 
     def send(self, position: int, target: int, batch: list[Any]) -> None:
         pending = self.in_flight[position][target]
-        ready, rest = _split(pending)
-        if ready:  # drop the calls already processed, so depths() counts only queued ones
-            ray.get(ready)  # raises when a downstream actor died
-            pending[:] = rest
-        if len(pending) >= self.capacity:
-            self._wait(pending, self.capacity - 1)
+        if len(pending) >= self.capacity:  # only then ask Ray which calls are done: a ray.wait
+            self._wait(pending, self.capacity - 1)  # per send would cost more than the send
         pending.append(self.targets[position][target].push.remote(batch))
 
     def _wait(self, pending: list[Any], keep: int) -> None:

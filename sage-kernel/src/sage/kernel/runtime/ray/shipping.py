@@ -10,6 +10,7 @@ provides, SAGE included) stay by reference: the cluster must have them installed
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import sysconfig
 from collections.abc import Iterator
@@ -22,10 +23,14 @@ from sage.kernel.errors import PipelineDefinitionError
 from sage.kernel.plan.physical import PhysicalPlan
 
 
-def _installed_top_levels() -> set[str]:
-    return set(importlib_metadata.packages_distributions())
+@functools.cache
+def _installed_top_levels() -> frozenset[str]:
+    """Top-level names that installed distributions provide (scanning them takes about a
+    second, so once per process)."""
+    return frozenset(importlib_metadata.packages_distributions())
 
 
+@functools.cache
 def _library_roots() -> list[Path]:
     paths = sysconfig.get_paths()
     roots = {paths.get("stdlib"), paths.get("platstdlib"), paths.get("purelib"), paths.get("platlib"),
