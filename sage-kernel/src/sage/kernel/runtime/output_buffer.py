@@ -21,8 +21,10 @@ Send = Callable[[int, int, list[Any]], None]
 class OutputBuffer:
     """Per-target buffers of one task, flushed when full or due."""
 
-    def __init__(self, send: Send, batch_size: int, batch_timeout_s: float) -> None:
+    def __init__(self, send: Send, batch_size: int, batch_timeout_s: float,
+                 idle: Callable[[int, int], bool] | None = None) -> None:
         self.send = send
+        self.idle = idle  # whether a target has taken everything sent to it (Ray channels)
         self.batch_size = batch_size
         self.batch_timeout_s = batch_timeout_s
         self._parts: dict[tuple[int, int], list[Any]] = {}
@@ -59,11 +61,14 @@ class OutputBuffer:
         return max(0.0, min(self._since.values()) + self.batch_timeout_s - time.monotonic())
 
     def flush_due(self) -> None:
-        """Send every buffer whose oldest record has waited ``batch_timeout_s``."""
+        """Send every buffer whose oldest record has waited ``batch_timeout_s``, and, where the
+        channel says so, every buffer whose target has taken everything sent to it."""
         if not self._since:
             return
         limit = time.monotonic() - self.batch_timeout_s
-        for slot in [slot for slot, since in self._since.items() if since <= limit]:
+        idle = self.idle
+        for slot in [slot for slot, since in self._since.items()
+                     if since <= limit or (idle is not None and idle(*slot))]:
             self._send(slot)
 
     def flush(self) -> None:

@@ -108,6 +108,7 @@ class ChainTask:
         job: JobInfo,
         functions: list[Function],
         emit: Emit,
+        idle: Callable[[int, int], bool] | None = None,
     ) -> None:
         self.chain = chain
         self.index = index
@@ -140,7 +141,7 @@ class ChainTask:
         self.batch_size = job.batch_size
         self.job = job
         self.batch_timeout_s = chain_batch_timeout_ms(plan, chain, job.batch_timeout_ms) / 1000
-        self.outputs = OutputBuffer(emit, job.batch_size, self.batch_timeout_s)
+        self.outputs = OutputBuffer(emit, job.batch_size, self.batch_timeout_s, idle)
         # Every consumer after the first gets its own copies; Ray's channels copy anyway.
         self._copies = not job.object_reuse and job.copies_records
         self.abandoned: str | None = None  # why the source's reader was left behind, if it was
@@ -225,6 +226,8 @@ class ChainTask:
     def _wait_s(self) -> float:
         due = self.outputs.next_due()
         wait = POLL_S if due is None else min(due, POLL_S)
+        if due is not None and self.outputs.idle is not None:
+            wait = min(wait, ASYNC_POLL_S)  # a buffer may leave as soon as its target is idle
         if any(stage.in_flight for stage in self._stages):
             wait = min(wait, ASYNC_POLL_S)  # results of async calls are handed on as they come
         return wait

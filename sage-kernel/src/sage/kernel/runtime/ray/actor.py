@@ -75,7 +75,7 @@ class ChainActor:
         self.outputs = OutputChannels(targets, [edge.target for edge in plan.outputs_of(chain_id)],
                                       capacity, self.abort_flag)
         functions = _own_copies([op.function for op in self.chain.operators])
-        self.task = ChainTask(plan, self.chain, index, job, functions, self.outputs.send)
+        self.task = ChainTask(plan, self.chain, index, job, functions, self.outputs.send, self.outputs.idle)
         try:
             self.task.open()
         except BaseException as exc:

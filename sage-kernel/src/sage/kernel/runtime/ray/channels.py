@@ -36,6 +36,18 @@ class OutputChannels:
             self._wait(pending, self.capacity - 1)  # per send would cost more than the send
         pending.append(self.targets[position][target].push.remote(batch))
 
+    def idle(self, position: int, target: int) -> bool:
+        """Whether every call sent to the target has been taken (a small batch may go at once:
+        under load calls stay in flight longer, so batches grow by themselves)."""
+        pending = self.in_flight[position][target]
+        if pending:
+            ready, _ = ray.wait(pending[-1:], timeout=0, fetch_local=False)
+            if not ready:
+                return False
+            ray.get(pending)  # raises when a downstream actor died
+            pending.clear()
+        return True
+
     def _wait(self, pending: list[Any], keep: int) -> None:
         """Block until at most ``keep`` calls of ``pending`` are unresolved."""
         while len(pending) > keep:
