@@ -145,6 +145,7 @@ class ChainTask:
         # Every consumer after the first gets its own copies; Ray's channels copy anyway.
         self._copies = not job.object_reuse and job.copies_records
         self.abandoned: str | None = None  # why the source's reader was left behind, if it was
+        self._reader: SourceReader | None = None
         self._source_out = self.metrics[chain.head.name].counter("records_out") if chain.is_source else None
 
     def _fail(self, position: int, phase: str, exc: BaseException) -> StepError:
@@ -240,6 +241,7 @@ class ChainTask:
                               self.batch_timeout_s, self.job.channel_capacity)
         out = self._source_out
         outputs = self.outputs
+        self._reader = reader
         reader.start()
         try:
             while not should_stop():
@@ -326,6 +328,10 @@ class ChainTask:
         if self._loop is not None:
             self._loop.close()
         return errors
+
+    def running_threads(self) -> bool:
+        """Whether a thread this task started (its source's reader) is still running."""
+        return self._reader is not None and not self._reader.join(0)
 
     def sink_results(self) -> dict[str, Any]:
         return {

@@ -1,7 +1,8 @@
 """The Ray actor that runs one parallel instance of a chain.
 
-The ChainTask runs on one thread of the actor, the task thread, which is the only one that
-touches it: a source instance's ``run_source`` call, or for every other instance a thread
+A worker is set up for a job (``setup``), runs one chain instance and, when the job ended
+cleanly, is reset and kept by the driver for the next job. The ChainTask runs on one thread of
+the actor at a time, the task thread: a source instance's ``run_source`` call, or for every other instance a thread
 started once its functions are open, which takes batches from the actor's inbox (a bounded
 ``queue.Queue``). ``push`` and ``end`` run one at a time on the actor's default thread and
 put a batch or an end marker in the inbox; a full inbox blocks ``push``, which keeps the
@@ -31,16 +32,15 @@ LOG_LINES_KEPT = 10_000
 class OutputTap:
     """Writes through to the worker's stream and keeps the lines for ``sage job logs``."""
 
-    def __init__(self, stream: Any, prefix: str, lines: collections.deque) -> None:
+    def __init__(self, stream: Any, owner: ChainActor) -> None:
         self.stream = stream
-        self.prefix = prefix
-        self.lines = lines
+        self.owner = owner
         self._partial = ""
 
     def write(self, text: str) -> int:
         self.stream.write(text)
         *complete, self._partial = (self._partial + text).split("\n")
-        self.lines.extend(self.prefix + line for line in complete)
+        self.owner.log_lines.extend(self.owner.log_prefix + line for line in complete)
         return len(text)
 
     def flush(self) -> None:
@@ -52,17 +52,26 @@ class OutputTap:
 
 @ray.remote(concurrency_groups={"control": 4})
 class ChainActor:
-    """One chain instance: builds its ChainTask from the shipped plan and runs it."""
+    """A worker that runs one chain instance per job: ``setup`` gives it the job's instance,
+    ``reset`` readies it for the next job (the driver keeps idle workers for reuse, so a job
+    does not wait for Ray to start a process per instance)."""
 
-    def __init__(self, plan_bytes: bytes, chain_id: int, index: int, job: JobInfo, capacity: int,
-                 targets: list[list[Any]]) -> None:
+    def __init__(self) -> None:
+        self.log_lines: collections.deque[str] = collections.deque(maxlen=LOG_LINES_KEPT)
+        self.log_prefix = ""
+        sys.stdout = OutputTap(sys.stdout, self)
+        sys.stderr = OutputTap(sys.stderr, self)
+        self.ready = threading.Event()  # set once setup() has built this job's instance
+
+    @ray.method(concurrency_group="control")
+    def setup(self, plan_bytes: bytes, chain_id: int, index: int, job: JobInfo, capacity: int,
+              targets: list[list[Any]]) -> None:
+        """Build and open this job's chain instance; start its task thread (not a source's)."""
         plan = cloudpickle.loads(plan_bytes)
         self.chain = plan.chains[chain_id]
         self.index = index
-        self.log_lines: collections.deque[str] = collections.deque(maxlen=LOG_LINES_KEPT)
-        prefix = f"[{self.chain.name} #{index}] "
-        sys.stdout = OutputTap(sys.stdout, prefix, self.log_lines)
-        sys.stderr = OutputTap(sys.stderr, prefix, self.log_lines)
+        self.log_lines.clear()
+        self.log_prefix = f"[{self.chain.name} #{index}] "
         self.abort_flag = threading.Event()
         self.stop_flag = threading.Event()
         self.done = threading.Event()
@@ -80,15 +89,35 @@ class ChainActor:
             self.task.open()
         except BaseException as exc:
             self._fail(exc)
+            self.ready.set()
             return
+        self.ready.set()
         if not self.chain.is_source:
             threading.Thread(target=self._run_inbox, daemon=True,
                              name=f"sage-{self.chain.name}-{index}").start()
 
+    @ray.method(concurrency_group="control")
+    def reset(self) -> bool:
+        """Ready a finished worker for the next job; False when it cannot be reused (it did not
+        end cleanly, or a thread of its job is still running)."""
+        reusable = (self.ready.is_set() and self.done.is_set() and self.error is None and not self.aborted
+                    and not self.task.abandoned and not self.task.running_threads())
+        if reusable:
+            self.ready.clear()
+        return reusable
+
+    def _wait_ready(self) -> bool:
+        """Wait for setup(); False when the job is aborted first."""
+        while not self.ready.wait(POLL_S):
+            flag = getattr(self, "abort_flag", None)
+            if flag is not None and flag.is_set():
+                return False
+        return True
+
     # -- data methods --------------------------------------------------------------
     def run_source(self) -> None:
         """Read the source to its end (or until stopped) and pass the end of stream on."""
-        if self.done.is_set():
+        if not self._wait_ready() or self.done.is_set():
             return
         self._run(lambda: self.task.run_source(self.stop_flag.is_set, self.abort_flag.is_set))
 
@@ -116,6 +145,8 @@ class ChainActor:
         self._put(END)
 
     def _put(self, item: Any) -> None:
+        if not self._wait_ready():
+            return
         while not (self.done.is_set() or self.abort_flag.is_set()):
             try:
                 self.inbox.put(item, timeout=POLL_S)
@@ -125,12 +156,14 @@ class ChainActor:
 
     def shutdown(self) -> None:
         """Kept for the driver's abort sequence: the task thread closes an aborted instance."""
-        self.abort_flag.set()
+        if self._wait_ready():
+            self.abort_flag.set()
 
     # -- control methods -----------------------------------------------------------
     @ray.method(concurrency_group="control")
     def result(self) -> dict[str, Any]:
         """Block until this instance is done; its outcome, final metrics and last logs."""
+        self.ready.wait()
         self.done.wait()
         return {"error": _portable(self.error), "aborted": self.aborted, "sink_results": self.sink_results,
                 "metrics": self._metrics(), "logs": self._drain_logs(), "abandoned": self.task.abandoned}
@@ -138,15 +171,18 @@ class ChainActor:
     @ray.method(concurrency_group="control")
     def snapshot(self) -> dict[str, Any]:
         """Live metrics, batches in flight to each target, and new log lines."""
+        self.ready.wait()
         return {"metrics": self._metrics(), "in_flight": self.outputs.depths(),
                 "logs": self._drain_logs(), "done": self.done.is_set()}
 
     @ray.method(concurrency_group="control")
     def abort(self) -> None:
+        self.ready.wait()
         self.abort_flag.set()
 
     @ray.method(concurrency_group="control")
     def stop_source(self) -> None:
+        self.ready.wait()
         self.stop_flag.set()
 
     # -- internals -----------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Run a physical plan on Ray: one actor per chain instance, batches pushed actor to actor.
 
-Actors are created downstream first, so that each gets the handles of its targets. Sources
+Workers (actors) are set up downstream first, so that each gets the handles of its targets;
+a job takes idle workers that an earlier job of this process left (``idle_workers.py``)
+before it asks Ray to start new ones. Sources
 start reading as soon as their actor exists; every instance sends one end marker to each
 downstream instance when it is done, and an instance finishes after counting all of its
 markers, exactly as in the local runtime. The driver watches every actor's ``result`` call;
@@ -21,11 +23,13 @@ from sage.kernel.plan.physical import Chain, PhysicalPlan
 from sage.kernel.runtime.job_info import JobInfo
 from sage.kernel.runtime.ray.actor import ChainActor
 from sage.kernel.runtime.ray.connection import connect
+from sage.kernel.runtime.ray.idle_workers import IDLE_WORKERS
 from sage.kernel.runtime.ray.placement import actor_options, check_placement
 from sage.kernel.runtime.ray.shipping import dumps_plan
 from sage.kernel.runtime.running_job import ABORT_AT, RunningJob
 
 POLL_S = 0.2
+RESET_TIMEOUT_S = 5.0
 SNAPSHOT_TIMEOUT_S = 5.0
 log = structlog.get_logger("sage.runtime.ray")
 
@@ -53,10 +57,11 @@ class RayRuntime:
 class _Instance:
     """The driver's view of one actor."""
 
-    def __init__(self, chain: Chain, index: int, actor: Any) -> None:
+    def __init__(self, chain: Chain, index: int, actor: Any, options: dict[str, Any]) -> None:
         self.chain = chain
         self.index = index
         self.actor = actor
+        self.options = options
         self.metrics: dict[str, MetricGroup] = {}
         self.in_flight: list[tuple[int, int, int]] = []
         self.logs: list[str] = []
@@ -82,10 +87,9 @@ class RayJob(RunningJob):
                 ]
                 options = actor_options(chain)
                 for index in range(chain.parallelism):
-                    actor = ChainActor.options(
-                        name=f"{job.job_id}/{chain.id}/{index}", max_restarts=0, **options
-                    ).remote(plan_ref, chain.id, index, job, capacity, targets)
-                    self.instances[(chain.id, index)] = _Instance(chain, index, actor)
+                    actor = IDLE_WORKERS.take(options) or ChainActor.options(max_restarts=0, **options).remote()
+                    actor.setup.remote(plan_ref, chain.id, index, job, capacity, targets)
+                    self.instances[(chain.id, index)] = _Instance(chain, index, actor, options)
         except BaseException:
             self._kill_actors()
             raise
@@ -117,13 +121,33 @@ class RayJob(RunningJob):
             self.record_error(SageError(
                 f"lost track of the job's actors: {type(exc).__name__}: {exc}"))
         finally:
-            self._kill_actors()
+            self._release_actors()
             result = self.finish()
             log.info("job ended on ray", job=self.info.job_name, job_id=self.job_id,
                      status=result.status)
 
-    def _kill_actors(self) -> None:
-        for inst in self.instances.values():
+    def _release_actors(self) -> None:
+        """Keep the workers that ended cleanly for the next job; kill the others."""
+        if self._errors or self._aborted:
+            self._kill_actors()
+            return
+        resets = {inst.actor.reset.remote(): inst for inst in self.instances.values()
+                  if IDLE_WORKERS.accepts(inst.options)}
+        ready, _ = ray.wait(list(resets), num_returns=len(resets), timeout=RESET_TIMEOUT_S)
+        kept = set()
+        for ref in ready:
+            try:
+                if ray.get(ref):
+                    kept.add(ref)
+            except Exception:  # the worker died meanwhile: nothing to keep
+                continue
+        for ref in kept:
+            IDLE_WORKERS.give(resets[ref].options, resets[ref].actor)
+        kept_actors = {id(resets[ref].actor) for ref in kept}
+        self._kill_actors([inst for inst in self.instances.values() if id(inst.actor) not in kept_actors])
+
+    def _kill_actors(self, instances: list[_Instance] | None = None) -> None:
+        for inst in self.instances.values() if instances is None else instances:
             try:
                 ray.kill(inst.actor, no_restart=True)
             except Exception as exc:  # the actor is already gone; nothing left to stop
