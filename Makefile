@@ -40,6 +40,8 @@ test-fast: setup
 
 bench: setup
 	$(PY) benchmarks/local_throughput.py
+	$(PY) benchmarks/broadcast_copies.py
+	$(PY) benchmarks/latency.py
 	$(PY) benchmarks/io_throughput.py --size-mb 200
 	$(PY) benchmarks/distributed_throughput.py
 	$(PY) benchmarks/embedding_pipeline.py
