@@ -34,8 +34,14 @@ class SourceFunction(Function):
     """Produces records. ``read()`` is a generator; a bounded source ends when it returns.
 
     A parallel source reads ``context.parallel_index`` of ``context.parallelism`` shares of
-    its input; ``open`` receives the context before ``read`` is called.
+    its input; ``open`` receives the context before ``read`` is called. ``read`` may also be an
+    ``async def`` async generator. The runtime reads a source on a thread of its own, so what
+    it has produced flows on while it waits for its next record; a source whose
+    ``read_batches`` never blocks (an in-memory collection) may set ``blocking = False`` to be
+    read in the task's own thread instead.
     """
+
+    blocking: bool = True
 
     def read(self) -> Iterator[Any]:
         raise NotImplementedError(f"{type(self).__name__} must implement read()")

@@ -17,6 +17,8 @@ class CollectionSource(SourceFunction):
     collection, not copies made record by record.
     """
 
+    blocking = False  # in memory: read in the task's own thread
+
     def __init__(self, items: Iterable[Any]) -> None:
         self.items = items if isinstance(items, list | tuple | range) else list(items)
         self._index, self._parallelism = 0, 1
