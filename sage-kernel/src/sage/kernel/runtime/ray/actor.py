@@ -136,9 +136,11 @@ class ChainActor:
         except BaseException as exc:
             self._fail(exc)
 
-    def push(self, batch: list[Any]) -> None:
-        """Queue one batch from an upstream instance (returns once it is queued)."""
+    def push(self, batch: list[Any]) -> int:
+        """Queue one batch from an upstream instance; returns, once it is queued, how many
+        batches the inbox then held (the sender's sign of whether this instance keeps up)."""
         self._put(batch)
+        return self.inbox.qsize()
 
     def end(self) -> None:
         """An end-of-stream marker from one upstream instance."""

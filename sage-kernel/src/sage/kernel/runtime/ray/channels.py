@@ -29,6 +29,7 @@ class OutputChannels:
         self.capacity = capacity
         self.abort = abort
         self.in_flight: list[list[list[Any]]] = [[[] for _ in edge] for edge in targets]
+        self.last_depth: list[list[int]] = [[0 for _ in edge] for edge in targets]  # inbox after the last push
 
     def send(self, position: int, target: int, batch: list[Any]) -> None:
         pending = self.in_flight[position][target]
@@ -37,16 +38,18 @@ class OutputChannels:
         pending.append(self.targets[position][target].push.remote(batch))
 
     def idle(self, position: int, target: int) -> bool:
-        """Whether every call sent to the target has been taken (a small batch may go at once:
-        under load calls stay in flight longer, so batches grow by themselves)."""
+        """Whether the target keeps up: every call sent to it has been taken and its inbox held
+        at most that batch. Then a small batch may go at once; under load it may not, and
+        batches grow by themselves up to ``batch_size`` or the batch timeout."""
         pending = self.in_flight[position][target]
         if pending:
             ready, _ = ray.wait(pending[-1:], timeout=0, fetch_local=False)
             if not ready:
                 return False
-            ray.get(pending)  # raises when a downstream actor died
+            depths = ray.get(pending)  # raises when a downstream actor died
             pending.clear()
-        return True
+            self.last_depth[position][target] = depths[-1] or 0
+        return self.last_depth[position][target] <= 1
 
     def _wait(self, pending: list[Any], keep: int) -> None:
         """Block until at most ``keep`` calls of ``pending`` are unresolved."""
