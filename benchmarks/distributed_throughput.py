@@ -12,8 +12,11 @@ in the same run, over ``range(records)``; every run's checksum must equal the pl
   timed over every record at the start and again at the end. The physical limit is
   ``min(2, CPUs)`` times the faster of the two passes, i.e. cores x loop.
 - *SAGE, the pipeline a user writes first* (the headline):
-  ``from_collection(range(n)).map(work, parallelism=2).sink(SumSink())``; the source is not
-  parallel: one source actor feeds two map+sink actors.
+  ``from_collection(range(n)).map(work, parallelism=2).sink(SumSink())``. The user sets no
+  source parallelism; SAGE reads the collection in two shares, each fused with its map+sink
+  instance (see docs/user-guide.md, "Parallelism and routing").
+- *SAGE, the same through a channel*: ``...from_collection(range(n)).rebalance().map(...)``:
+  one source actor sends batches to two map+sink actors (the Ray channel path).
 - *SAGE, parallel source* (the earlier cases):
   ``from_collection(range(n), parallelism=p).map(work).sink(SumSink())`` at p = 1 and 2, each
   instance one fused actor; the p1 -> p2 scaling is printed.
@@ -111,15 +114,18 @@ def plain_loop(records: int) -> tuple[float, int]:
     return records / (time.perf_counter() - started), total
 
 
-def run_sage(records: int, source_parallelism: int, map_parallelism: int | None) -> tuple[float, float, int]:
+def run_sage(records: int, source_parallelism: int, map_parallelism: int | None,
+             hop: bool = False) -> tuple[float, float, int]:
     """(end-to-end records/s, steady-state records/s, checksum) of one SAGE job on Ray.
 
-    ``map_parallelism`` None: the map inherits the source's parallelism and fuses with it.
+    ``map_parallelism`` None: the map inherits the source's parallelism and fuses with it;
+    ``hop``: a ``rebalance()`` between source and map, so records go through a channel.
     """
     env = LocalEnvironment(f"bench-s{source_parallelism}-m{map_parallelism}", config={"runtime": "ray"})
-    (env.from_collection(range(records), parallelism=source_parallelism if source_parallelism > 1 else None)
-        .map(work, parallelism=map_parallelism, name="work")
-        .sink(SumSink(), name="sum"))
+    stream = env.from_collection(range(records), parallelism=source_parallelism if source_parallelism > 1 else None)
+    if hop:
+        stream = stream.rebalance()
+    stream.map(work, parallelism=map_parallelism, name="work").sink(SumSink(), name="sum")
     started = time.perf_counter()
     job = env.submit()
     samples: list[tuple[float, int]] = []
@@ -192,10 +198,13 @@ def main() -> None:
     rates: dict[str, float] = {}
     checksums: dict[str, int] = {}
     steady: dict[str, float] = {}
-    headline, p1, p2 = (HEADLINE, "sage: parallel source p1", "sage: parallel source p2")
-    for label, (source_p, map_p) in {headline: (1, PARALLELISM), p1: (1, None), p2: (PARALLELISM, None)}.items():
-        run_sage(warmup, source_p, map_p)
-        rates[label], steady[label], checksums[label] = run_sage(args.records, source_p, map_p)
+    headline, hop, p1, p2 = (HEADLINE, "sage: ... -> rebalance -> map(p2) -> sink",
+                             "sage: parallel source p1", "sage: parallel source p2")
+    cases = {headline: (1, PARALLELISM, False), hop: (1, PARALLELISM, True), p1: (1, None, False),
+             p2: (PARALLELISM, None, False)}
+    for label, (source_p, map_p, through_channel) in cases.items():
+        run_sage(warmup, source_p, map_p, through_channel)
+        rates[label], steady[label], checksums[label] = run_sage(args.records, source_p, map_p, through_channel)
         print(f"{label:<44}{rates[label]:>10,.0f} records/s end to end, {steady[label]:>8,.0f} steady")
 
     data_cases: dict[str, tuple[int | None, int | None]] = {}
@@ -223,6 +232,8 @@ def main() -> None:
     print(f"headline / best Ray Data:    {rates[headline] / rates[best_data]:5.2f}x  (target >= 1.1x)")
     print(f"headline / physical limit:   {rates[headline] / limit:5.2f}   (target >= 0.85; "
           f"steady state {steady[headline] / limit:.2f})")
+    print(f"through a channel / best Ray Data: {rates[hop] / rates[best_data]:.2f}x, / physical limit: "
+          f"{rates[hop] / limit:.2f} (steady state {steady[hop] / limit:.2f})")
     print(f"parallel source p1 -> p2:    {rates[p2] / rates[p1]:5.2f}x  (target >= 1.7x; "
           f"steady state {steady[p2] / steady[p1]:.2f}x)")
     print(f"parallel source p2 / best Ray Data: {rates[p2] / rates[best_data]:.2f}x, "

@@ -124,3 +124,12 @@ class SemanticsCases(SemanticsCopies):
         env.from_collection(list(range(0, 200, 2))).key_by(lambda x: x).map(WhichInstance(), parallelism=2).collect()
         per_instance = Counter(index for index, _ in env.execute().collected())
         assert set(per_instance) == {0, 1} and min(per_instance.values()) >= 25
+
+    def test_a_collection_feeding_a_parallel_map_is_read_in_shares(self, make_env):
+        env = make_env("spread")
+        env.from_collection(range(100)).map(WhichInstance(), parallelism=2).collect()
+        assert [chain.parallelism for chain in env.physical_plan().chains] == [2]  # one fused chain
+        out = env.execute().collected()
+        assert sorted(x for _, x in out) == list(range(100))
+        assert {index for index, _ in out} == {0, 1}
+

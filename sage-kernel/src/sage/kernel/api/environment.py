@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
 import cloudpickle
 from sage.kernel.api.config import JobConfig
 from sage.kernel.api.datastream import DataStream
@@ -60,15 +61,20 @@ class BaseEnvironment:
     def from_source(self, source: Any, parallelism: int | None = None, name: str | None = None,
                     resources: dict[str, Any] | None = None,
                     batch_timeout_ms: float | None = None) -> DataStream:
-        """Start a stream from a SourceFunction (instance, class or zero-argument callable).
+        """Start a stream from a SourceFunction (instance, class or callable).
 
         Without ``parallelism``, a source instance's own ``parallelism`` attribute (when set)
-        is used, as in ``FileSource(path, parallelism=4)``.
+        is used, as in ``FileSource(path, parallelism=4)``. A source whose parallelism nobody
+        set and that can split its input (``splittable``: a collection, a callable taking
+        ``(index, parallelism)``) runs at the parallelism of the one operator it feeds, fused
+        with it, instead of sending its records round-robin from one instance.
         """
         if parallelism is None and not isinstance(source, type):
             parallelism = getattr(source, "parallelism", None)
         op = self._add_operator("source", source, (), parallelism or 1, resources, name,
                                 explicit_parallelism=parallelism, batch_timeout_ms=batch_timeout_ms)
+        if parallelism is None:
+            op = self._operators[op.id] = attrs.evolve(op, parallelism_given=False)
         return DataStream(self, (Edge(op.id),))
 
     def from_collection(self, items: Any, parallelism: int | None = None, name: str | None = None) -> DataStream:

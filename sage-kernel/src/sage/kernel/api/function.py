@@ -42,6 +42,9 @@ class SourceFunction(Function):
     """
 
     blocking: bool = True
+    splittable: bool = False
+    """True when instance ``i`` of ``p`` reads its own share, so that the runtime may run the
+    source at the parallelism of the operator it feeds when the user did not set one."""
 
     def read(self) -> Iterator[Any]:
         raise NotImplementedError(f"{type(self).__name__} must implement read()")

@@ -18,6 +18,7 @@ class CollectionSource(SourceFunction):
     """
 
     blocking = False  # in memory: read in the task's own thread
+    splittable = True  # instance i of p reads items i, i+p, ...
 
     def __init__(self, items: Iterable[Any]) -> None:
         self.items = items if isinstance(items, list | tuple | range) else list(items)

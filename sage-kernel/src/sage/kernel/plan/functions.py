@@ -66,7 +66,7 @@ class CallableSource(SourceFunction):
 
     def __init__(self, fn: Callable[..., Iterable[Any]]) -> None:
         self.fn = fn
-        self.splits = _positional_parameters(fn) >= 2
+        self.splits = self.splittable = _positional_parameters(fn) >= 2
         self._share = (0, 1)
 
     def open(self, context: Any) -> None:

@@ -86,8 +86,28 @@ def _resolve(edge: Edge, upstream: Operator, op: Operator) -> Partitioning:
     return edge.partitioning
 
 
+def _spread_sources(plan: LogicalPlan) -> LogicalPlan:
+    """Give a splittable source whose parallelism nobody set the parallelism of the one
+    operator it feeds by a default edge: reading ``i, i+p, ...`` per instance spreads records
+    as the round-robin edge would, without the hop (and the two then fuse)."""
+    operators = list(plan.operators)
+    for op in plan.operators:
+        if op.kind != "source" or op.parallelism_given or not getattr(op.function, "splittable", False):
+            continue
+        consumers = plan.consumers(op.id)
+        if len(consumers) != 1:
+            continue
+        (consumer,) = consumers
+        edges = [edge for edge in consumer.inputs if edge.upstream == op.id]
+        if len(consumer.inputs) == 1 and edges[0].partitioning.kind == "forward" \
+                and consumer.resources == op.resources:
+            operators[op.id] = attrs.evolve(op, parallelism=consumer.parallelism)
+    return attrs.evolve(plan, operators=tuple(operators))
+
+
 def compile_plan(plan: LogicalPlan) -> PhysicalPlan:
     """Fuse forward edges into chains and turn every other edge into a ChainEdge."""
+    plan = _spread_sources(plan)
     members: list[list[Operator]] = []
     chain_of: dict[int, int] = {}
     for op in plan.operators:
