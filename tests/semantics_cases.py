@@ -83,7 +83,43 @@ class SemanticsCopies:
         assert {r["branch"] for r in result.collected("collect_b")} == {"b"}
 
 
-class SemanticsCases(SemanticsCopies):
+class BatchOnly(MapFunction):
+    """A micro-batching map with no per-record map(), whose service is down."""
+
+    def map_batch(self, records):
+        raise ConnectionError("embedding service at 127.0.0.1:9 refused the connection")
+
+
+class PeeksAtTheKey(MapFunction):
+    def open(self, context) -> None:
+        self.context = context
+
+    def map(self, record):
+        return self.context.current_key
+
+
+class SemanticsErrors:
+    def test_a_failing_map_batch_without_map_reports_its_real_cause(self, make_env):
+        env = make_env("batch-only")
+        env.from_collection([1, 2, 3]).map(BatchOnly(), name="embed").collect()
+        with pytest.raises(Exception, match="refused the connection") as raised:
+            env.execute()
+        assert "must implement map" not in str(raised.value)
+
+    def test_a_failing_map_batch_under_skip_skips_its_records_with_the_cause(self, make_env):
+        env = make_env("batch-only-skip", error_policy="skip")
+        env.from_collection([1, 2, 3]).map(BatchOnly(), name="embed").collect()
+        result = env.execute()
+        assert result.collected() == [] and result.metrics["embed"]["skipped"] == 3
+
+    def test_the_current_key_outside_a_keyed_operator_is_an_error(self, make_env):
+        env = make_env("no-key")
+        env.from_collection([1]).map(PeeksAtTheKey(), name="peek").collect()
+        with pytest.raises(Exception, match=r"current_key exists only in the operator right after key_by"):
+            env.execute()
+
+
+class SemanticsCases(SemanticsCopies, SemanticsErrors):
     def test_a_callable_source_that_cannot_split_is_refused_at_parallelism_2(self, make_env):
         env = make_env("callable-source")
         with pytest.raises(PipelineDefinitionError, match=r"fn\(index, parallelism\)"):
@@ -132,4 +168,3 @@ class SemanticsCases(SemanticsCopies):
         out = env.execute().collected()
         assert sorted(x for _, x in out) == list(range(100))
         assert {index for index, _ in out} == {0, 1}
-

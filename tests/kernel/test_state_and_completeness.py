@@ -44,7 +44,7 @@ def test_state_without_key_by_is_a_clear_error():
     import pytest
     from sage.kernel.api import JobFailedError
 
-    with pytest.raises(JobFailedError, match="needs key_by"):
+    with pytest.raises(JobFailedError, match="exists only in the operator right after key_by"):
         run_pipeline([1], lambda s: s.map(Stateful()))
 
 

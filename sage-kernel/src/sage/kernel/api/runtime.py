@@ -47,6 +47,11 @@ class RuntimeContext:
     @property
     def current_key(self) -> Any:
         """The key of the record being processed (operators after ``key_by`` only)."""
+        if not self.keyed:
+            raise RuntimeError(
+                f"operator {self.name!r}: context.current_key exists only in the operator right "
+                "after key_by(); put key_by() before this operator"
+            )
         return self._current_key
 
     @property
@@ -54,8 +59,8 @@ class RuntimeContext:
         """A mutable mapping scoped to the current record's key."""
         if not self.keyed:
             raise RuntimeError(
-                f"operator {self.name!r}: context.state is keyed state and needs key_by() "
-                "before this operator"
+                f"operator {self.name!r}: context.state is keyed state and exists only in the "
+                "operator right after key_by(); put key_by() before this operator"
             )
         state = self._keyed_state.get(self._current_key)
         if state is None:

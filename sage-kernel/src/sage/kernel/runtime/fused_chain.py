@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
+from sage.kernel.api.function import MapFunction
 from sage.kernel.api.metrics import MetricGroup
 
 Segment = Callable[[list[Any]], list[Any]]
@@ -129,11 +130,20 @@ def _batch_segment(step: Step) -> Segment:
     records_out = step.metrics.counter("records_out")
     batch_call = step.batch_call
 
+    has_map = getattr(step.call, "__func__", None) is not MapFunction.map
+
     def segment(batch: list[Any]) -> list[Any]:
         try:
             out = batch_call(batch)
-        except Exception:
-            return fallback(batch)
+        except Exception as exc:
+            if has_map:
+                return fallback(batch)
+            # No per-record map() to find the failing record: the batch's error is every
+            # record's error, so the real cause reaches the policy, the logs and the job.
+            records_in.value += len(batch)
+            for record in batch:
+                step.on_error(record, exc)
+            return []
         if type(out) is not list:
             out = list(out)
         if len(out) != len(batch):
