@@ -105,3 +105,38 @@ def test_reporters_registered_by_plugins_receive_snapshots_and_the_final_metrics
     job_name, final = ListReporter.reports[-1]
     assert job_name == "reported"
     assert final["ident"]["records_out"] == 10
+
+
+def test_live_metrics_survive_user_code_creating_metrics_meanwhile():
+    """handle.metrics() while a function creates a new metric per record never raises."""
+    import threading
+
+    from sage.kernel.api import LocalEnvironment, MapFunction
+
+    class ManyMetrics(MapFunction):
+        def open(self, context):
+            self.metrics = context.get_metrics()
+
+        def map(self, x):
+            self.metrics.counter(f"c{x}").inc()
+            self.metrics.record(f"s{x}", x)
+            return x
+
+    env = LocalEnvironment("racy")
+    env.from_collection(range(20_000)).map(ManyMetrics(), name="many").sink(lambda x: None)
+    handle = env.submit()
+    errors = []
+
+    def poll():
+        while handle.status() == "running":
+            try:
+                handle.metrics()
+            except Exception as exc:
+                errors.append(exc)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    result = handle.wait(timeout=120)
+    poller.join()
+    assert errors == [] and result.status == "finished"
+    assert result.metrics["many"]["c19999"] == 1

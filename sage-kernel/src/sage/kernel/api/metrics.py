@@ -131,12 +131,15 @@ class MetricGroup:
         return gauge
 
     def merge(self, other: MetricGroup) -> None:
-        """Fold another instance's metrics into this one (counters and gauges add up)."""
-        for name, counter in other.counters.items():
+        """Fold another instance's metrics into this one (counters and gauges add up).
+
+        ``other`` may be live: its task may create a metric meanwhile. ``list()`` of a dict's
+        items is taken in one step, so that never breaks the iteration."""
+        for name, counter in list(other.counters.items()):
             self.counter(name).inc(counter.value)
-        for name, gauge in other.gauges.items():
+        for name, gauge in list(other.gauges.items()):
             self.gauge(name).set(self.gauge(name).value + gauge.value)
-        for name, series in other.series.items():
+        for name, series in list(other.series.items()):
             mine = self.series.get(name)
             if mine is None:
                 mine = self.series[name] = Series()
@@ -154,6 +157,6 @@ def summarise(names: list[str], instances: list[dict[str, MetricGroup]]) -> dict
     """Per-operator summaries (in ``names`` order) from the metric groups of every instance."""
     merged = {name: MetricGroup() for name in names}
     for groups in instances:
-        for name, group in groups.items():
+        for name, group in list(groups.items()):
             merged.setdefault(name, MetricGroup()).merge(group)
     return {name: group.summary() for name, group in merged.items()}

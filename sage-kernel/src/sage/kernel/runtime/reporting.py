@@ -30,7 +30,12 @@ class ReportingThread:
 
     def _loop(self) -> None:
         while not self._stopped.wait(self.interval_s):
-            self._deliver(self.snapshot())
+            try:
+                metrics = self.snapshot()
+            except Exception as exc:  # one failed snapshot must not end the reporting
+                log.warning("metrics snapshot failed", job=self.job.job_name, error=str(exc))
+                continue
+            self._deliver(metrics)
 
     def _deliver(self, metrics: dict[str, dict[str, Any]]) -> None:
         for reporter in self.reporters:
