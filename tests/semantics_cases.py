@@ -119,7 +119,16 @@ class SemanticsErrors:
             env.execute()
 
 
-class SemanticsCases(SemanticsCopies, SemanticsErrors):
+class DeadLetterPerRun:
+    def test_each_run_with_a_fixed_job_dir_has_its_own_dead_letters(self, make_env, tmp_path):
+        for run in range(2):
+            env = make_env(f"dead-letters-{run}", error_policy="dead_letter", job_dir=str(tmp_path))
+            env.from_collection([1, 0, 2]).map(lambda x: 10 // x, name="divide").collect()
+            result = env.execute()
+            assert [letter["record"] for letter in result.dead_letters()] == [0]
+
+
+class SemanticsCases(SemanticsCopies, SemanticsErrors, DeadLetterPerRun):
     def test_a_callable_source_that_cannot_split_is_refused_at_parallelism_2(self, make_env):
         env = make_env("callable-source")
         with pytest.raises(PipelineDefinitionError, match=r"fn\(index, parallelism\)"):

@@ -24,4 +24,5 @@ class JobInfo:
 
     @property
     def dead_letter_dir(self) -> Path | None:
-        return Path(self.job_dir) / "dead_letters" if self.job_dir else None
+        # Under the job's id: a job_dir given in the config is shared by every run of the job.
+        return Path(self.job_dir) / "dead_letters" / self.job_id if self.job_dir else None
