@@ -3,6 +3,10 @@ see tests/streaming_cases.py for the cases; ``sage job stop`` on a job whose sou
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from sage.kernel.api import LocalEnvironment, RemoteEnvironment
 
@@ -57,3 +61,13 @@ def test_ctrl_c_ends_a_ray_job_whose_source_blocks(cluster, tmp_path):
     done = interrupt_blocked_job(tmp_path, cluster.gcs_address)
     assert_interrupted(done, tmp_path, codes=RAY_DRIVER)
     assert "status=cancelled" in done.stderr
+
+
+def test_a_driver_that_exits_cancels_its_running_job_cleanly(cluster, tmp_path):
+    script = Path(__file__).resolve().parents[1] / "exit_with_running_job.py"
+    done = subprocess.run([sys.executable, str(script), str(tmp_path), cluster.gcs_address],
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "exiting with the job running" in done.stdout
+    assert closed(tmp_path) == {"source", "tag", "sink"}  # the job was cancelled, not cut off
+    assert "Started a local Ray instance" not in done.stderr  # no second Ray session

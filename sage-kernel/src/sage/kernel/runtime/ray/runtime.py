@@ -11,7 +11,10 @@ the first failure aborts the others, which still close their functions.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import threading
+import weakref
 from typing import Any
 
 import attrs
@@ -32,6 +35,21 @@ POLL_S = 0.2
 RESET_TIMEOUT_S = 5.0
 SNAPSHOT_TIMEOUT_S = 5.0
 log = structlog.get_logger("sage.runtime.ray")
+_RUNNING: weakref.WeakSet[RayJob] = weakref.WeakSet()
+
+
+@atexit.register  # registered after Ray's own shutdown hook, so it runs first
+def _cancel_on_exit() -> None:
+    """A driver that exits with jobs running cancels them and waits out their grace period,
+    so that their functions close and no actor is left behind; idle workers end too."""
+    jobs = [job for job in list(_RUNNING) if job.status() == "running"]
+    for job in jobs:
+        job.cancel()
+    for job in jobs:
+        with contextlib.suppress(TimeoutError):
+            job.wait(timeout=job.info.stop_grace_s + 2)
+    if ray.is_initialized():
+        IDLE_WORKERS.clear()
 
 
 class RayRuntime:
@@ -97,6 +115,7 @@ class RayJob(RunningJob):
         for instance in self.sources:
             instance.actor.run_source.remote()
         self._reporting.start()
+        _RUNNING.add(self)
         threading.Thread(target=self._supervise, daemon=True, name=f"sage-ray-{job.job_id}").start()
         log.info("job started on ray", job=job.job_name, job_id=job.job_id, actors=len(self.instances))
 
@@ -105,6 +124,9 @@ class RayJob(RunningJob):
         try:
             waiting = {inst.actor.result.remote(): inst for inst in self.instances.values()}
             while waiting:
+                if not ray.is_initialized():  # the driver is exiting: never start a new Ray here
+                    self.add_note("the driver shut Ray down while the job ran")
+                    break
                 ready, _ = ray.wait(list(waiting), num_returns=1, timeout=POLL_S)
                 for ref in ready:
                     self._collect(waiting.pop(ref), ref)
@@ -116,7 +138,8 @@ class RayJob(RunningJob):
                                       "not stop within the grace period and its actor was killed")
                     break
             with self._snapshot_lock:  # keep the log lines of replies still on their way
-                self._collect_snapshots(POLL_S)
+                if ray.is_initialized():
+                    self._collect_snapshots(POLL_S)
         except Exception as exc:
             self.record_error(SageError(
                 f"lost track of the job's actors: {type(exc).__name__}: {exc}"))
@@ -128,6 +151,8 @@ class RayJob(RunningJob):
 
     def _release_actors(self) -> None:
         """Keep the workers that ended cleanly for the next job; kill the others."""
+        if not ray.is_initialized():
+            return  # Ray is shut down: its workers ended with it
         if self._errors or self._aborted:
             self._kill_actors()
             return
