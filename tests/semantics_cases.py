@@ -128,7 +128,31 @@ class DeadLetterPerRun:
             assert [letter["record"] for letter in result.dead_letters()] == [0]
 
 
-class SemanticsCases(SemanticsCopies, SemanticsErrors, DeadLetterPerRun):
+def key_or_fail(record: dict[str, Any]) -> str:
+    return record["user"]
+
+
+def invariant_holds(metrics: dict[str, Any]) -> bool:
+    return metrics["records_in"] == (metrics["records_out"] + metrics.get("filtered", 0)
+                                     + metrics["skipped"] + metrics["dead_lettered"])
+
+
+class RoutingErrors:
+    def test_a_key_selector_error_is_charged_to_the_operator_it_routes_into(self, make_env):
+        env = make_env("routing-skip", error_policy="dead_letter")
+        (env.from_collection([{"user": "ada"}, {"nobody": 1}, {"user": "bob"}]).map(user_of, name="upstream")
+            .key_by(key_or_fail).map(user_of, parallelism=2, name="per_user").collect())
+        result = env.execute()
+        assert sorted(r["user"] for r in result.collected()) == ["ada", "bob"]
+        upstream, per_user = result.metrics["upstream"], result.metrics["per_user"]
+        assert upstream["records_out"] == 3 and upstream["dead_lettered"] == 0
+        assert per_user["records_in"] == 3 and per_user["dead_lettered"] == 1
+        assert invariant_holds(upstream) and invariant_holds(per_user)
+        (letter,) = result.dead_letters()
+        assert letter["operator"] == "per_user (input)" and letter["record"] == {"nobody": 1}
+
+
+class SemanticsCases(SemanticsCopies, SemanticsErrors, DeadLetterPerRun, RoutingErrors):
     def test_a_callable_source_that_cannot_split_is_refused_at_parallelism_2(self, make_env):
         env = make_env("callable-source")
         with pytest.raises(PipelineDefinitionError, match=r"fn\(index, parallelism\)"):

@@ -133,13 +133,14 @@ class MetricGroup:
     def merge(self, other: MetricGroup) -> None:
         """Fold another instance's metrics into this one (counters and gauges add up).
 
-        ``other`` may be live: its task may create a metric meanwhile. ``list()`` of a dict's
-        items is taken in one step, so that never breaks the iteration."""
-        for name, counter in list(other.counters.items()):
+        ``other`` may be live: its task may create a metric meanwhile. ``dict.copy()`` is one
+        step that runs no Python code (iterating, even inside ``list()``, can let the garbage
+        collector run code that switches threads), so the iteration never breaks."""
+        for name, counter in other.counters.copy().items():
             self.counter(name).inc(counter.value)
-        for name, gauge in list(other.gauges.items()):
+        for name, gauge in other.gauges.copy().items():
             self.gauge(name).set(self.gauge(name).value + gauge.value)
-        for name, series in list(other.series.items()):
+        for name, series in other.series.copy().items():
             mine = self.series.get(name)
             if mine is None:
                 mine = self.series[name] = Series()
@@ -157,6 +158,6 @@ def summarise(names: list[str], instances: list[dict[str, MetricGroup]]) -> dict
     """Per-operator summaries (in ``names`` order) from the metric groups of every instance."""
     merged = {name: MetricGroup() for name in names}
     for groups in instances:
-        for name, group in list(groups.items()):
+        for name, group in groups.copy().items():
             merged.setdefault(name, MetricGroup()).merge(group)
     return {name: group.summary() for name, group in merged.items()}

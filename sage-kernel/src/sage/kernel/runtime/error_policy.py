@@ -30,15 +30,21 @@ class ErrorHandler:
         self.instance = instance
         self.parallelism = parallelism
         self.logger = logger
+        self._records_in = metrics.counter("records_in")
         self._errors = metrics.counter("errors")
         self._skipped = metrics.counter("skipped")
         self._dead_lettered = metrics.counter("dead_lettered")
         self._dead_letter_dir = dead_letter_dir
         self._file = None
         self._lock = threading.Lock()
+        # A handler for the routing into an operator counts the record as that operator's
+        # input too: the sender counted it as sent, and the operator never saw it.
+        self.counts_input = False
 
     def __call__(self, record: Any, exc: BaseException) -> None:
         self._errors.inc()
+        if self.counts_input:
+            self._records_in.inc()
         error = OperatorError(self.operator, self.instance, self.parallelism, record, exc)
         if self.policy == "fail":
             raise error from exc

@@ -138,6 +138,10 @@ class ChainTask:
             Router(edge.partitioning, index, edge.target_parallelism, plan.chains[edge.target].head.name)
             for edge in plan.outputs_of(chain.id)
         ]
+        # A record the key selector or partitioner fails on is charged to the operator it was
+        # routed to (its metrics merge with that operator's), filed as "<operator> (input)".
+        self._route_errors = [self._routing_errors(plan.chains[edge.target].head.name, edge.target_parallelism, job)
+                              for edge in plan.outputs_of(chain.id)]
         self.batch_size = job.batch_size
         self.job = job
         self.batch_timeout_s = chain_batch_timeout_ms(plan, chain, job.batch_timeout_ms) / 1000
@@ -190,12 +194,28 @@ class ChainTask:
             return _then(compile_chain([s for s, _, _ in steps[:position]], emits=True), stage.submit)
         return _then(compile_chain([s for s, _, _ in steps], emits=bool(self.routers)), self._route)
 
+    def _routing_errors(self, target: str, parallelism: int, job: JobInfo) -> Callable[[Any, BaseException], None]:
+        """The error handler of the routing into ``target``, made on its first error (so a
+        task shows metrics for another operator only when it had to charge one to it)."""
+        made: list[ErrorHandler] = []
+
+        def on_error(record: Any, exc: BaseException) -> None:
+            if not made:
+                group = self.metrics.setdefault(target, MetricGroup())
+                handler = ErrorHandler(job.error_policy, f"{target} (input)", self.index, parallelism,
+                                       group, job.dead_letter_dir, self.contexts[-1].logger)
+                handler.counts_input = True
+                self.handlers.append(handler)  # closed with the others
+                made.append(handler)
+            made[0](record, exc)
+
+        return on_error
+
     def _route(self, batch: list[Any]) -> None:
-        on_error = self.handlers[-1]
         add = self.outputs.add
         for position, router in enumerate(self.routers):
             fan_out = self._copies and router.partitioning.kind == "broadcast"
-            for number, (target, part) in enumerate(router.route(batch, on_error)):
+            for number, (target, part) in enumerate(router.route(batch, self._route_errors[position])):
                 if self._copies and (position or (fan_out and number)):
                     part = copy_records(part)  # a second consumer of the same records
                 add(position, target, part)
