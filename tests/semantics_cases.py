@@ -152,7 +152,29 @@ class RoutingErrors:
         assert letter["operator"] == "per_user (input)" and letter["record"] == {"nobody": 1}
 
 
-class SemanticsCases(SemanticsCopies, SemanticsErrors, DeadLetterPerRun, RoutingErrors):
+def three_of(x: int) -> list[int]:
+    return [x * 10 + i for i in range(3)]
+
+
+def fail_on_second(x: int) -> int:
+    if x % 10 == 1:
+        raise ValueError(f"cannot take {x}")
+    return x
+
+
+class CountsOnFailure:
+    def test_counts_after_a_flat_map_hold_when_the_job_fails_midway(self, make_env):
+        env = make_env("fan-out-fails")
+        env.from_collection([0]).flat_map(three_of, name="fan").map(fail_on_second, name="picky").collect()
+        with pytest.raises(Exception, match="cannot take 1") as raised:
+            env.execute()
+        metrics = raised.value.result.metrics
+        assert (metrics["picky"]["records_in"], metrics["picky"]["records_out"]) == (2, 1)
+        assert metrics["fan"]["records_out"] == 2  # the third output was never passed on
+
+
+class SemanticsCases(SemanticsCopies, SemanticsErrors, DeadLetterPerRun, RoutingErrors,
+                      CountsOnFailure):
     def test_a_callable_source_that_cannot_split_is_refused_at_parallelism_2(self, make_env):
         env = make_env("callable-source")
         with pytest.raises(PipelineDefinitionError, match=r"fn\(index, parallelism\)"):

@@ -72,8 +72,8 @@ def _per_record_source(steps: list[Step], emits: bool) -> str:
             emit(f"if type(p{j}) is not list: p{j} = [] if p{j} is None else list(p{j})", 1)
             emit("except Exception as exc:")
             emit(f"h{j}({here}, exc); continue", 1)
-            emit(f"n{j} += len(p{j})")
-            emit(f"for {nxt} in p{j}:")
+            emit(f"n{j} += len(p{j}); it{j} = iter(p{j})")
+            emit(f"for {nxt} in it{j}:")
             level += 1
         elif step.kind == "sink":
             emit(f"f{j}({here})", 1)
@@ -89,6 +89,9 @@ def _per_record_source(steps: list[Step], emits: bool) -> str:
     prologue = ["out = []", "append = out.append"] if emits else []
     prologue += [f"{prefix}{j} = 0" for j, step in enumerate(steps)
                  for prefix in ({"map": ["e"], "filter": ["n"], "flat_map": ["n"]}.get(step.kind, []))]
+    prologue += [f"it{j} = iter(())" for j, step in enumerate(steps) if step.kind == "flat_map"]
+    # On a failure, the outputs of the flat_map record in progress that were never passed on.
+    unstarted = [f"n{j} -= length_hint(it{j})" for j, step in enumerate(steps) if step.kind == "flat_map"]
     tally = []
     flowing = "total"
     for j, step in enumerate(steps):
@@ -103,7 +106,7 @@ def _per_record_source(steps: list[Step], emits: bool) -> str:
     lines += ["            " + "    " * indent + text for indent, text in code]
     # A handler that raises (the fail policy) ends the batch early: count what was started.
     lines += ["        except BaseException:", "            total = len(batch) - length_hint(records)"]
-    lines += ["            " + text for text in tally]
+    lines += ["            " + text for text in unstarted + tally]
     lines += ["            raise", "        total = len(batch)"]
     lines += ["        " + text for text in tally]
     lines += ["        return out" if emits else "        return []", "    return segment"]
