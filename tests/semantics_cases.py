@@ -173,8 +173,58 @@ class CountsOnFailure:
         assert metrics["fan"]["records_out"] == 2  # the third output was never passed on
 
 
+class RecordsBatchSizes(MapFunction):
+    """A micro-batching map that records the size of every batch it is handed."""
+
+    def open(self, context) -> None:
+        self.metrics = context.get_metrics()
+
+    def map(self, record):
+        return record
+
+    def map_batch(self, records):
+        self.metrics.record("batch", len(records))
+        return records
+
+
+class NewMetricPerRecord(MapFunction):
+    def open(self, context) -> None:
+        self.metrics = context.get_metrics()
+
+    def map(self, x: int) -> int:
+        self.metrics.counter(f"c{x}").inc()
+        return x
+
+
+def hundred_of(x: int) -> list[int]:
+    return [x] * 100
+
+
+class BoundsAndLiveMetrics:
+    def test_batches_after_a_fan_out_hold_at_most_batch_size_records(self, make_env):
+        env = make_env("fan-out-bound", batch_size=50)
+        (env.from_collection(range(20)).flat_map(hundred_of)
+            .rebalance().map(RecordsBatchSizes(), parallelism=2, name="sizes").collect())
+        result = env.execute()
+        assert len(result.collected()) == 2000
+        assert result.metrics["sizes"]["batch"]["max"] <= 50
+
+    def test_live_metrics_survive_metrics_created_meanwhile(self, make_env):
+        env = make_env("racy-metrics")
+        env.from_collection(range(5000)).map(NewMetricPerRecord(), name="many").collect()
+        handle = env.submit()
+        errors = []
+        while handle.status() == "running":
+            try:
+                handle.metrics()
+            except Exception as exc:
+                errors.append(exc)
+        result = handle.wait(timeout=120)
+        assert errors == [] and result.metrics["many"]["c4999"] == 1
+
+
 class SemanticsCases(SemanticsCopies, SemanticsErrors, DeadLetterPerRun, RoutingErrors,
-                      CountsOnFailure):
+                      CountsOnFailure, BoundsAndLiveMetrics):
     def test_a_callable_source_that_cannot_split_is_refused_at_parallelism_2(self, make_env):
         env = make_env("callable-source")
         with pytest.raises(PipelineDefinitionError, match=r"fn\(index, parallelism\)"):
