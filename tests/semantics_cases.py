@@ -223,8 +223,24 @@ class BoundsAndLiveMetrics:
         assert errors == [] and result.metrics["many"]["c4999"] == 1
 
 
+class FailsToOpen(MapFunction):
+    def open(self, context) -> None:
+        raise ConnectionError("model server at 127.0.0.1:9 is down")
+
+    def map(self, record):
+        return record
+
+
+class OpenFailures:
+    def test_an_open_that_raises_fails_the_job_naming_the_operator(self, make_env):
+        env = make_env("open-fails")
+        env.from_collection(range(10)).rebalance().map(FailsToOpen(), parallelism=2, name="model").collect()
+        with pytest.raises(Exception, match=r"'model'.*open\(\).*model server at 127.0.0.1:9 is down"):
+            env.execute()
+
+
 class SemanticsCases(SemanticsCopies, SemanticsErrors, DeadLetterPerRun, RoutingErrors,
-                      CountsOnFailure, BoundsAndLiveMetrics):
+                      CountsOnFailure, BoundsAndLiveMetrics, OpenFailures):
     def test_a_callable_source_that_cannot_split_is_refused_at_parallelism_2(self, make_env):
         env = make_env("callable-source")
         with pytest.raises(PipelineDefinitionError, match=r"fn\(index, parallelism\)"):

@@ -66,12 +66,10 @@ class ChainActor:
     @ray.method(concurrency_group="control")
     def setup(self, plan_bytes: bytes, chain_id: int, index: int, job: JobInfo, capacity: int,
               targets: list[list[Any]]) -> None:
-        """Build and open this job's chain instance; start its task thread (not a source's)."""
-        plan = cloudpickle.loads(plan_bytes)
-        self.chain = plan.chains[chain_id]
-        self.index = index
+        """Build and open this job's chain instance; start its task thread (not a source's).
+        Whatever fails here (a module missing on the worker, an open() that raises) is this
+        instance's error, which its result() reports."""
         self.log_lines.clear()
-        self.log_prefix = f"[{self.chain.name} #{index}] "
         self.abort_flag = threading.Event()
         self.stop_flag = threading.Event()
         self.done = threading.Event()
@@ -79,13 +77,19 @@ class ChainActor:
         self.aborted = False
         self.closed = False
         self.sink_results: dict[str, Any] = {}
-        self.expected_ends = plan.expected_end_markers(chain_id)
-        self.inbox: queue.Queue = queue.Queue(maxsize=capacity)
-        self.outputs = OutputChannels(targets, [edge.target for edge in plan.outputs_of(chain_id)],
-                                      capacity, self.abort_flag)
-        functions = _own_copies([op.function for op in self.chain.operators])
-        self.task = ChainTask(plan, self.chain, index, job, functions, self.outputs.send, self.outputs.idle)
+        self.task: ChainTask | None = None
         try:
+            plan = cloudpickle.loads(plan_bytes)
+            self.chain = plan.chains[chain_id]
+            self.index = index
+            self.log_prefix = f"[{self.chain.name} #{index}] "
+            self.expected_ends = plan.expected_end_markers(chain_id)
+            self.inbox: queue.Queue = queue.Queue(maxsize=capacity)
+            self.outputs = OutputChannels(targets, [edge.target for edge in plan.outputs_of(chain_id)],
+                                          capacity, self.abort_flag)
+            functions = _own_copies([op.function for op in self.chain.operators])
+            self.task = ChainTask(plan, self.chain, index, job, functions, self.outputs.send,
+                                  self.outputs.idle)
             self.task.open()
         except BaseException as exc:
             self._fail(exc)
@@ -101,7 +105,8 @@ class ChainActor:
         """Ready a finished worker for the next job; False when it cannot be reused (it did not
         end cleanly, or a thread of its job is still running)."""
         reusable = (self.ready.is_set() and self.done.is_set() and self.error is None and not self.aborted
-                    and not self.task.abandoned and not self.task.running_threads())
+                    and self.task is not None and not self.task.abandoned
+                    and not self.task.running_threads())
         if reusable:
             self.ready.clear()
         return reusable
@@ -168,13 +173,14 @@ class ChainActor:
         self.ready.wait()
         self.done.wait()
         return {"error": _portable(self.error), "aborted": self.aborted, "sink_results": self.sink_results,
-                "metrics": self._metrics(), "logs": self._drain_logs(), "abandoned": self.task.abandoned}
+                "metrics": self._metrics(), "logs": self._drain_logs(),
+                "abandoned": self.task.abandoned if self.task is not None else None}
 
     @ray.method(concurrency_group="control")
     def snapshot(self) -> dict[str, Any]:
         """Live metrics, batches in flight to each target, and new log lines."""
         self.ready.wait()
-        return {"metrics": self._metrics(), "in_flight": self.outputs.depths(),
+        return {"metrics": self._metrics(), "in_flight": self.outputs.depths() if self.task else [],
                 "logs": self._drain_logs(), "done": self.done.is_set()}
 
     @ray.method(concurrency_group="control")
@@ -189,6 +195,8 @@ class ChainActor:
 
     # -- internals -----------------------------------------------------------------
     def _metrics(self) -> dict[str, Any]:
+        if self.task is None:
+            return {}
         for _ in range(5):
             try:
                 return copy.deepcopy(self.task.metrics)
@@ -211,7 +219,7 @@ class ChainActor:
         self.done.set()
 
     def _close(self) -> list[BaseException]:
-        if self.closed:
+        if self.closed or self.task is None:
             return []
         self.closed = True
         return self.task.close()

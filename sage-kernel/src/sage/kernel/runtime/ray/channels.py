@@ -63,7 +63,7 @@ class OutputChannels:
                 pending[:] = rest
 
     def flush(self) -> None:
-        """Wait until every batch sent has been processed downstream."""
+        """Wait until every batch sent has been taken into its target's inbox."""
         for edge in self.in_flight:
             for pending in edge:
                 self._wait(pending, 0)
