@@ -127,9 +127,9 @@ def arrivals(result, sink: str = "arrivals") -> list[dict[str, Any]]:
     return sorted((r for part in result.sink_results[sink] for r in part or []), key=lambda r: r["i"])
 
 
-def assert_streamed(records: list[dict[str, Any]], n: int) -> None:
-    """Every record arrived, each before the source yielded the next one."""
-    assert [r["i"] for r in records] == list(range(n))
+def assert_streamed(records: list[dict[str, Any]], n: int, first: int = 0) -> None:
+    """Records ``first`` to ``first + n - 1`` arrived, each before the source yielded the next."""
+    assert [r["i"] for r in records] == list(range(first, first + n))
     for record, following in zip(records, records[1:], strict=False):
         assert record["arrived"] < following["t"], (
             f"record {record['i']} reached the sink only after the source had yielded record "

@@ -16,9 +16,11 @@ from tests.streaming_cases import (
     GRACE_S,
     ArrivalSink,
     BlockingSource,
+    PacedSource,
     StreamingCases,
     Tag,
     arrivals,
+    assert_streamed,
     closed,
     wait_for,
 )
@@ -71,3 +73,14 @@ def test_a_driver_that_exits_cancels_its_running_job_cleanly(cluster, tmp_path):
     assert "exiting with the job running" in done.stdout
     assert closed(tmp_path) == {"source", "tag", "sink"}  # the job was cancelled, not cut off
     assert "Started a local Ray instance" not in done.stderr  # no second Ray session
+
+
+def test_records_stream_between_actors(cluster):
+    """Through a channel (source actor -> two map actors -> sink actor): once the workers are up,
+    each record reaches the sink before the source yields the next one."""
+    env = LocalEnvironment("paced-hops", config={"runtime": "ray", "ray": {"address": cluster.gcs_address}})
+    (env.from_source(PacedSource(12, 0.15)).rebalance().map(Tag(), parallelism=2)
+        .sink(ArrivalSink(), parallelism=1, name="arrivals"))
+    records = arrivals(env.execute())
+    assert [r["i"] for r in records] == list(range(12))
+    assert_streamed(records[4:], 8, first=4)  # the first ones may wait for a worker process to start
