@@ -176,6 +176,10 @@ class CountsOnFailure:
 class RecordsBatchSizes(MapFunction):
     """A micro-batching map that records the size of every batch it is handed."""
 
+    def __init__(self, max_wait_ms: float | None = None) -> None:
+        if max_wait_ms is not None:
+            self.max_wait_ms = max_wait_ms
+
     def open(self, context) -> None:
         self.metrics = context.get_metrics()
 

@@ -12,3 +12,14 @@ def sage_home(cluster, monkeypatch):
     monkeypatch.setenv("SAGE_HOME", str(cluster.home))
     monkeypatch.delenv("SAGE_TOKEN", raising=False)
     return cluster.home
+
+
+@pytest.fixture
+def ray_env(cluster):
+    """``ray_env(name, **config)``: a LocalEnvironment on the session's cluster (runtime ray)."""
+    from sage.kernel.api import LocalEnvironment
+
+    def make(name, **config):
+        return LocalEnvironment(name, config={"runtime": "ray", "ray": {"address": cluster.gcs_address}, **config})
+
+    return make

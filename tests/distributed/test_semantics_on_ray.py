@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from sage.kernel.api import LocalEnvironment
 
 from tests.semantics_cases import SemanticsCases
 
@@ -12,8 +11,5 @@ pytestmark = pytest.mark.integration
 
 class TestRaySemantics(SemanticsCases):
     @pytest.fixture
-    def make_env(self, cluster):
-        def make(name, **config):
-            return LocalEnvironment(name, config={"runtime": "ray", "ray": {"address": cluster.gcs_address},
-                                                  **config})
-        return make
+    def make_env(self, ray_env):
+        return ray_env

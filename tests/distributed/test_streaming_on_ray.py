@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sage.kernel.api import LocalEnvironment, RemoteEnvironment
+from sage.kernel.api import RemoteEnvironment
 
 from tests.ctrl_c import RAY_DRIVER, assert_interrupted, interrupt_blocked_job
 from tests.services import sage
@@ -30,11 +30,8 @@ pytestmark = pytest.mark.integration
 
 class TestRayStreaming(StreamingCases):
     @pytest.fixture
-    def make_env(self, cluster):
-        def make(name, **config):
-            return LocalEnvironment(name, config={"runtime": "ray", "ray": {"address": cluster.gcs_address},
-                                                  **config})
-        return make
+    def make_env(self, ray_env):
+        return ray_env
 
 
 class TestRemoteStreaming(StreamingCases):
@@ -75,10 +72,10 @@ def test_a_driver_that_exits_cancels_its_running_job_cleanly(cluster, tmp_path):
     assert "Started a local Ray instance" not in done.stderr  # no second Ray session
 
 
-def test_records_stream_between_actors(cluster):
+def test_records_stream_between_actors(ray_env):
     """Through a channel (source actor -> two map actors -> sink actor): once the workers are up,
     each record reaches the sink before the source yields the next one."""
-    env = LocalEnvironment("paced-hops", config={"runtime": "ray", "ray": {"address": cluster.gcs_address}})
+    env = ray_env("paced-hops")
     (env.from_source(PacedSource(12, 0.15)).rebalance().map(Tag(), parallelism=2)
         .sink(ArrivalSink(), parallelism=1, name="arrivals"))
     records = arrivals(env.execute())

@@ -5,35 +5,18 @@ from __future__ import annotations
 import time
 
 import pytest
-from sage.kernel.api import LocalEnvironment, MapFunction, SourceFunction
+from sage.kernel.api import LocalEnvironment, SourceFunction
 from sage.kernel.errors import PipelineDefinitionError
 from sage.kernel.runtime.output_buffer import OutputBuffer
 from sage.kernel.runtime.source_reader import SourceReader
 
+from tests.semantics_cases import RecordsBatchSizes
 from tests.streaming_cases import PacedSource
-
-
-class BatchSizes(MapFunction):
-    """A micro-batching map that records the size of every batch it is handed."""
-
-    def __init__(self, max_wait_ms: float | None = None) -> None:
-        if max_wait_ms is not None:
-            self.max_wait_ms = max_wait_ms
-
-    def open(self, context) -> None:
-        self.sizes = context.get_metrics()
-
-    def map(self, record):
-        return record
-
-    def map_batch(self, records):
-        self.sizes.record("batch", len(records))
-        return records
 
 
 def test_under_load_a_micro_batching_operator_gets_full_batches():
     env = LocalEnvironment("load", config={"batch_size": 256})
-    env.from_collection(range(256 * 20)).map(BatchSizes(), name="sizes").collect()
+    env.from_collection(range(256 * 20)).map(RecordsBatchSizes(), name="sizes").collect()
     batch = env.execute().metrics["sizes"]["batch"]
     assert batch["count"] == 20 and batch["min"] == 256
 
@@ -44,7 +27,7 @@ def test_under_load_a_generator_source_fills_batches_too():
             yield from range(10_000)
 
     env = LocalEnvironment("load-gen", config={"batch_size": 500})
-    env.from_source(Numbers()).map(BatchSizes(), name="sizes").collect()
+    env.from_source(Numbers()).map(RecordsBatchSizes(), name="sizes").collect()
     result = env.execute()
     assert result.collected() == list(range(10_000))
     assert result.metrics["sizes"]["batch"]["max"] == 500
@@ -52,7 +35,7 @@ def test_under_load_a_generator_source_fills_batches_too():
 
 def test_at_low_load_each_record_is_its_own_batch():
     env = LocalEnvironment("trickle")
-    env.from_source(PacedSource(5, 0.05)).map(BatchSizes(), name="sizes").collect()
+    env.from_source(PacedSource(5, 0.05)).map(RecordsBatchSizes(), name="sizes").collect()
     batch = env.execute().metrics["sizes"]["batch"]
     assert batch["count"] == 5 and batch["max"] == 1
 
@@ -114,7 +97,7 @@ def test_a_micro_batching_function_max_wait_ms_lowers_the_batch_timeout():
     from sage.kernel.runtime.task import chain_batch_timeout_ms
 
     env = LocalEnvironment("bounds", config={"batch_timeout_ms": 40})
-    env.from_collection(range(3)).rebalance().map(BatchSizes(max_wait_ms=5), parallelism=2).collect()
+    env.from_collection(range(3)).rebalance().map(RecordsBatchSizes(max_wait_ms=5), parallelism=2).collect()
     plan = env.physical_plan()
     source_chain = plan.chains[0]
     assert chain_batch_timeout_ms(plan, source_chain, 40) == 5
@@ -149,7 +132,7 @@ def test_a_fan_out_is_cut_back_to_batches_of_batch_size():
 def test_batches_after_a_flat_map_fan_out_hold_at_most_batch_size_records():
     env = LocalEnvironment("fan-out", config={"batch_size": 50})
     (env.from_collection(range(20)).flat_map(lambda x: [x] * 100)
-        .rebalance().map(BatchSizes(), parallelism=2, name="sizes").collect())
+        .rebalance().map(RecordsBatchSizes(), parallelism=2, name="sizes").collect())
     result = env.execute()
     assert len(result.collected()) == 2000
     assert result.metrics["sizes"]["batch"]["max"] <= 50
