@@ -47,6 +47,9 @@ class IdleWorkers:
             del self._idle[: len(extra)]
         _kill([actor for _, _, actor in extra])
         self._expire()
+        timer = threading.Timer(IDLE_S + 1, self._expire)  # ends it when no later job takes it
+        timer.daemon = True
+        timer.start()
 
     def clear(self) -> None:
         """End every idle worker."""
@@ -66,6 +69,9 @@ def _kill(actors: list[Any]) -> None:
     if not actors:
         return
     import ray
+
+    if not ray.is_initialized():
+        return  # Ray is shut down: its workers ended with it
 
     for actor in actors:
         try:
