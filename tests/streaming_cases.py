@@ -136,14 +136,27 @@ def assert_streamed(records: list[dict[str, Any]], n: int, first: int = 0) -> No
             f"{following['i']}: it was held back waiting for more records")
 
 
-def wait_for(check, timeout_s: float = 60.0) -> Any:
+def wait_for(check, timeout_s: float = 60.0, poll_s: float = 0.05) -> Any:
+    """``check()``'s first true value, polled every ``poll_s``; fails after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
-        time.sleep(0.05)
+        time.sleep(poll_s)
     raise AssertionError("condition not met in time")
+
+
+def cancel_once_delivered(env, source: Marked, name: str, records: int):
+    """Run ``source -> Tag -> ArrivalSink`` (marks in the source's folder), cancel it once
+    ``records`` records reached the sink while it still runs, and return its result."""
+    (env.from_source(source, name=name)
+        .map(Tag(source.marks), name="tag").sink(ArrivalSink(source.marks), name="arrivals"))
+    handle = env.submit()
+    wait_for(lambda: handle.metrics().get("arrivals", {}).get("records_in") == records)
+    assert handle.status() == "running"
+    handle.cancel()
+    return handle.wait(timeout=GRACE_S + 30)
 
 
 def closed(marks: Path) -> set[str]:
@@ -173,29 +186,16 @@ class StreamingCases:
         assert_streamed(arrivals(env.execute()), 4)
 
     def test_cancel_ends_a_job_whose_source_blocks_forever(self, make_env, tmp_path):
-        env = make_env("blocked", stop_grace_s=GRACE_S)
-        marks = str(tmp_path)
-        (env.from_source(BlockingSource(3, marks), name="blocking")
-            .map(Tag(marks), name="tag").sink(ArrivalSink(marks), name="arrivals"))
-        handle = env.submit()
-        wait_for(lambda: handle.metrics().get("arrivals", {}).get("records_in") == 3)
-        assert handle.status() == "running"
-        handle.cancel()
-        result = handle.wait(timeout=GRACE_S + 30)
+        result = cancel_once_delivered(make_env("blocked", stop_grace_s=GRACE_S),
+                                       BlockingSource(3, str(tmp_path)), "blocking", 3)
         assert result.status == "cancelled"
         assert [r["i"] for r in arrivals(result)] == [0, 1, 2]
         assert closed(tmp_path) == {"tag", "sink"}  # not the abandoned source
         assert any("'blocking'" in note and "abandoned" in note for note in result.notes), result.notes
 
     def test_cancel_interrupts_an_async_source_and_closes_it(self, make_env, tmp_path):
-        env = make_env("async-blocked", stop_grace_s=GRACE_S)
-        marks = str(tmp_path)
-        (env.from_source(AsyncBlockingSource(2, marks), name="waiting")
-            .map(Tag(marks), name="tag").sink(ArrivalSink(marks), name="arrivals"))
-        handle = env.submit()
-        wait_for(lambda: handle.metrics().get("arrivals", {}).get("records_in") == 2)
-        handle.cancel()
-        result = handle.wait(timeout=GRACE_S + 30)
+        result = cancel_once_delivered(make_env("async-blocked", stop_grace_s=GRACE_S),
+                                       AsyncBlockingSource(2, str(tmp_path)), "waiting", 2)
         assert result.status == "cancelled"
         assert [r["i"] for r in arrivals(result)] == [0, 1]
         assert closed(tmp_path) == {"source", "tag", "sink"}

@@ -10,6 +10,7 @@ import pytest
 from sage.kernel.api import RemoteEnvironment, SourceFunction
 
 from tests.services import sage
+from tests.streaming_cases import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -25,16 +26,6 @@ class Ticks(SourceFunction):
             yield i
 
 
-def wait_until(check, timeout_s: float = 60.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError("condition not met in time")
-
-
 def test_a_running_job_can_be_listed_inspected_followed_and_stopped(cluster):
     env = RemoteEnvironment("ticker", port=cluster.jobmanager_port)
     env.from_source(Ticks()).map(lambda x: x + 1, parallelism=2, name="inc").sink(lambda x: None, name="drop")
@@ -45,7 +36,7 @@ def test_a_running_job_can_be_listed_inspected_followed_and_stopped(cluster):
     listed = sage("job", "list", *port, home=home)
     assert job.job_id in listed.stdout and "running" in listed.stdout
 
-    wait_until(lambda: job.metrics().get("inc", {}).get("records_in", 0) > 0)
+    wait_for(lambda: job.metrics().get("inc", {}).get("records_in", 0) > 0, poll_s=0.5)
     status = sage("job", "status", job.job_id, *port, home=home)
     assert status.returncode == 0, status.stderr
     assert "running" in status.stdout
@@ -58,7 +49,7 @@ def test_a_running_job_can_be_listed_inspected_followed_and_stopped(cluster):
     assert metrics["metrics"]["inc"]["records_in"] > 0
     assert {row["instance"] for row in metrics["instances"] if row["operator"] == "inc"} == {0, 1}
 
-    wait_until(lambda: "tick 500" in sage("job", "logs", job.job_id, *port, home=home).stdout)
+    wait_for(lambda: "tick 500" in sage("job", "logs", job.job_id, *port, home=home).stdout, poll_s=0.5)
 
     stopped = sage("job", "stop", job.job_id, *port, home=home)
     assert stopped.returncode == 0, stopped.stderr

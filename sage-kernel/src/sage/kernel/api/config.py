@@ -22,13 +22,20 @@ def _policy(instance: Any, attribute: attrs.Attribute, value: str) -> None:
         )
 
 
+def is_number(value: Any, above_zero: bool = False) -> bool:
+    """Whether ``value`` is an int or float (not a bool, not NaN) that is >= 0 (or > 0)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    return value > 0 if above_zero else value >= 0
+
+
 def _non_negative(instance: Any, attribute: attrs.Attribute, value: float) -> None:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
+    if not is_number(value):
         raise PipelineDefinitionError(f"config[{attribute.name!r}] must be a number >= 0, got {value!r}")
 
 
 def _positive_number(instance: Any, attribute: attrs.Attribute, value: float) -> None:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
+    if not is_number(value, above_zero=True):
         raise PipelineDefinitionError(f"config[{attribute.name!r}] must be a number > 0, got {value!r}")
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 import cloudpickle
-from sage.kernel.api.config import JobConfig
+from sage.kernel.api.config import JobConfig, is_number
 from sage.kernel.api.datastream import DataStream
 from sage.kernel.api.job import FAILED, JobHandle, JobResult
 from sage.kernel.api.sources import CollectionSource
@@ -91,9 +91,7 @@ class BaseEnvironment:
                       ordered: bool | None = None) -> Operator:
         function = as_function(kind, fn)
         label = name or default_name(function)
-        if batch_timeout_ms is not None and (
-                not isinstance(batch_timeout_ms, int | float) or isinstance(batch_timeout_ms, bool)
-                or not batch_timeout_ms >= 0):
+        if batch_timeout_ms is not None and not is_number(batch_timeout_ms):
             raise PipelineDefinitionError(
                 f"{kind}({label!r}): batch_timeout_ms must be a number >= 0, got {batch_timeout_ms!r}")
         if explicit_parallelism is not None:

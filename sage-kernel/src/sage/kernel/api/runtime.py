@@ -47,25 +47,24 @@ class RuntimeContext:
     @property
     def current_key(self) -> Any:
         """The key of the record being processed (operators after ``key_by`` only)."""
-        if not self.keyed:
-            raise RuntimeError(
-                f"operator {self.name!r}: context.current_key exists only in the operator right "
-                "after key_by(); put key_by() before this operator"
-            )
+        self._require_keyed("context.current_key")
         return self._current_key
 
     @property
     def state(self) -> MutableMapping[str, Any]:
         """A mutable mapping scoped to the current record's key."""
-        if not self.keyed:
-            raise RuntimeError(
-                f"operator {self.name!r}: context.state is keyed state and exists only in the "
-                "operator right after key_by(); put key_by() before this operator"
-            )
+        self._require_keyed("context.state is keyed state and")
         state = self._keyed_state.get(self._current_key)
         if state is None:
             state = self._keyed_state[self._current_key] = {}
         return state
+
+    def _require_keyed(self, what: str) -> None:
+        if not self.keyed:
+            raise RuntimeError(
+                f"operator {self.name!r}: {what} exists only in the operator right after key_by(); "
+                "put key_by() before this operator"
+            )
 
     def handle_error(self, record: Any, error: BaseException) -> None:
         """Apply the job's error policy to a record this function could not process.

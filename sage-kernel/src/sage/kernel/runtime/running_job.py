@@ -47,6 +47,16 @@ class RunningJob(JobHandle):
         """Stop every task without processing more (called on the first error)."""
         raise NotImplementedError
 
+    def cancel(self) -> None:
+        """Stop the sources; the grace period of the stop starts now."""
+        self._cancelled = True
+        self.mark_stopping()
+        self.stop_sources()
+
+    def stop_sources(self) -> None:
+        """Ask every source task to stop reading (records read still pass every operator)."""
+        raise NotImplementedError
+
     def mark_stopping(self) -> None:
         """Start the grace period of a cancel or an abort (the first one counts)."""
         if self._stopping_at is None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from sage.kernel.api.config import is_number
 from sage.kernel.api.function import Function, SinkFunction, SourceFunction
 from sage.kernel.api.metrics import MetricGroup
 from sage.kernel.api.runtime import RuntimeContext
@@ -72,7 +73,7 @@ def _with_key(call: Callable[[Any], Any], key: Callable[[Any], Any], context: Ru
 
 def _max_wait_ms(function: Function) -> float | None:
     wait = getattr(function, "max_wait_ms", None)
-    return float(wait) if isinstance(wait, int | float) and not isinstance(wait, bool) and wait >= 0 else None
+    return float(wait) if is_number(wait) else None
 
 
 def chain_batch_timeout_ms(plan: PhysicalPlan, chain: Chain, default_ms: float) -> float:
@@ -259,7 +260,6 @@ class ChainTask:
         source: SourceFunction = self.functions[0]
         reader = SourceReader(source, f"{self.chain.head.name}-{self.index}", self.batch_size,
                               self.batch_timeout_s, self.job.channel_capacity)
-        out = self._source_out
         outputs = self.outputs
         self._reader = reader
         reader.start()
@@ -274,24 +274,27 @@ class ChainTask:
                 if batch is None:
                     break
                 if batch:
-                    out.value += len(batch)
-                    outputs.since = reader.batch_since
-                    self.process(batch)
-                    outputs.since = None
+                    self._hand_on(batch, reader.batch_since)
                 self._collect_async()
                 outputs.flush_due()
             else:
                 self._stop_reader(reader, self.job.stop_grace_s * ABANDON_AT)
                 rest = reader.drain_all()  # read before the stop: it still passes every operator
                 for start in range(0, len(rest), self.batch_size):
-                    batch = rest[start : start + self.batch_size]
-                    out.value += len(batch)
-                    self.process(batch)
+                    self._hand_on(rest[start : start + self.batch_size], reader.batch_since)
         except BaseException:
             self._stop_reader(reader, self.job.stop_grace_s * ABANDON_AT)
             raise
         self._drain_async()
         outputs.flush()
+
+    def _hand_on(self, batch: list[Any], since: float | None) -> None:
+        """Count a batch the source read and take it through the chain; ``since`` is when its
+        oldest record was first seen, so its wait in the output buffer counts from then."""
+        self._source_out.value += len(batch)
+        self.outputs.since = since
+        self.process(batch)
+        self.outputs.since = None
 
     def _stop_reader(self, reader: SourceReader, grace_s: float) -> None:
         """Stop the reader thread; one that does not end within ``grace_s`` is abandoned."""

@@ -152,9 +152,7 @@ class LocalJob(RunningJob):
                 self.add_note(f"operator chain {task.chain.name!r} (instance {task.index}) did not "
                               "stop within the grace period and was left running in its thread")
 
-    def cancel(self) -> None:
-        self._cancelled = True
-        self.mark_stopping()
+    def stop_sources(self) -> None:
         self._stop_sources.set()
 
     def metrics(self) -> dict[str, dict[str, Any]]:

@@ -159,17 +159,14 @@ class RayJob(RunningJob):
         resets = {inst.actor.reset.remote(): inst for inst in self.instances.values()
                   if IDLE_WORKERS.accepts(inst.options)}
         ready, _ = ray.wait(list(resets), num_returns=len(resets), timeout=RESET_TIMEOUT_S)
-        kept = set()
+        kept: list[_Instance] = []
         for ref in ready:
-            try:
+            with contextlib.suppress(Exception):  # the worker died meanwhile: nothing to keep
                 if ray.get(ref):
-                    kept.add(ref)
-            except Exception:  # the worker died meanwhile: nothing to keep
-                continue
-        for ref in kept:
-            IDLE_WORKERS.give(resets[ref].options, resets[ref].actor)
-        kept_actors = {id(resets[ref].actor) for ref in kept}
-        self._kill_actors([inst for inst in self.instances.values() if id(inst.actor) not in kept_actors])
+                    kept.append(resets[ref])
+        for inst in kept:
+            IDLE_WORKERS.give(inst.options, inst.actor)
+        self._kill_actors([inst for inst in self.instances.values() if inst not in kept])
 
     def _kill_actors(self, instances: list[_Instance] | None = None) -> None:
         for inst in self.instances.values() if instances is None else instances:
@@ -209,9 +206,7 @@ class RayJob(RunningJob):
             inst.actor.shutdown.remote()
 
     # -- JobHandle ------------------------------------------------------------------
-    def cancel(self) -> None:
-        self._cancelled = True
-        self.mark_stopping()
+    def stop_sources(self) -> None:
         for inst in self.sources:
             inst.actor.stop_source.remote()
 
