@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sage.kernel.api import RemoteEnvironment
 from sage.kernel.cluster.processes import group_alive
-from sage.kernel.cluster.state import read_head_state
+from sage.kernel.home.cluster_state import read_head_state
 
 from tests.services import sage
 

@@ -7,8 +7,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-from sage.kernel.jobmanager.client import JobManagerClient, JobManagerError
-from sage.kernel.jobmanager.protocol import PROTOCOL_VERSION
+from sage.kernel.client.jobmanager import JobManagerClient, JobManagerError
+from sage.kernel.client.protocol import PROTOCOL_VERSION
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from sage.kernel.api import (
     Partitioner,
     PipelineDefinitionError,
 )
-from sage.kernel.runtime.routing import stable_hash
+from sage.kernel.api.key_hash import stable_hash
 from sage.kernel.testing import run_pipeline
 
 
@@ -59,7 +59,7 @@ def test_stable_hash_is_the_same_in_every_process():
     keys = ["alice", "bob", "", "ünïcode", 42, -7, 3.5, 2.0, None, True, b"raw", ("a", 1)]
     here = [stable_hash(k) for k in keys]
     code = (
-        "from sage.kernel.runtime.routing import stable_hash;"
+        "from sage.kernel.api.key_hash import stable_hash;"
         f"print([stable_hash(k) for k in {keys!r}])"
     )
     for seed in ("1", "2"):

@@ -22,11 +22,11 @@ from sage.kernel.plan.functions import (
     check_source_parallelism,
     default_name,
 )
+from sage.kernel.plan.job_info import JobInfo
 from sage.kernel.plan.logical import Edge, LogicalPlan, Operator
 from sage.kernel.plan.physical import PhysicalPlan, compile_plan
 from sage.kernel.plan.resources import Resources
 from sage.kernel.plugins import RuntimeSpec, lookup
-from sage.kernel.runtime.job_info import JobInfo
 
 
 def new_job_id(name: str) -> str:

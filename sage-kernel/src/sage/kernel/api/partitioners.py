@@ -6,8 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from sage.kernel.api.datastream import FieldKey
+from sage.kernel.api.key_hash import stable_hash
 from sage.kernel.api.partitioner import Partitioner
-from sage.kernel.runtime.routing import stable_hash
 
 
 class KeyHashPartitioner(Partitioner):

@@ -9,10 +9,10 @@ from typing import Any
 from sage.kernel.api.config import JobConfig
 from sage.kernel.api.environment import BaseEnvironment
 from sage.kernel.api.job import RUNNING, JobHandle, JobResult
-from sage.kernel.jobmanager.client import JobManagerClient
-from sage.kernel.jobmanager.protocol import DEFAULT_HOST, DEFAULT_PORT, SHIPPED_CONFIG_KEYS
+from sage.kernel.client.jobmanager import JobManagerClient
+from sage.kernel.client.protocol import DEFAULT_HOST, DEFAULT_PORT, SHIPPED_CONFIG_KEYS
+from sage.kernel.plan.shipping import dumps_plan
 from sage.kernel.plugins import RuntimeSpec, lookup
-from sage.kernel.runtime.ray.shipping import dumps_plan
 
 POLL_S = 0.5
 PROGRESS_EVERY_S = 2.0

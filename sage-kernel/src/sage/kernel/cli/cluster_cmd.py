@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 from rich.table import Table
+from sage.kernel.client.jobmanager import JobManagerClient, JobManagerError
+from sage.kernel.client.protocol import DEFAULT_PORT, connect_host
 from sage.kernel.cluster.processes import (
     ClusterError,
     restart_jobmanager,
@@ -12,9 +14,7 @@ from sage.kernel.cluster.processes import (
     start_worker,
     stop_cluster,
 )
-from sage.kernel.cluster.state import cluster_dir, read_head_state, read_worker_state
-from sage.kernel.jobmanager.client import JobManagerClient, JobManagerError
-from sage.kernel.jobmanager.protocol import DEFAULT_PORT, connect_host
+from sage.kernel.home.cluster_state import cluster_dir, read_head_state, read_worker_state
 
 app = typer.Typer(help="Start, join, inspect and stop a SAGE cluster.", no_args_is_help=True)
 err = Console(stderr=True, soft_wrap=True)

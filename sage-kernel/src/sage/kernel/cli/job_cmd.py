@@ -11,9 +11,9 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.table import Table
-from sage.kernel.cluster.state import read_head_state
-from sage.kernel.jobmanager.client import JobManagerClient, JobManagerError
-from sage.kernel.jobmanager.protocol import DEFAULT_PORT, connect_host
+from sage.kernel.client.jobmanager import JobManagerClient, JobManagerError
+from sage.kernel.client.protocol import DEFAULT_PORT, connect_host
+from sage.kernel.home.cluster_state import read_head_state
 
 app = typer.Typer(help="List, inspect, stop and follow jobs on the JobManager.", no_args_is_help=True)
 err = Console(stderr=True, soft_wrap=True)

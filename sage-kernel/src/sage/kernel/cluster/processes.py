@@ -20,12 +20,16 @@ from pathlib import Path
 
 import attrs
 import structlog
-from sage.kernel.cluster.environment import LOOPBACK, ray_environment
-from sage.kernel.cluster.state import (
+from sage.kernel.client.jobmanager import JobManagerClient, JobManagerError
+from sage.kernel.client.protocol import connect_host
+from sage.kernel.errors import SageError
+from sage.kernel.home.cluster_state import (
+    LOOPBACK,
     HeadState,
     WorkerState,
     cluster_dir,
     new_token,
+    ray_environment,
     read_head_state,
     read_token,
     read_token_file,
@@ -34,9 +38,6 @@ from sage.kernel.cluster.state import (
     save_token,
     write_state,
 )
-from sage.kernel.errors import SageError
-from sage.kernel.jobmanager.client import JobManagerClient, JobManagerError
-from sage.kernel.jobmanager.protocol import connect_host
 
 RAY_START_TIMEOUT_S = 120.0
 JOBMANAGER_START_TIMEOUT_S = 90.0

@@ -1,6 +1,6 @@
-"""The JobManager: a long-running service that runs submitted plans on a Ray cluster.
+"""The JobManager service: a long-running server that runs submitted plans on a Ray cluster.
 
-``service`` is the server (started by ``sage cluster start --head``), ``client`` what
-``RemoteEnvironment`` and ``sage job`` use, ``protocol`` what they agree on, ``records`` the
-job records kept on disk.
+``service`` is the server (started by ``sage cluster start --head``), ``records`` the job
+records kept on disk. Its client and wire protocol live in :mod:`sage.kernel.client`, below
+both this service and the cluster tools.
 """

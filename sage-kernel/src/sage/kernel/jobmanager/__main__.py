@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sage.kernel.cluster.state import read_token
+from sage.kernel.client.protocol import DEFAULT_HOST, DEFAULT_PORT
 from sage.kernel.home import jobs_dir
-from sage.kernel.jobmanager.protocol import DEFAULT_HOST, DEFAULT_PORT
+from sage.kernel.home.cluster_state import read_token
 from sage.kernel.jobmanager.records import JobStore
 from sage.kernel.jobmanager.service import JobManager, serve
 

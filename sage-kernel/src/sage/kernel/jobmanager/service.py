@@ -25,8 +25,7 @@ import structlog
 from sage.kernel.api.config import JobConfig
 from sage.kernel.api.environment import new_job_id
 from sage.kernel.api.job import RUNNING, JobResult
-from sage.kernel.errors import SageError
-from sage.kernel.jobmanager.protocol import (
+from sage.kernel.client.protocol import (
     JSON_TYPE,
     PICKLE_TYPE,
     PROTOCOL_HEADER,
@@ -36,9 +35,10 @@ from sage.kernel.jobmanager.protocol import (
     Submission,
     version_mismatch,
 )
+from sage.kernel.errors import SageError
 from sage.kernel.jobmanager.records import JobRecord, JobStore
+from sage.kernel.plan.job_info import JobInfo
 from sage.kernel.plugins import lookup
-from sage.kernel.runtime.job_info import JobInfo
 
 MONITOR_INTERVAL_S = 1.0
 log = structlog.get_logger("sage.jobmanager")

@@ -8,8 +8,8 @@ from typing import Any
 
 from sage.kernel.api.job import CANCELLED, FAILED, FINISHED, RUNNING, JobHandle, JobResult
 from sage.kernel.errors import SageError
+from sage.kernel.plan.job_info import JobInfo
 from sage.kernel.plan.physical import Chain, PhysicalPlan
-from sage.kernel.runtime.job_info import JobInfo
 from sage.kernel.runtime.reporting import ReportingThread
 
 ABANDON_AT = 0.5

@@ -23,12 +23,12 @@ from sage.kernel.api.metrics import MetricGroup
 from sage.kernel.api.runtime import RuntimeContext
 from sage.kernel.errors import StepError
 from sage.kernel.plan.functions import async_concurrency, is_async
+from sage.kernel.plan.job_info import JobInfo
 from sage.kernel.plan.logical import Operator
 from sage.kernel.plan.physical import Chain, PhysicalPlan
 from sage.kernel.runtime.async_step import AsyncStage, EventLoopThread
 from sage.kernel.runtime.error_policy import ErrorHandler
 from sage.kernel.runtime.fused_chain import Step, compile_chain
-from sage.kernel.runtime.job_info import JobInfo
 from sage.kernel.runtime.output_buffer import OutputBuffer
 from sage.kernel.runtime.record_copies import copy_records
 from sage.kernel.runtime.routing import Router

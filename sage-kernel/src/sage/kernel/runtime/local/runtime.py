@@ -19,8 +19,8 @@ import structlog
 from sage.kernel.api.function import Function
 from sage.kernel.api.metrics import summarise
 from sage.kernel.errors import SageError
+from sage.kernel.plan.job_info import JobInfo
 from sage.kernel.plan.physical import PhysicalPlan
-from sage.kernel.runtime.job_info import JobInfo
 from sage.kernel.runtime.running_job import ABORT_AT, RunningJob
 from sage.kernel.runtime.task import END, POLL_S, Aborted, ChainTask
 

@@ -1,7 +1,6 @@
 """The Ray runtime: one Ray actor per chain instance, batches between actors.
 
-Importing this package does not import Ray; ``RayRuntime`` is loaded on first access, so
-that the shipping helpers can be used by clients that never talk to Ray themselves.
+Importing this package does not import Ray; ``RayRuntime`` is loaded on first access.
 """
 
 from __future__ import annotations

@@ -6,8 +6,7 @@ import os
 from typing import Any
 
 import structlog
-from sage.kernel.cluster.environment import ray_environment
-from sage.kernel.cluster.state import read_head_state
+from sage.kernel.home.cluster_state import ray_environment, read_head_state
 
 log = structlog.get_logger("sage.runtime.ray")
 NAMESPACE = "sage"

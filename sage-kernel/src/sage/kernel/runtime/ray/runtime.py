@@ -22,13 +22,13 @@ import ray
 import structlog
 from sage.kernel.api.metrics import MetricGroup, summarise
 from sage.kernel.errors import SageError
+from sage.kernel.plan.job_info import JobInfo
 from sage.kernel.plan.physical import Chain, PhysicalPlan
-from sage.kernel.runtime.job_info import JobInfo
+from sage.kernel.plan.shipping import dumps_plan
 from sage.kernel.runtime.ray.actor import ChainActor
 from sage.kernel.runtime.ray.connection import connect
 from sage.kernel.runtime.ray.idle_workers import IDLE_WORKERS
 from sage.kernel.runtime.ray.placement import actor_options, check_placement
-from sage.kernel.runtime.ray.shipping import dumps_plan
 from sage.kernel.runtime.running_job import ABORT_AT, RunningJob
 
 POLL_S = 0.2

@@ -3,6 +3,12 @@
 ``SAGE_HOME/cluster/head.json`` describes a head this machine started, ``worker.json`` a
 worker it joined, ``token`` the cluster token (mode 0600). ``sage cluster stop`` stops only
 the process groups recorded there, never other Ray clusters of the user.
+
+Every process of the cluster's Ray (head, workers, the JobManager, each driver) runs with
+:func:`ray_environment`: Ray's token authentication on, with the cluster token as Ray's token
+(Ray refuses a peer whose mode differs). On a loopback cluster
+``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` stops Ray from replacing 127.0.0.1 with the machine's
+outward address.
 """
 
 from __future__ import annotations
@@ -134,3 +140,20 @@ def read_token_file() -> str | None:
         return token_path().read_text().strip() or None
     except OSError:
         return None
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def ray_environment(state: HeadState | WorkerState | None = None, loopback: bool | None = None) -> dict[str, str]:
+    """Variables for a Ray head, a driver or the JobManager of the cluster in ``state``."""
+    env = {
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token_path()),
+    }
+    if loopback is None:
+        loopback = state is not None and state.host in LOOPBACK
+    if loopback:
+        env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    return env

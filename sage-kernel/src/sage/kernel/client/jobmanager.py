@@ -9,9 +9,7 @@ import urllib.request
 from typing import Any
 
 from sage.kernel.api.job import JobResult
-from sage.kernel.cluster.state import read_token
-from sage.kernel.errors import SageError
-from sage.kernel.jobmanager.protocol import (
+from sage.kernel.client.protocol import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     JSON_TYPE,
@@ -21,6 +19,8 @@ from sage.kernel.jobmanager.protocol import (
     TOKEN_HEADER,
     Submission,
 )
+from sage.kernel.errors import SageError
+from sage.kernel.home.cluster_state import read_token
 
 
 class JobManagerError(SageError):
