@@ -1,6 +1,7 @@
 """The public dataflow API of SAGE."""
 
-from sage.kernel.api.datastream import DataStream
+from sage.kernel.api.aggregations import AggregateFunction
+from sage.kernel.api.datastream import DataStream, KeyedStream
 from sage.kernel.api.environment import LocalEnvironment
 from sage.kernel.api.function import (
     FilterFunction,
@@ -17,6 +18,7 @@ from sage.kernel.errors import JobFailedError, OperatorError, PipelineDefinition
 from sage.kernel.home import sage_home
 
 __all__ = [
+    "AggregateFunction",
     "DataStream",
     "FilterFunction",
     "FlatMapFunction",
@@ -24,6 +26,7 @@ __all__ = [
     "JobFailedError",
     "JobHandle",
     "JobResult",
+    "KeyedStream",
     "LocalEnvironment",
     "MapFunction",
     "OperatorError",

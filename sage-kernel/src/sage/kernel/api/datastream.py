@@ -10,6 +10,14 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from sage.kernel.api.aggregations import (
+    FOLDS,
+    Aggregate,
+    AggregateFunction,
+    KeyedFold,
+    Reduce,
+    field_value,
+)
 from sage.kernel.api.partitioner import Partitioner
 from sage.kernel.api.sinks import CollectSink
 from sage.kernel.errors import PipelineDefinitionError, short_repr
@@ -97,6 +105,24 @@ class DataStream:
                                      ordered=ordered)
         return DataStream(self._env, (Edge(op.id),))
 
+    def side_output(self, name: str) -> DataStream:
+        """The records this stream's operator sent to its side output ``name`` with
+        ``context.output(name, record)``: a stream like any other."""
+        if not isinstance(name, str) or not name:
+            raise PipelineDefinitionError(f"side_output(): the name must be a non-empty str, got {name!r}")
+        if len(self._inputs) != 1 or self._inputs[0].partitioning.kind != "forward" or self._inputs[0].port:
+            raise PipelineDefinitionError(
+                f"side_output({name!r}): take a side output from the stream an operator returned "
+                "(stream = source.map(f); stream.side_output(name)), before key_by, union or rebalance"
+            )
+        upstream = self._env._operators[self._inputs[0].upstream]
+        if upstream.kind in ("sink", "source"):
+            raise PipelineDefinitionError(
+                f"side_output({name!r}): a {upstream.kind} has no side outputs; an operator "
+                "(map, flat_map, filter, process, window ...) sends to them with context.output()"
+            )
+        return DataStream(self._env, (Edge(upstream.id, port=name),), self._hint)
+
     # -- partitioning ----------------------------------------------------------------
     def _partitioned(self, partitioning: Partitioning, hint: int | None = None) -> DataStream:
         already = {edge.partitioning.kind for edge in self._inputs} - {"forward"}
@@ -108,7 +134,7 @@ class DataStream:
         edges = tuple(attrs.evolve(edge, partitioning=partitioning) for edge in self._inputs)
         return DataStream(self._env, edges, hint)
 
-    def key_by(self, key: Callable[[Any], Any] | str) -> DataStream:
+    def key_by(self, key: Callable[[Any], Any] | str) -> KeyedStream:
         """Send every record with the same key to the same instance of the next operator,
         whose ``context.state`` is then scoped to that key."""
         if isinstance(key, str):
@@ -119,7 +145,8 @@ class DataStream:
             raise PipelineDefinitionError(
                 f"key_by(): expected a callable or a field name, got {type(key).__name__} {key!r:.60}"
             )
-        return self._partitioned(Partitioning("hash", key=selector, key_description=repr(key)))
+        keyed = self._partitioned(Partitioning("hash", key=selector, key_description=repr(key)))
+        return KeyedStream(self._env, keyed._inputs, keyed._hint)
 
     def partition_custom(self, partitioner: Partitioner, parallelism: int | None = None) -> DataStream:
         """Route with ``partitioner.partition(record, n)``; the next operator takes ``parallelism``
@@ -150,3 +177,62 @@ class DataStream:
                 raise PipelineDefinitionError("union(): every stream must be a DataStream of the same environment")
         inputs = self._inputs + tuple(edge for other in others for edge in other._inputs)
         return DataStream(self._env, inputs, self._hint)
+
+
+class KeyedStream(DataStream):
+    """A stream routed by key: the next operator sees every record of a key in one instance,
+    with ``context.state`` scoped to it. Adds running aggregations per key."""
+
+    def reduce(self, fn: Callable[[Any, Any], Any], name: str | None = None,
+               parallelism: int | None = None) -> DataStream:
+        """Emit the running ``fn(previous, record)`` of the record's key after every record."""
+        if not callable(fn):
+            raise PipelineDefinitionError(f"reduce(): expected a callable (previous, record) -> value, got {fn!r:.60}")
+        return self.map(_named(Reduce(fn), f"reduce({_label(fn)})"), parallelism, name=name)
+
+    def aggregate(self, aggregate: AggregateFunction, name: str | None = None,
+                  parallelism: int | None = None) -> DataStream:
+        """Emit the running result of ``aggregate`` for the record's key after every record."""
+        if isinstance(aggregate, type) and issubclass(aggregate, AggregateFunction):
+            aggregate = aggregate()
+        if not isinstance(aggregate, AggregateFunction):
+            raise PipelineDefinitionError(
+                f"aggregate(): expected an AggregateFunction (sage.kernel.api), got {type(aggregate).__name__}"
+            )
+        return self.map(_named(Aggregate(aggregate), f"aggregate({type(aggregate).__name__})"), parallelism,
+                        name=name)
+
+    def sum(self, field: str | Callable[[Any], Any] | None = None, name: str | None = None,
+            parallelism: int | None = None) -> DataStream:
+        """Emit ``(key, running sum)`` of ``field`` (a field name, a function, or the record)."""
+        return self._fold("sum", field, name, parallelism)
+
+    def min(self, field: str | Callable[[Any], Any] | None = None, name: str | None = None,
+            parallelism: int | None = None) -> DataStream:
+        """Emit ``(key, smallest value so far)`` of ``field``."""
+        return self._fold("min", field, name, parallelism)
+
+    def max(self, field: str | Callable[[Any], Any] | None = None, name: str | None = None,
+            parallelism: int | None = None) -> DataStream:
+        """Emit ``(key, largest value so far)`` of ``field``."""
+        return self._fold("max", field, name, parallelism)
+
+    def count(self, name: str | None = None, parallelism: int | None = None) -> DataStream:
+        """Emit ``(key, records of the key so far)``."""
+        return self._fold("count", None, name, parallelism)
+
+    def _fold(self, what: str, field: Any, name: str | None, parallelism: int | None) -> DataStream:
+        if field is not None and not (isinstance(field, str) or callable(field)):
+            raise PipelineDefinitionError(f"{what}(): expected a field name or a function, got {field!r:.60}")
+        step, first = FOLDS[what]
+        label = what if field is None else f"{what}({_label(field)})"
+        return self.map(_named(KeyedFold(field_value(field, what), step, first), label), parallelism, name=name)
+
+
+def _named(function: Any, label: str) -> Any:
+    function.operator_name = label
+    return function
+
+
+def _label(fn: Any) -> str:
+    return fn if isinstance(fn, str) else getattr(fn, "__name__", type(fn).__name__)

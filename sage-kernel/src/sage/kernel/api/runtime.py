@@ -39,6 +39,15 @@ class RuntimeContext:
         self._current_key: Any = None
         self._error_handler: Any = None
         self._keyed_state: dict[Any, dict[str, Any]] = {}
+        self._side_output: Any = None
+
+    def output(self, name: str, record: Any) -> None:
+        """Send ``record`` to this operator's side output ``name``, which
+        ``stream.side_output(name)`` reads (records sent to a side output nobody reads are
+        counted in the ``side_output_dropped`` metric and logged once, never silently lost)."""
+        if self._side_output is None:
+            raise RuntimeError(f"operator {self.name!r}: context.output() is called while no record is processed")
+        self._side_output(name, record)
 
     def get_metrics(self) -> MetricGroup:
         """The metric group of this instance: ``record``, ``counter(name).inc``, ``gauge(name).set``."""

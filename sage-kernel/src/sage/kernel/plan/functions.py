@@ -134,7 +134,11 @@ def _wrong_kind(kind: str, base: type, got: str) -> PipelineDefinitionError:
 
 
 def default_name(function: Function) -> str:
-    """The operator name used in metrics when no ``name=`` is given."""
+    """The operator name used in metrics when no ``name=`` is given (a built-in function may
+    name itself with ``operator_name``)."""
+    own = getattr(function, "operator_name", None)
+    if isinstance(own, str):
+        return own
     if isinstance(function, CallableMap | CallableFilter | CallableFlatMap | CallableSink | CallableSource):
         name = getattr(function.fn, "__name__", type(function.fn).__name__)
         return "lambda" if name == "<lambda>" else name

@@ -33,6 +33,7 @@ class Edge:
 
     upstream: int
     partitioning: Partitioning = FORWARD
+    port: str | None = None  # a named side output of ``upstream``; None is its main output
 
 
 @attrs.frozen
@@ -74,4 +75,5 @@ class LogicalPlan:
         return self.operators[op_id]
 
     def consumers(self, op_id: int) -> list[Operator]:
+        """Operators that read any output (main or side) of ``op_id``."""
         return [op for op in self.operators if any(e.upstream == op_id for e in op.inputs)]

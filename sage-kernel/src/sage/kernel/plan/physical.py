@@ -19,6 +19,7 @@ class ChainEdge:
     partitioning: Partitioning
     source_parallelism: int
     target_parallelism: int
+    port: str | None = None  # the side output of the source chain's last operator, or the main output
 
 
 @attrs.frozen
@@ -72,6 +73,7 @@ def _fusable(plan: LogicalPlan, upstream: Operator, op: Operator) -> bool:
     (edge,) = op.inputs
     return (
         edge.upstream == upstream.id
+        and edge.port is None
         and edge.partitioning.kind == "forward"
         and upstream.parallelism == op.parallelism
         and upstream.resources == op.resources
@@ -130,5 +132,6 @@ def compile_plan(plan: LogicalPlan) -> PhysicalPlan:
                 partitioning=_resolve(edge, upstream, head),
                 source_parallelism=upstream.parallelism,
                 target_parallelism=head.parallelism,
+                port=edge.port,
             ))
     return PhysicalPlan(plan.job_name, chains, tuple(edges))

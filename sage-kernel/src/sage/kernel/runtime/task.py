@@ -33,6 +33,7 @@ from sage.kernel.runtime.output_buffer import OutputBuffer
 from sage.kernel.runtime.record_copies import copy_records
 from sage.kernel.runtime.routing import Router
 from sage.kernel.runtime.running_job import ABANDON_AT
+from sage.kernel.runtime.side_outputs import SideOutputs
 from sage.kernel.runtime.source_reader import SourceReader
 
 Emit = Callable[[int, int, list[Any]], None]
@@ -135,14 +136,17 @@ class ChainTask:
             context._error_handler = handler
             self.contexts.append(context)
             self.handlers.append(handler)
+        edges = plan.outputs_of(chain.id)
         self.routers = [
             Router(edge.partitioning, index, edge.target_parallelism, plan.chains[edge.target].head.name)
-            for edge in plan.outputs_of(chain.id)
+            for edge in edges
         ]
         # A record the key selector or partitioner fails on is charged to the operator it was
         # routed to (its metrics merge with that operator's), filed as "<operator> (input)".
         self._route_errors = [self._routing_errors(plan.chains[edge.target].head.name, edge.target_parallelism, job)
-                              for edge in plan.outputs_of(chain.id)]
+                              for edge in edges]
+        self._main = [position for position, edge in enumerate(edges) if edge.port is None]
+        self._side = SideOutputs(chain, index, self.contexts, edges)
         self.batch_size = job.batch_size
         self.job = job
         self.batch_timeout_s = chain_batch_timeout_ms(plan, chain, job.batch_timeout_ms) / 1000
@@ -193,7 +197,7 @@ class ChainTask:
             if not position:
                 return stage.submit
             return _then(compile_chain([s for s, _, _ in steps[:position]], emits=True), stage.submit)
-        return _then(compile_chain([s for s, _, _ in steps], emits=bool(self.routers)), self._route)
+        return _then(compile_chain([s for s, _, _ in steps], emits=bool(self._main)), self._route)
 
     def _routing_errors(self, target: str, parallelism: int, job: JobInfo) -> Callable[[Any, BaseException], None]:
         """The error handler of the routing into ``target``, made on its first error (so a
@@ -212,14 +216,20 @@ class ChainTask:
 
         return on_error
 
-    def _route(self, batch: list[Any]) -> None:
+    def _route(self, batch: list[Any], positions: list[int] | None = None) -> None:
+        """Route ``batch`` through the edges at ``positions`` (the main output's by default)."""
         add = self.outputs.add
-        for position, router in enumerate(self.routers):
+        for number_of_edge, position in enumerate(self._main if positions is None else positions):
+            router = self.routers[position]
             fan_out = self._copies and router.partitioning.kind == "broadcast"
             for number, (target, part) in enumerate(router.route(batch, self._route_errors[position])):
-                if self._copies and (position or (fan_out and number)):
+                if self._copies and (number_of_edge or (fan_out and number)):
                     part = copy_records(part)  # a second consumer of the same records
                 add(position, target, part)
+
+    def _route_side_outputs(self) -> None:
+        for positions, batch in self._side.take():
+            self._route(batch, positions)
 
     def _await(self, outcome: Any) -> None:
         """Run an ``async def open()`` / ``close()`` on the instance's event loop, where its
@@ -239,11 +249,15 @@ class ChainTask:
     def _collect_async(self) -> None:
         for stage in self._stages:
             stage.collect()
+        if self._side.pending:
+            self._route_side_outputs()
 
     def _drain_async(self) -> None:
         """Wait for every async call in flight, in chain order, and hand the results on."""
         for stage in self._stages:
             stage.drain()
+        if self._side.pending:
+            self._route_side_outputs()
 
     def _wait_s(self) -> float:
         due = self.outputs.next_due()
@@ -294,6 +308,8 @@ class ChainTask:
         self._source_out.value += len(batch)
         self.outputs.since = since
         self.process(batch)
+        if self._side.pending:
+            self._route_side_outputs()
         self.outputs.since = None
 
     def _stop_reader(self, reader: SourceReader, grace_s: float) -> None:
@@ -331,6 +347,8 @@ class ChainTask:
                 raise Aborted()
             depth.value = inbox.qsize()
             self.process(item)
+            if self._side.pending:
+                self._route_side_outputs()
             self._collect_async()
             outputs.flush_due()
         self._drain_async()
