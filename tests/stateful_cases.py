@@ -11,7 +11,16 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from sage.kernel.api import AggregateFunction, FlatMapFunction
+from sage.kernel.api import (
+    AggregateFunction,
+    Every,
+    FlatMapFunction,
+    ProcessFunction,
+    Session,
+    Sliding,
+    Tumbling,
+    WindowResult,
+)
 from sage.kernel.errors import PipelineDefinitionError
 
 PARALLELISM = [1, 4]
@@ -45,6 +54,36 @@ class SplitNegatives(FlatMapFunction):
             self.context.output("refunds", record)
             return None
         return [record]
+
+
+class SlowConversation:
+    """c1 asks and is answered at once; c2 asks and is never answered. The source then waits
+    (up to 10 s) for c2's timeout to come out of the pipeline and says whether it saw it."""
+
+    def __init__(self, flag: str) -> None:
+        self.flag = flag
+
+    def __call__(self):
+        import os
+        import time
+
+        yield from [("c1", "question"), ("c1", "answer"), ("c2", "question")]
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.flag) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        yield ("source", "saw the timeout" if os.path.exists(self.flag) else "ended before any timeout")
+
+
+class MarkTimeout:
+    """Passes records on; creates ``flag`` when a timeout passes."""
+
+    def __init__(self, flag: str) -> None:
+        self.flag = flag
+
+    def __call__(self, record):
+        if "timeout" in record[1]:
+            open(self.flag, "w").close()
+        return record
 
 
 def running_per_key(records, key, step):
@@ -134,5 +173,185 @@ class SideOutputCases:
             source.map(lambda r: r).key_by("shop").side_output("x")
 
 
-class StatefulCases(KeyedAggregationCases, SideOutputCases):
+# (key, event time); one record per batch and a watermark after each, so lateness is exact.
+EVENTS = [("a", 1), ("a", 5), ("a", 13), ("a", 4), ("a", 12), ("b", 21), ("a", 25), ("a", 3), ("b", 22)]
+EACH_RECORD = {"batch_size": 1, "watermark_interval_ms": 0}
+
+
+def by_key(record):
+    return record[0]
+
+
+def event_time(record):
+    return record[1]
+
+
+def events(env, records=EVENTS, out_of_orderness=2):
+    return env.from_collection(records).assign_timestamps(event_time, max_out_of_orderness=out_of_orderness)
+
+
+def window_key(result):
+    return (str(result.key), result.start, result.end, str(result.value), result.early)
+
+
+class EventTimeWindowCases:
+    @pytest.mark.parametrize("parallelism", PARALLELISM)
+    def test_tumbling_windows_fire_on_the_watermark_and_late_records_go_to_the_side_output(
+            self, make_env, parallelism):
+        env = make_env(f"tumbling-p{parallelism}", **EACH_RECORD)
+        counts = events(env).key_by(by_key).window(Tumbling(10)).count(parallelism=parallelism)
+        counts.collect("collect_counts")
+        counts.side_output("late").collect("collect_late")
+        result = env.execute()
+        # watermark = max time - 2: a4 comes when it is 11 (window [0, 10) fired), a3 when it is 23
+        assert sorted(result.collected("collect_counts"), key=window_key) == [
+            WindowResult("a", 0, 10, 2), WindowResult("a", 10, 20, 2), WindowResult("a", 20, 30, 1),
+            WindowResult("b", 20, 30, 2),
+        ]
+        assert sorted(result.collected("collect_late")) == [("a", 3), ("a", 4)]
+
+    @pytest.mark.parametrize("parallelism", PARALLELISM)
+    def test_allowed_lateness_fires_a_window_again_with_the_late_record(self, make_env, parallelism):
+        env = make_env(f"lateness-p{parallelism}", **EACH_RECORD)
+        sums = (events(env).key_by(by_key).window(Tumbling(10), allowed_lateness=5)
+                .sum(event_time, parallelism=parallelism))
+        sums.collect("collect_sums")
+        sums.side_output("late").collect("collect_late")
+        result = env.execute()
+        a_first = [r.value for r in result.collected("collect_sums") if r.key == "a" and r.start == 0]
+        assert a_first == [6, 10]  # fired at watermark 11 with a1+a5, again with the late a4
+        assert result.collected("collect_late") == [("a", 3)]  # at watermark 23, [0, 10) is purged
+
+    @pytest.mark.parametrize("parallelism", PARALLELISM)
+    def test_sliding_windows_hold_each_record_size_over_slide_times(self, make_env, parallelism):
+        env = make_env(f"sliding-p{parallelism}")
+        records = [("k", t) for t in (1, 2, 6, 7, 11)]
+        (events(env, records, out_of_orderness=0).key_by(by_key).window(Sliding(10, 5))
+            .count(parallelism=parallelism).collect())
+        got = sorted((r.start, r.end, r.value) for r in env.execute().collected())
+        assert got == [(-5, 5, 2), (0, 10, 4), (5, 15, 3), (10, 20, 1)]
+
+    @pytest.mark.parametrize("parallelism", PARALLELISM)
+    def test_session_windows_merge_records_closer_than_the_gap(self, make_env, parallelism):
+        env = make_env(f"session-p{parallelism}", **EACH_RECORD)
+        records = [("u", 1), ("v", 2), ("u", 4), ("u", 30), ("u", 8), ("v", 50), ("u", 33)]
+        (events(env, records, out_of_orderness=25).key_by(by_key).window(Session(5))
+            .process(lambda key, window, rs: [(key, window.start, window.end, sorted(t for _, t in rs))],
+                     parallelism=parallelism)
+            .collect())
+        assert sorted(env.execute().collected()) == [
+            ("u", 1, 13, [1, 4, 8]), ("u", 30, 38, [30, 33]), ("v", 2, 7, [2]), ("v", 50, 55, [50]),
+        ]
+
+    @pytest.mark.parametrize("parallelism", PARALLELISM)
+    def test_an_early_trigger_emits_running_results_before_the_window_ends(self, make_env, parallelism):
+        env = make_env(f"early-p{parallelism}")
+        records = [("k", t) for t in range(10)]
+        (events(env, records, out_of_orderness=100).key_by(by_key)
+            .window(Tumbling(100), trigger=Every(records=4)).count(parallelism=parallelism).collect())
+        got = [(r.value, r.early) for r in env.execute().collected()]
+        assert got == [(4, True), (8, True), (10, False)]
+
+    def test_window_all_sees_every_record_in_one_window(self, make_env):
+        env = make_env("window-all")
+        events(env).window_all(Tumbling(100)).count().collect()
+        assert env.execute().collected() == [WindowResult(None, 0, 100, len(EVENTS))]
+
+    def test_windows_cascade_on_the_results_event_time(self, make_env):
+        env = make_env("cascade", **EACH_RECORD)
+        per_key = events(env, out_of_orderness=30).key_by(by_key).window(Tumbling(10)).count()
+        per_key.window_all(Tumbling(10)).sum(lambda r: r.value).collect()
+        got = sorted((r.start, r.value) for r in env.execute().collected())
+        assert got == [(0, 4), (10, 2), (20, 3)]
+
+    def test_event_time_windows_without_timestamps_are_refused_when_built(self, make_env):
+        env = make_env("no-timestamps")
+        with pytest.raises(PipelineDefinitionError, match="assign_timestamps"):
+            env.from_collection(EVENTS).key_by(by_key).window(Tumbling(10))
+
+
+class CountAndProcessingTimeCases:
+    @pytest.mark.parametrize("parallelism", PARALLELISM)
+    def test_count_windows_fire_every_n_records_and_the_rest_at_the_end(self, make_env, parallelism):
+        env = make_env(f"count-window-p{parallelism}")
+        records = [("a", i) for i in range(5)] + [("b", i) for i in range(3)]
+        keyed = env.from_collection(records).key_by(by_key)
+        keyed.count_window(2).reduce(lambda x, y: (x[0], x[1] + y[1]), parallelism=parallelism).collect("collect_tumbling")
+        keyed.count_window(3, 1).sum(event_time, parallelism=parallelism).collect("collect_sliding")
+        result = env.execute()
+        assert sorted((r.key, r.start, r.end, r.value[1]) for r in result.collected("collect_tumbling")) == [
+            ("a", 0, 2, 1), ("a", 2, 4, 5), ("a", 4, 5, 4), ("b", 0, 2, 1), ("b", 2, 3, 2),
+        ]
+        sliding_a = [r.value for r in result.collected("collect_sliding") if r.key == "a"]
+        assert sliding_a == [0, 1, 3, 6, 9]
+
+    @pytest.mark.parametrize("parallelism", PARALLELISM)
+    def test_processing_time_windows_fire_at_the_end_of_a_bounded_input(self, make_env, parallelism):
+        env = make_env(f"processing-p{parallelism}")
+        (env.from_collection(EVENTS).key_by(by_key).window(Tumbling(10**9), time="processing")
+            .count(parallelism=parallelism).collect())
+        assert sorted((r.key, r.value) for r in env.execute().collected()) == [("a", 7), ("b", 2)]
+
+
+class Timeout(ProcessFunction):
+    """Per conversation: answers "timeout" unless an "answer" record comes within the timeout."""
+
+    def process_element(self, record, context):
+        key, kind = record
+        if kind == "question":
+            context.state["deadline"] = deadline = context.timer_service.current_processing_time() + 0.05
+            context.timer_service.register_processing_time_timer(deadline)
+        elif kind == "answer" and "deadline" in context.state:
+            context.timer_service.delete_processing_time_timer(context.state.pop("deadline"))
+            return [(key, "answered")]
+        else:
+            return [record]
+        return None
+
+    def on_timer(self, timestamp, context):
+        context.state.pop("deadline", None)
+        return [(context.current_key, f"timeout ({context.time_domain})")]
+
+
+class EventTimer(ProcessFunction):
+    """Emits a key's records' sum when the watermark passes the first record's time + 10."""
+
+    def process_element(self, record, context):
+        if "sum" not in context.state:
+            context.timer_service.register_event_time_timer(context.timestamp + 10)
+        context.state["sum"] = context.state.get("sum", 0) + record[1]
+
+    def on_timer(self, timestamp, context):
+        return [(context.current_key, timestamp, context.state.pop("sum"), context.timer_service.current_watermark())]
+
+
+class TimerCases:
+    @pytest.mark.parametrize("parallelism", PARALLELISM)
+    def test_event_time_timers_fire_when_the_watermark_passes_them(self, make_env, parallelism):
+        env = make_env(f"event-timers-p{parallelism}", **EACH_RECORD)
+        records = [("a", 1), ("b", 2), ("a", 5), ("a", 12), ("b", 30)]
+        events(env, records, out_of_orderness=0).key_by(by_key).process(EventTimer(), parallelism=parallelism).collect()
+        # a12 is processed, then its watermark 12 fires a's timer (11) and b's (12); b30's at the end
+        assert sorted(env.execute().collected()) == [("a", 11, 18, 12), ("b", 12, 2, 12),
+                                                     ("b", 40, 30, float("inf"))]
+
+    @pytest.mark.parametrize("parallelism", PARALLELISM)
+    def test_processing_time_timers_fire_while_the_job_runs(self, make_env, parallelism, tmp_path):
+        flag = str(tmp_path / "timed-out")
+        env = make_env(f"timeouts-p{parallelism}")
+        (env.from_source(SlowConversation(flag)).key_by(by_key).process(Timeout(), parallelism=parallelism)
+            .map(MarkTimeout(flag)).collect())
+        assert sorted(env.execute().collected()) == [
+            ("c1", "answered"), ("c2", "timeout (processing)"), ("source", "saw the timeout"),
+        ]
+
+    def test_timers_need_a_keyed_stream(self, make_env):
+        env = make_env("unkeyed-timers")
+        env.from_collection([("c", "question")]).process(Timeout()).collect()
+        with pytest.raises(Exception, match="key_by"):
+            env.execute()
+
+
+class StatefulCases(KeyedAggregationCases, SideOutputCases, EventTimeWindowCases, CountAndProcessingTimeCases,
+                    TimerCases):
     """Every stateful case; a runtime's test module subclasses this."""

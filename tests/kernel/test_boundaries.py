@@ -65,16 +65,21 @@ KERNEL = ROOT / "sage-kernel" / "src"
 
 def _kernel_imports(module_level_only: bool = False) -> list[tuple[str, int, str, str]]:
     """(importing module, line, imported sage.kernel module, source line) for every import in
-    the kernel's source, lazy ones inside functions included unless ``module_level_only``."""
+    the kernel's source, lazy ones inside functions included unless ``module_level_only``
+    (imports for type checking only are left out: they never run)."""
     found = []
     for path in sorted((KERNEL / "sage" / "kernel").rglob("*.py")):
         parts = path.relative_to(KERNEL).with_suffix("").parts
         module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
         source = path.read_text()
         tree = ast.parse(source)
+        typing_only = {id(inner) for node in ast.walk(tree) if _is_type_checking_block(node)
+                       for inner in ast.walk(node)}
         nodes = tree.body if module_level_only else ast.walk(tree)
         lines = source.splitlines()
         for node in nodes:
+            if id(node) in typing_only:
+                continue
             if isinstance(node, ast.ImportFrom) and node.module:
                 targets = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
             elif isinstance(node, ast.Import):
@@ -85,6 +90,11 @@ def _kernel_imports(module_level_only: bool = False) -> list[tuple[str, int, str
                 if target.startswith("sage.kernel") and _is_module(target):
                     found.append((module, node.lineno, target, lines[node.lineno - 1].strip()))
     return found
+
+
+def _is_type_checking_block(node: ast.AST) -> bool:
+    """``if TYPE_CHECKING:``: imports for type hints only, never run."""
+    return isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
 
 
 def _is_module(name: str) -> bool:

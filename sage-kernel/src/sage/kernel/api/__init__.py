@@ -1,7 +1,7 @@
 """The public dataflow API of SAGE."""
 
 from sage.kernel.api.aggregations import AggregateFunction
-from sage.kernel.api.datastream import DataStream, KeyedStream
+from sage.kernel.api.datastream import DataStream, KeyedStream, WindowedStream
 from sage.kernel.api.environment import LocalEnvironment
 from sage.kernel.api.function import (
     FilterFunction,
@@ -13,13 +13,16 @@ from sage.kernel.api.function import (
 )
 from sage.kernel.api.job import JobHandle, JobResult
 from sage.kernel.api.partitioner import Partitioner
+from sage.kernel.api.process import ProcessFunction, TimerService
 from sage.kernel.api.runtime import RuntimeContext
+from sage.kernel.api.windows import Every, Session, Sliding, Tumbling, Window, WindowResult
 from sage.kernel.errors import JobFailedError, OperatorError, PipelineDefinitionError, SageError
 from sage.kernel.home import sage_home
 
 __all__ = [
     "AggregateFunction",
     "DataStream",
+    "Every",
     "FilterFunction",
     "FlatMapFunction",
     "Function",
@@ -33,10 +36,18 @@ __all__ = [
     "Partitioner",
     "PipelineDefinitionError",
     "RemoteEnvironment",
+    "ProcessFunction",
     "RuntimeContext",
     "SageError",
+    "Session",
+    "Sliding",
     "SinkFunction",
     "SourceFunction",
+    "TimerService",
+    "Tumbling",
+    "Window",
+    "WindowResult",
+    "WindowedStream",
     "sage_home",
 ]
 

@@ -52,6 +52,7 @@ class JobConfig:
     batch_size: int = attrs.field(default=1024, validator=_positive)
     batch_timeout_ms: float = attrs.field(default=DEFAULT_BATCH_TIMEOUT_MS, validator=_non_negative)
     channel_capacity: int = attrs.field(default=16, validator=_positive)
+    watermark_interval_ms: float = attrs.field(default=200.0, validator=_non_negative)
     stop_grace_s: float = attrs.field(default=5.0, validator=_positive_number)
     object_reuse: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     job_dir: str | None = None

@@ -6,7 +6,7 @@ stream whose next operator will receive records through a different partitioning
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -18,8 +18,25 @@ from sage.kernel.api.aggregations import (
     Reduce,
     field_value,
 )
+from sage.kernel.api.config import is_number
 from sage.kernel.api.partitioner import Partitioner
+from sage.kernel.api.process import ProcessFunction, ProcessStep
 from sage.kernel.api.sinks import CollectSink
+from sage.kernel.api.time import TimestampAssigner, record_timestamp
+from sage.kernel.api.windows import (
+    TIME_DOMAINS,
+    Aggregating,
+    Collecting,
+    Contents,
+    CountWindowOperator,
+    Every,
+    Reducing,
+    Window,
+    WindowAssigner,
+    WindowOperator,
+    check_lateness,
+    result_timestamp,
+)
 from sage.kernel.errors import PipelineDefinitionError, short_repr
 from sage.kernel.plan.logical import Edge, Partitioning
 
@@ -57,10 +74,12 @@ class DataStream:
     """A stream of records; chain ``map``, ``filter``, ``flat_map``, ``key_by`` ... ``sink``."""
 
     def __init__(self, env: BaseEnvironment, inputs: tuple[Edge, ...],
-                 parallelism_hint: int | None = None) -> None:
+                 parallelism_hint: int | None = None,
+                 timestamps: Callable[[Any], Any] | None = None) -> None:
         self._env = env
         self._inputs = inputs
         self._hint = parallelism_hint
+        self._timestamps = timestamps  # the event time of its records, from assign_timestamps
 
     # -- operators -------------------------------------------------------------------
     # ``batch_timeout_ms`` on an operator overrides the job's for the batches its chain sends.
@@ -103,7 +122,46 @@ class DataStream:
                                      resources, name, explicit_parallelism=parallelism,
                                      batch_timeout_ms=batch_timeout_ms, max_concurrency=max_concurrency,
                                      ordered=ordered)
-        return DataStream(self._env, (Edge(op.id),))
+        return DataStream(self._env, (Edge(op.id),), timestamps=self._timestamps)
+
+    # -- time and state ----------------------------------------------------------------
+    def assign_timestamps(self, timestamp: Callable[[Any], Any], max_out_of_orderness: float = 0,
+                          idleness: float | None = None, name: str | None = None) -> DataStream:
+        """Give records an event time (``timestamp(record)``, a number) and send watermarks
+        ``max timestamp - max_out_of_orderness`` downstream; an instance that has read nothing
+        for ``idleness`` (wall-clock seconds) stops holding back the watermark downstream."""
+        if not callable(timestamp):
+            raise PipelineDefinitionError(f"assign_timestamps(): expected a callable record -> timestamp, got {timestamp!r:.60}")
+        if not is_number(max_out_of_orderness):
+            raise PipelineDefinitionError(
+                f"assign_timestamps(): max_out_of_orderness must be a number >= 0, got {max_out_of_orderness!r}")
+        if idleness is not None and not is_number(idleness, above_zero=True):
+            raise PipelineDefinitionError(f"assign_timestamps(): idleness must be a number > 0 (seconds), got {idleness!r}")
+        assigner = TimestampAssigner(timestamp, max_out_of_orderness, idleness)
+        stream = self.map(_named(assigner, "assign_timestamps"), name=name)
+        stream._timestamps = timestamp
+        return stream
+
+    def process(self, fn: ProcessFunction | type[ProcessFunction], name: str | None = None,
+                parallelism: int | None = None, timestamp: Callable[[Any], Any] | None = None) -> DataStream:
+        """Call ``fn.process_element(record, context)`` per record (and, after ``key_by``,
+        ``fn.on_timer(time, context)`` per timer it registered); each returns the outputs."""
+        if isinstance(fn, type) and issubclass(fn, ProcessFunction):
+            fn = fn()
+        if not isinstance(fn, ProcessFunction):
+            raise PipelineDefinitionError(
+                f"process(): expected a ProcessFunction (sage.kernel.api), got {type(fn).__name__}; "
+                "use flat_map for a plain function")
+        stamps = timestamp or self._timestamps
+        where = f"process({type(fn).__name__})"
+        step = ProcessStep(fn, record_timestamp(stamps, where) if stamps else None)
+        return self.flat_map(step, parallelism, name=name)
+
+    def window_all(self, assigner: WindowAssigner, time: str = "event", allowed_lateness: float = 0,
+                   trigger: Every | None = None, timestamp: Callable[[Any], Any] | None = None) -> WindowedStream:
+        """Windows over the whole stream (one instance sees every record, as in Flink)."""
+        keyed = self.key_by(_whole_stream)
+        return WindowedStream(keyed, assigner, time, allowed_lateness, trigger, timestamp, parallelism=1)
 
     def side_output(self, name: str) -> DataStream:
         """The records this stream's operator sent to its side output ``name`` with
@@ -121,7 +179,7 @@ class DataStream:
                 f"side_output({name!r}): a {upstream.kind} has no side outputs; an operator "
                 "(map, flat_map, filter, process, window ...) sends to them with context.output()"
             )
-        return DataStream(self._env, (Edge(upstream.id, port=name),), self._hint)
+        return DataStream(self._env, (Edge(upstream.id, port=name),), self._hint, self._timestamps)
 
     # -- partitioning ----------------------------------------------------------------
     def _partitioned(self, partitioning: Partitioning, hint: int | None = None) -> DataStream:
@@ -132,7 +190,7 @@ class DataStream:
                 "routed one way to its next operator; put an operator between the two"
             )
         edges = tuple(attrs.evolve(edge, partitioning=partitioning) for edge in self._inputs)
-        return DataStream(self._env, edges, hint)
+        return DataStream(self._env, edges, hint, self._timestamps)
 
     def key_by(self, key: Callable[[Any], Any] | str) -> KeyedStream:
         """Send every record with the same key to the same instance of the next operator,
@@ -146,7 +204,7 @@ class DataStream:
                 f"key_by(): expected a callable or a field name, got {type(key).__name__} {key!r:.60}"
             )
         keyed = self._partitioned(Partitioning("hash", key=selector, key_description=repr(key)))
-        return KeyedStream(self._env, keyed._inputs, keyed._hint)
+        return KeyedStream(self._env, keyed._inputs, keyed._hint, self._timestamps)
 
     def partition_custom(self, partitioner: Partitioner, parallelism: int | None = None) -> DataStream:
         """Route with ``partitioner.partition(record, n)``; the next operator takes ``parallelism``
@@ -176,7 +234,8 @@ class DataStream:
             if not isinstance(other, DataStream) or other._env is not self._env:
                 raise PipelineDefinitionError("union(): every stream must be a DataStream of the same environment")
         inputs = self._inputs + tuple(edge for other in others for edge in other._inputs)
-        return DataStream(self._env, inputs, self._hint)
+        same = all(other._timestamps is self._timestamps for other in others)
+        return DataStream(self._env, inputs, self._hint, self._timestamps if same else None)
 
 
 class KeyedStream(DataStream):
@@ -221,6 +280,19 @@ class KeyedStream(DataStream):
         """Emit ``(key, records of the key so far)``."""
         return self._fold("count", None, name, parallelism)
 
+    def window(self, assigner: WindowAssigner, time: str = "event", allowed_lateness: float = 0,
+               trigger: Every | None = None, timestamp: Callable[[Any], Any] | None = None) -> WindowedStream:
+        """Windows per key: ``Tumbling(size)``, ``Sliding(size, slide)`` or ``Session(gap)``, in
+        ``time="event"`` (the stream's timestamps, or ``timestamp=fn``) or ``"processing"``."""
+        return WindowedStream(self, assigner, time, allowed_lateness, trigger, timestamp)
+
+    def count_window(self, size: int, slide: int | None = None) -> WindowedStream:
+        """Windows of the last ``size`` records of each key, one every ``slide`` (default: ``size``)."""
+        for label, value in (("size", size), ("slide", slide if slide is not None else size)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise PipelineDefinitionError(f"count_window(): {label} must be an int >= 1, got {value!r}")
+        return WindowedStream(self, None, "count", 0, None, None, count=(size, slide or size))
+
     def _fold(self, what: str, field: Any, name: str | None, parallelism: int | None) -> DataStream:
         if field is not None and not (isinstance(field, str) or callable(field)):
             raise PipelineDefinitionError(f"{what}(): expected a field name or a function, got {field!r:.60}")
@@ -236,3 +308,121 @@ def _named(function: Any, label: str) -> Any:
 
 def _label(fn: Any) -> str:
     return fn if isinstance(fn, str) else getattr(fn, "__name__", type(fn).__name__)
+
+
+def _whole_stream(record: Any) -> None:
+    """The key of ``window_all``: every record has the same one."""
+    return None
+
+
+class WindowedStream:
+    """A keyed stream cut into windows; ``reduce``, ``aggregate``, ``process``, ``count`` or
+    ``sum`` turns each window into results. Records too late for their windows go to the side
+    output ``late`` of the resulting stream."""
+
+    def __init__(self, keyed: KeyedStream, assigner: WindowAssigner | None, time: str, allowed_lateness: float,
+                 trigger: Every | None, timestamp: Callable[[Any], Any] | None,
+                 parallelism: int | None = None, count: tuple[int, int] | None = None) -> None:
+        if count is None:
+            if not isinstance(assigner, WindowAssigner):
+                raise PipelineDefinitionError(
+                    f"window(): expected a window shape (Tumbling, Sliding, Session from sage.kernel.api.windows), "
+                    f"got {assigner!r:.60}")
+            if time not in TIME_DOMAINS:
+                raise PipelineDefinitionError(f"window(): time must be 'event' or 'processing', got {time!r}")
+            if time == "event" and timestamp is None and keyed._timestamps is None:
+                raise PipelineDefinitionError(
+                    f"window({assigner!r}): event-time windows need timestamps: call assign_timestamps(fn) "
+                    "before key_by, pass timestamp=fn, or use time='processing'")
+            if trigger is not None and not isinstance(trigger, Every):
+                raise PipelineDefinitionError(f"window(): trigger must be Every(records=..., seconds=...), got {trigger!r:.60}")
+        self._keyed = keyed
+        self._assigner = assigner
+        self._time = time
+        self._lateness = check_lateness(allowed_lateness)
+        self._trigger = trigger
+        self._timestamp = timestamp
+        self._parallelism = parallelism
+        self._count = count
+
+    def reduce(self, fn: Callable[[Any, Any], Any], name: str | None = None,
+               parallelism: int | None = None) -> DataStream:
+        """``WindowResult(key, start, end, fn(fn(r1, r2), r3) ...)`` per window."""
+        if not callable(fn):
+            raise PipelineDefinitionError(f"reduce(): expected a callable (a, b) -> value, got {fn!r:.60}")
+        return self._apply(Reducing(fn), f"reduce({_label(fn)})", name, parallelism, results=True)
+
+    def aggregate(self, aggregate: AggregateFunction, name: str | None = None,
+                  parallelism: int | None = None) -> DataStream:
+        """``WindowResult(key, start, end, aggregate's result)`` per window."""
+        if isinstance(aggregate, type) and issubclass(aggregate, AggregateFunction):
+            aggregate = aggregate()
+        if not isinstance(aggregate, AggregateFunction):
+            raise PipelineDefinitionError(
+                f"aggregate(): expected an AggregateFunction (sage.kernel.api), got {type(aggregate).__name__}")
+        return self._apply(Aggregating(aggregate), f"aggregate({type(aggregate).__name__})", name, parallelism,
+                           results=True)
+
+    def process(self, fn: Callable[[Any, Window, list[Any]], Iterable[Any] | None], name: str | None = None,
+                parallelism: int | None = None) -> DataStream:
+        """``fn(key, window, records)`` per window; it returns the outputs (or None)."""
+        if not callable(fn):
+            raise PipelineDefinitionError(f"process(): expected a callable (key, window, records), got {fn!r:.60}")
+        return self._apply(Collecting(fn), f"process({_label(fn)})", name, parallelism, results=False)
+
+    def count(self, name: str | None = None, parallelism: int | None = None) -> DataStream:
+        """``WindowResult(key, start, end, number of records)`` per window."""
+        return self._apply(Aggregating(_Count()), "count", name, parallelism, results=True)
+
+    def sum(self, field: str | Callable[[Any], Any] | None = None, name: str | None = None,
+            parallelism: int | None = None) -> DataStream:
+        """``WindowResult(key, start, end, sum of field)`` per window."""
+        label = "sum" if field is None else f"sum({_label(field)})"
+        return self._apply(Aggregating(_Sum(field_value(field, "sum"))), label, name, parallelism, results=True)
+
+    def _apply(self, contents: Contents, what: str, name: str | None, parallelism: int | None,
+               results: bool) -> DataStream:
+        if self._count is not None:
+            size, slide = self._count
+            operator: ProcessFunction = CountWindowOperator(size, slide, contents)
+            label = f"count_window({size}{'' if slide == size else f', {slide}'}).{what}"
+        else:
+            operator = WindowOperator(self._assigner, self._time, self._lateness, self._trigger, contents, "late")
+            label = f"window({self._assigner!r}).{what}"
+        stamps = self._timestamp or self._keyed._timestamps if self._time == "event" else None
+        stream = self._keyed.process(_named(operator, label), name=name,
+                                     parallelism=parallelism or self._parallelism,
+                                     timestamp=stamps)
+        stream._timestamps = result_timestamp if results and self._time == "event" else None
+        return stream
+
+
+class _Count(AggregateFunction):
+    def create_accumulator(self) -> int:
+        return 0
+
+    def add(self, record: Any, accumulator: int) -> int:
+        return accumulator + 1
+
+    def get_result(self, accumulator: int) -> int:
+        return accumulator
+
+    def merge(self, a: int, b: int) -> int:
+        return a + b
+
+
+class _Sum(AggregateFunction):
+    def __init__(self, value: Callable[[Any], Any]) -> None:
+        self.value = value
+
+    def create_accumulator(self) -> Any:
+        return 0
+
+    def add(self, record: Any, accumulator: Any) -> Any:
+        return accumulator + self.value(record)
+
+    def get_result(self, accumulator: Any) -> Any:
+        return accumulator
+
+    def merge(self, a: Any, b: Any) -> Any:
+        return a + b

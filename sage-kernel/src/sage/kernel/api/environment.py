@@ -153,6 +153,7 @@ class BaseEnvironment:
         job_dir = Path(self.config.job_dir) if self.config.job_dir else jobs_dir() / job_id
         return JobInfo(job_id=job_id, job_name=self.name, error_policy=self.config.error_policy,
                        batch_size=self.config.batch_size, batch_timeout_ms=self.config.batch_timeout_ms,
+                       watermark_interval_ms=self.config.watermark_interval_ms,
                        stop_grace_s=self.config.stop_grace_s, channel_capacity=self.config.channel_capacity,
                        object_reuse=self.config.object_reuse,
                        job_dir=str(job_dir))

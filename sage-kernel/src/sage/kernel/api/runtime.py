@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 from sage.kernel.api.metrics import MetricGroup
+from sage.kernel.api.process import TimerService
 
 
 class RuntimeContext:
@@ -40,6 +41,17 @@ class RuntimeContext:
         self._error_handler: Any = None
         self._keyed_state: dict[Any, dict[str, Any]] = {}
         self._side_output: Any = None
+        self._timers: Any = None  # a TimerService, for the operator right after key_by
+        self.timestamp: Any = None
+        """The event time of the record being processed, or of the timer firing (process functions)."""
+        self.time_domain: str | None = None
+        """In ``on_timer``: "event" or "processing", the clock that fired."""
+
+    @property
+    def timer_service(self) -> TimerService:
+        """Register and delete timers of the current key (an operator right after key_by)."""
+        self._require_keyed("context.timer_service is per key and")
+        return self._timers
 
     def output(self, name: str, record: Any) -> None:
         """Send ``record`` to this operator's side output ``name``, which

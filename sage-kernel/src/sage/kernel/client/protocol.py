@@ -22,7 +22,7 @@ PICKLE_TYPE = "application/x-sage-pickle"
 JSON_TYPE = "application/json"
 # The job config entries a client sends with a plan; the JobManager ignores any other.
 SHIPPED_CONFIG_KEYS = ("error_policy", "batch_size", "batch_timeout_ms", "channel_capacity", "stop_grace_s",
-                       "object_reuse", "metrics", "ray")
+                       "object_reuse", "metrics", "ray", "watermark_interval_ms")
 
 
 @attrs.frozen

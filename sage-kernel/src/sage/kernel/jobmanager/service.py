@@ -105,6 +105,7 @@ class JobManager:
         job_id = new_job_id(submission.name)
         info = JobInfo(job_id=job_id, job_name=submission.name, error_policy=config.error_policy,
                        batch_size=config.batch_size, batch_timeout_ms=config.batch_timeout_ms,
+                       watermark_interval_ms=config.watermark_interval_ms, object_reuse=config.object_reuse,
                        stop_grace_s=config.stop_grace_s, channel_capacity=config.channel_capacity,
                        job_dir=str(self.store.job_dir(job_id)))
         reporters = [lookup("metrics_reporter", n)() for n in config.metrics.get("reporters", [])]

@@ -16,6 +16,7 @@ class JobInfo:
     error_policy: str = "fail"
     batch_size: int = 1024
     batch_timeout_ms: float = 1.0
+    watermark_interval_ms: float = 200.0
     stop_grace_s: float = 5.0
     channel_capacity: int = 16
     object_reuse: bool = False

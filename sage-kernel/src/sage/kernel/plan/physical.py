@@ -63,6 +63,12 @@ class PhysicalPlan:
         """How many end-of-stream markers an instance of the chain waits for."""
         return sum(edge.source_parallelism for edge in self.inputs_of(chain_id))
 
+    @property
+    def uses_event_time(self) -> bool:
+        """Whether any operator assigns timestamps: then every task sends watermarks on."""
+        return any(getattr(op.function, "assigns_timestamps", False)
+                   for chain in self.chains for op in chain.operators)
+
     def operator_names(self) -> list[str]:
         return [op.name for chain in self.chains for op in chain.operators]
 

@@ -20,6 +20,7 @@ import structlog
 from sage.kernel.api.config import is_number
 from sage.kernel.api.function import Function, SinkFunction, SourceFunction
 from sage.kernel.api.metrics import MetricGroup
+from sage.kernel.api.process import ProcessStep
 from sage.kernel.api.runtime import RuntimeContext
 from sage.kernel.errors import StepError
 from sage.kernel.plan.functions import async_concurrency, is_async
@@ -28,6 +29,7 @@ from sage.kernel.plan.logical import Operator
 from sage.kernel.plan.physical import Chain, PhysicalPlan
 from sage.kernel.runtime.async_step import AsyncStage, EventLoopThread
 from sage.kernel.runtime.error_policy import ErrorHandler
+from sage.kernel.runtime.event_time import TaskClock, Watermark
 from sage.kernel.runtime.fused_chain import Step, compile_chain
 from sage.kernel.runtime.output_buffer import OutputBuffer
 from sage.kernel.runtime.record_copies import copy_records
@@ -35,6 +37,7 @@ from sage.kernel.runtime.routing import Router
 from sage.kernel.runtime.running_job import ABANDON_AT
 from sage.kernel.runtime.side_outputs import SideOutputs
 from sage.kernel.runtime.source_reader import SourceReader
+from sage.kernel.runtime.timers import KeyedTimers
 
 Emit = Callable[[int, int, list[Any]], None]
 """emit(output edge position, target instance, batch)"""
@@ -147,6 +150,8 @@ class ChainTask:
                               for edge in edges]
         self._main = [position for position, edge in enumerate(edges) if edge.port is None]
         self._side = SideOutputs(chain, index, self.contexts, edges)
+        self._targets = [edge.target_parallelism for edge in edges]
+        self.clock = self._clock(plan, job)
         self.batch_size = job.batch_size
         self.job = job
         self.batch_timeout_s = chain_batch_timeout_ms(plan, chain, job.batch_timeout_ms) / 1000
@@ -156,6 +161,48 @@ class ChainTask:
         self.abandoned: str | None = None  # why the source's reader was left behind, if it was
         self._reader: SourceReader | None = None
         self._source_out = self.metrics[chain.head.name].counter("records_out") if chain.is_source else None
+
+    def _clock(self, plan: PhysicalPlan, job: JobInfo) -> TaskClock | None:
+        """Watermarks and timers, for a job in event time or a keyed process function."""
+        timers = None
+        if isinstance(self.functions[0], ProcessStep) and self.chain.head.keyed:
+            timers = self.contexts[0]._timers = KeyedTimers(self.contexts[0])
+        if timers is None and not plan.uses_event_time:
+            return None
+        assigners = [f for f in self.functions if getattr(f, "assigns_timestamps", False)]
+        senders = {(edge.source, i) for edge in plan.inputs_of(self.chain.id) for i in range(edge.source_parallelism)}
+        return TaskClock(senders, assigners[-1] if assigners else None, timers,
+                         job.watermark_interval_ms / 1000, plan.uses_event_time,
+                         self._fire_timers, self._forward_watermark)
+
+    def _fire_timers(self, domain: str, due: list[tuple[float, Any]]) -> None:
+        """Call the head's ``on_timer`` for each due (time, key) and take what it returns
+        through the rest of the chain."""
+        step, context, handler = self.functions[0], self.contexts[0], self.handlers[0]
+        out: list[Any] = []
+        for timestamp, key in due:
+            context.set_current_key(key)
+            try:
+                produced = step.fire_timer(timestamp, domain)
+            except Exception as exc:
+                handler({"timer": timestamp, "time_domain": domain, "key": key}, exc)
+                continue
+            if produced is not None:
+                out.extend(produced)
+        self.metrics[self.chain.head.name].counter("records_out").value += len(out)
+        if out:
+            self._after_head(out)
+        if self._side.pending:
+            self._route_side_outputs()
+
+    def _forward_watermark(self, time: float, idle: bool) -> None:
+        """Send a watermark to every instance downstream, behind every record sent before it."""
+        self._drain_async()
+        self.outputs.flush()
+        mark = Watermark(time, (self.chain.id, self.index), idle)
+        for position, targets in enumerate(self._targets):
+            for target in range(targets):
+                self.emit(position, target, mark)
 
     def _fail(self, position: int, phase: str, exc: BaseException) -> StepError:
         op = self.chain.operators[position]
@@ -183,7 +230,11 @@ class ChainTask:
                           if op.kind == "map" and not keyed and not asynchronous else None)
             steps.append((Step(op.kind, call, self.handlers[position], self.metrics[op.name], op.name,
                                batch_call), op, asynchronous))
-        self.process = self._compile(steps)
+        if self.contexts[0]._timers is not None:  # a keyed process function: timers feed the rest
+            self._after_head = self._compile(steps[1:])
+            self.process = _then(compile_chain([steps[0][0]], emits=True), self._after_head)
+        else:
+            self.process = self._compile(steps)
 
     def _compile(self, steps: list[tuple[Step, Operator, bool]]) -> Callable[[list[Any]], None]:
         """The function that takes a batch through ``steps`` and routes what comes out; the
@@ -266,6 +317,8 @@ class ChainTask:
             wait = min(wait, ASYNC_POLL_S)  # a buffer may leave as soon as its target is idle
         if any(stage.in_flight for stage in self._stages):
             wait = min(wait, ASYNC_POLL_S)  # results of async calls are handed on as they come
+        if self.clock is not None and (deadline := self.clock.next_deadline_s()) is not None:
+            wait = min(wait, deadline)
         return wait
 
     def run_source(self, should_stop: Callable[[], bool], should_abort: Callable[[], bool]) -> None:
@@ -290,6 +343,8 @@ class ChainTask:
                 if batch:
                     self._hand_on(batch, reader.batch_since)
                 self._collect_async()
+                if self.clock is not None:
+                    self.clock.tick()
                 outputs.flush_due()
             else:
                 self._stop_reader(reader, self.job.stop_grace_s * ABANDON_AT)
@@ -299,8 +354,15 @@ class ChainTask:
         except BaseException:
             self._stop_reader(reader, self.job.stop_grace_s * ABANDON_AT)
             raise
+        self._end_of_input()
+
+    def _end_of_input(self) -> None:
+        """Every pending async call, timer and window is done; send everything on."""
         self._drain_async()
-        outputs.flush()
+        if self.clock is not None:
+            self.clock.end_of_input()
+            self._drain_async()
+        self.outputs.flush()
 
     def _hand_on(self, batch: list[Any], since: float | None) -> None:
         """Count a batch the source read and take it through the chain; ``since`` is when its
@@ -330,6 +392,7 @@ class ChainTask:
         send what is buffered on. Raises Aborted when ``should_abort``."""
         depth = self.metrics[self.chain.head.name].gauge("queue_depth")
         outputs = self.outputs
+        clock = self.clock
         get = inbox.get
         while expected_ends:
             try:
@@ -338,6 +401,8 @@ class ChainTask:
                 if should_abort():
                     raise Aborted() from None
                 self._collect_async()
+                if clock is not None:
+                    clock.tick()
                 outputs.flush_due()
                 continue
             if item is END:
@@ -345,14 +410,18 @@ class ChainTask:
                 continue
             if should_abort():
                 raise Aborted()
+            if item.__class__ is Watermark:
+                clock.on_watermark(item)
+                continue
             depth.value = inbox.qsize()
             self.process(item)
             if self._side.pending:
                 self._route_side_outputs()
             self._collect_async()
+            if clock is not None:
+                clock.tick()
             outputs.flush_due()
-        self._drain_async()
-        outputs.flush()
+        self._end_of_input()
 
     def close(self) -> list[BaseException]:
         """Close every function whose open() succeeded; return the errors raised."""
