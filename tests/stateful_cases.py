@@ -13,6 +13,9 @@ from collections import Counter
 import pytest
 from sage.kernel.api import (
     AggregateFunction,
+    CoFlatMapFunction,
+    CoMapFunction,
+    CoProcessFunction,
     Every,
     FlatMapFunction,
     ProcessFunction,
@@ -352,6 +355,142 @@ class TimerCases:
             env.execute()
 
 
+class Label(CoMapFunction):
+    def map1(self, record):
+        return ("first", record)
+
+    def map2(self, record):
+        return ("second", record)
+
+
+class Thresholds(CoFlatMapFunction):
+    """A control stream (second input) sets each sensor's threshold in keyed state; readings
+    (first input) above their sensor's threshold pass. Nothing orders the two inputs, so a
+    reading that comes before its threshold waits in the key's state."""
+
+    def open(self, context):
+        self.context = context
+
+    def flat_map1(self, reading):
+        state = self.context.state
+        if "limit" not in state:
+            state.setdefault("waiting", []).append(reading)
+            return None
+        return [reading] if reading["value"] > state["limit"] else None
+
+    def flat_map2(self, control):
+        state = self.context.state
+        state["limit"] = control["limit"]
+        return [r for r in state.pop("waiting", []) if r["value"] > control["limit"]]
+
+
+class Prompts(CoFlatMapFunction):
+    """Broadcast state: the second (broadcast) input sets the prompt every key then uses;
+    questions that come before it wait on the instance."""
+
+    def open(self, context):
+        self.context = context
+        self.waiting = []
+
+    def flat_map1(self, question):
+        if "prompt" not in self.context.broadcast_state:
+            self.waiting.append((self.context.current_key, question))
+            return None
+        return [(self.context.current_key, self.context.broadcast_state["prompt"] + question["q"])]
+
+    def flat_map2(self, prompt):
+        self.context.broadcast_state["prompt"] = prompt
+        waiting, self.waiting = self.waiting, []
+        return [(key, prompt + question["q"]) for key, question in waiting]
+
+
+class Gated(CoProcessFunction):
+    """Readings wait (in keyed state) until their sensor's gate opens on the second input."""
+
+    def process_element1(self, record, context):
+        if context.state.get("open"):
+            return [record["value"]]
+        context.state.setdefault("held", []).append(record["value"])
+        return None
+
+    def process_element2(self, record, context):
+        context.state["open"] = True
+        return context.state.pop("held", [])
+
+
+READINGS = [{"sensor": s, "value": v} for s, v in [("s1", 5), ("s2", 50), ("s1", 15), ("s2", 70), ("s1", 25)]]
+CONTROLS = [{"sensor": "s1", "limit": 10}, {"sensor": "s2", "limit": 60}]
+
+
+class TwoInputCases:
+    @pytest.mark.parametrize("parallelism", PARALLELISM)
+    def test_co_map_sees_which_input_each_record_came_from(self, make_env, parallelism):
+        env = make_env(f"co-map-p{parallelism}")
+        numbers = env.from_collection([1, 2, 3])
+        words = env.from_collection(["x", "y"])
+        numbers.connect(words).co_map(Label(), parallelism=parallelism).collect()
+        assert sorted(env.execute().collected()) == [("first", 1), ("first", 2), ("first", 3),
+                                                     ("second", "x"), ("second", "y")]
+
+    @pytest.mark.parametrize("parallelism", PARALLELISM)
+    def test_keyed_connected_streams_share_keyed_state(self, make_env, parallelism):
+        env = make_env(f"co-keyed-p{parallelism}")
+        readings = env.from_collection(READINGS)
+        controls = env.from_collection(CONTROLS)
+        (readings.connect(controls).key_by("sensor", "sensor")
+            .co_flat_map(Thresholds(), parallelism=parallelism).collect())
+        got = sorted((r["sensor"], r["value"]) for r in env.execute().collected())
+        assert got == [("s1", 15), ("s1", 25), ("s2", 70)]
+
+    @pytest.mark.parametrize("parallelism", PARALLELISM)
+    def test_a_broadcast_second_input_sets_state_every_key_reads(self, make_env, parallelism):
+        env = make_env(f"co-broadcast-p{parallelism}")
+        questions = env.from_collection([{"user": u, "q": q} for u, q in [("u1", "a"), ("u2", "b"), ("u3", "c")]])
+        prompts = env.from_collection(["Answer: "])
+        (questions.key_by("user").connect(prompts.broadcast())
+            .co_flat_map(Prompts(), parallelism=parallelism).collect())
+        assert sorted(env.execute().collected()) == [("u1", "Answer: a"), ("u2", "Answer: b"), ("u3", "Answer: c")]
+
+    @pytest.mark.parametrize("parallelism", PARALLELISM)
+    def test_a_keyed_co_process_function_holds_records_in_state(self, make_env, parallelism):
+        env = make_env(f"co-process-p{parallelism}")
+        readings = env.from_collection(READINGS)
+        gates = env.from_collection([{"sensor": "s1"}])
+        readings.connect(gates).key_by("sensor", "sensor").process(Gated(), parallelism=parallelism).collect()
+        assert sorted(env.execute().collected()) == [5, 15, 25]  # s2's gate never opens
+
+    def test_a_keyed_stream_connected_to_an_unkeyed_one_is_refused(self, make_env):
+        env = make_env("co-mixed")
+        keyed = env.from_collection(READINGS).key_by("sensor")
+        with pytest.raises(PipelineDefinitionError, match="neither keyed nor broadcast"):
+            keyed.connect(env.from_collection(CONTROLS)).co_map(Label())
+
+
+ORDERS = [("o1", "alice", 1), ("o2", "bob", 3), ("o3", "alice", 12), ("o4", "carol", 14)]
+PAYMENTS = [("p1", "alice", 2), ("p2", "bob", 9), ("p3", "alice", 13), ("p4", "alice", 30)]
+
+
+class JoinCases:
+    @pytest.mark.parametrize("parallelism", PARALLELISM)
+    def test_a_window_join_pairs_records_of_one_key_in_one_window(self, make_env, parallelism):
+        env = make_env(f"window-join-p{parallelism}")
+        orders = env.from_collection(ORDERS).assign_timestamps(lambda r: r[2])
+        payments = env.from_collection(PAYMENTS).assign_timestamps(lambda r: r[2])
+        (orders.join(payments).where(lambda r: r[1]).equal_to(lambda r: r[1]).window(Tumbling(10))
+            .apply(lambda order, payment: (order[0], payment[0]), parallelism=parallelism).collect())
+        assert sorted(env.execute().collected()) == [("o1", "p1"), ("o2", "p2"), ("o3", "p3")]
+
+    @pytest.mark.parametrize("parallelism", PARALLELISM)
+    def test_an_interval_join_pairs_records_within_the_bounds(self, make_env, parallelism):
+        env = make_env(f"interval-join-p{parallelism}")
+        orders = env.from_collection(ORDERS).assign_timestamps(lambda r: r[2]).key_by(lambda r: r[1])
+        payments = env.from_collection(PAYMENTS).assign_timestamps(lambda r: r[2]).key_by(lambda r: r[1])
+        (orders.interval_join(payments).between(0, 5)
+            .process(lambda order, payment: (order[0], payment[0]), parallelism=parallelism).collect())
+        # a payment 0..5 after its order: o1-p1 (1->2), o3-p3 (12->13); bob's p2 comes 6 after o2
+        assert sorted(env.execute().collected()) == [("o1", "p1"), ("o3", "p3")]
+
+
 class StatefulCases(KeyedAggregationCases, SideOutputCases, EventTimeWindowCases, CountAndProcessingTimeCases,
-                    TimerCases):
+                    TimerCases, TwoInputCases, JoinCases):
     """Every stateful case; a runtime's test module subclasses this."""

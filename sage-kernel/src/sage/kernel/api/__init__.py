@@ -1,7 +1,8 @@
 """The public dataflow API of SAGE."""
 
 from sage.kernel.api.aggregations import AggregateFunction
-from sage.kernel.api.datastream import DataStream, KeyedStream, WindowedStream
+from sage.kernel.api.connected import CoFlatMapFunction, CoMapFunction, CoProcessFunction
+from sage.kernel.api.datastream import ConnectedStreams, DataStream, KeyedStream, WindowedStream
 from sage.kernel.api.environment import LocalEnvironment
 from sage.kernel.api.function import (
     FilterFunction,
@@ -21,6 +22,10 @@ from sage.kernel.home import sage_home
 
 __all__ = [
     "AggregateFunction",
+    "CoFlatMapFunction",
+    "CoMapFunction",
+    "CoProcessFunction",
+    "ConnectedStreams",
     "DataStream",
     "Every",
     "FilterFunction",

@@ -19,6 +19,17 @@ from sage.kernel.api.aggregations import (
     field_value,
 )
 from sage.kernel.api.config import is_number
+from sage.kernel.api.connected import (
+    CoFlatMapFunction,
+    CoFlatMapStep,
+    CoMapFunction,
+    CoMapStep,
+    ConnectedTimestamp,
+    CoProcessFunction,
+    IntervalJoin,
+    co_process_step,
+    join_pairs,
+)
 from sage.kernel.api.partitioner import Partitioner
 from sage.kernel.api.process import ProcessFunction, ProcessStep
 from sage.kernel.api.sinks import CollectSink
@@ -228,6 +239,16 @@ class DataStream:
         """Send every record to every instance of the next operator."""
         return self._partitioned(Partitioning("broadcast"))
 
+    def connect(self, other: DataStream) -> ConnectedStreams:
+        """Two streams into one two-input operator that knows which input each record came from."""
+        if not isinstance(other, DataStream) or other._env is not self._env:
+            raise PipelineDefinitionError("connect(): the other stream must be a DataStream of the same environment")
+        return ConnectedStreams(self, other)
+
+    def join(self, other: DataStream) -> JoinedStreams:
+        """A window join: ``a.join(b).where(key_a).equal_to(key_b).window(shape).apply(fn)``."""
+        return JoinedStreams(self.connect(other))
+
     def union(self, *others: DataStream) -> DataStream:
         """One stream with the records of this and every other stream."""
         for other in others:
@@ -292,6 +313,13 @@ class KeyedStream(DataStream):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise PipelineDefinitionError(f"count_window(): {label} must be an int >= 1, got {value!r}")
         return WindowedStream(self, None, "count", 0, None, None, count=(size, slide or size))
+
+    def interval_join(self, other: KeyedStream) -> IntervalJoinBuilder:
+        """Join each record with the other keyed stream's records of the same key whose event
+        times lie in ``[time + lower, time + upper]``: ``.between(lower, upper).process(fn)``."""
+        if not isinstance(other, KeyedStream):
+            raise PipelineDefinitionError("interval_join(): the other stream must be keyed too (other.key_by(...))")
+        return IntervalJoinBuilder(self, other)
 
     def _fold(self, what: str, field: Any, name: str | None, parallelism: int | None) -> DataStream:
         if field is not None and not (isinstance(field, str) or callable(field)):
@@ -426,3 +454,121 @@ class _Sum(AggregateFunction):
 
     def merge(self, a: Any, b: Any) -> Any:
         return a + b
+
+
+class ConnectedStreams:
+    """Two streams feeding one operator: ``co_map``, ``co_flat_map``, ``process``; after
+    ``key_by(key1, key2)`` both share keyed state (and timers) per key. Records of the second
+    input may be ``broadcast()`` to every instance instead (broadcast state)."""
+
+    def __init__(self, first: DataStream, second: DataStream) -> None:
+        self.first = first
+        self.second = second
+
+    def key_by(self, key1: Callable[[Any], Any] | str, key2: Callable[[Any], Any] | str) -> ConnectedStreams:
+        """Route both inputs by key, so one instance sees every record of a key from either."""
+        return ConnectedStreams(self.first.key_by(key1), self.second.key_by(key2))
+
+    def co_map(self, fn: CoMapFunction | type[CoMapFunction], name: str | None = None,
+               parallelism: int | None = None) -> DataStream:
+        """``fn.map1(record)`` for the first input, ``fn.map2(record)`` for the second."""
+        return self._stream().map(CoMapStep(_instance(fn, CoMapFunction, "co_map")), parallelism, name=name)
+
+    def co_flat_map(self, fn: CoFlatMapFunction | type[CoFlatMapFunction], name: str | None = None,
+                    parallelism: int | None = None) -> DataStream:
+        """``fn.flat_map1`` / ``fn.flat_map2``, each returning zero or more outputs."""
+        step = CoFlatMapStep(_instance(fn, CoFlatMapFunction, "co_flat_map"))
+        return self._stream().flat_map(step, parallelism, name=name)
+
+    def process(self, fn: CoProcessFunction | type[CoProcessFunction], name: str | None = None,
+                parallelism: int | None = None) -> DataStream:
+        """``fn.process_element1/2(record, context)`` and ``fn.on_timer`` (keyed only)."""
+        function = _instance(fn, CoProcessFunction, "process")
+        stream = self._stream()
+        step = co_process_step(function, record_timestamp(stream._timestamps, f"process({type(function).__name__})")
+                               if stream._timestamps else None)
+        return stream.flat_map(step, parallelism, name=name)
+
+    def _stream(self) -> DataStream:
+        """One stream of both inputs' edges, the second's marked so its records arrive wrapped."""
+        first, second = self.first, self.second
+        edges = first._inputs + tuple(attrs.evolve(edge, input=1) for edge in second._inputs)
+        stamps = None
+        if first._timestamps is not None and second._timestamps is not None:
+            stamps = ConnectedTimestamp(first._timestamps, second._timestamps)
+        kind = KeyedStream if isinstance(first, KeyedStream) else DataStream
+        return kind(first._env, edges, first._hint, stamps)
+
+
+class JoinedStreams:
+    """``a.join(b).where(key_a).equal_to(key_b).window(shape, ...).apply(fn)``: ``fn(left,
+    right)`` for every pair of one key in one window (Flink's window join)."""
+
+    def __init__(self, connected: ConnectedStreams, key1: Any = None, key2: Any = None) -> None:
+        self._connected = connected
+        self._key1 = key1
+        self._key2 = key2
+
+    def where(self, key: Callable[[Any], Any] | str) -> JoinedStreams:
+        return JoinedStreams(self._connected, key, self._key2)
+
+    def equal_to(self, key: Callable[[Any], Any] | str) -> JoinedStreams:
+        return JoinedStreams(self._connected, self._key1, key)
+
+    def window(self, assigner: WindowAssigner, time: str = "event", allowed_lateness: float = 0) -> _JoinWindow:
+        if self._key1 is None or self._key2 is None:
+            raise PipelineDefinitionError("join(): give both keys: a.join(b).where(key_a).equal_to(key_b).window(...)")
+        keyed = self._connected.key_by(self._key1, self._key2)._stream()
+        return _JoinWindow(WindowedStream(keyed, assigner, time, allowed_lateness, None, None))
+
+
+class _JoinWindow:
+    def __init__(self, windowed: WindowedStream) -> None:
+        self._windowed = windowed
+
+    def apply(self, fn: Callable[[Any, Any], Any], name: str | None = None,
+              parallelism: int | None = None) -> DataStream:
+        """``fn(left, right)`` per pair; the outputs in no particular order within a window."""
+        if not callable(fn):
+            raise PipelineDefinitionError(f"join().apply(): expected a callable (left, right), got {fn!r:.60}")
+        return self._windowed.process(join_pairs(fn), name=name, parallelism=parallelism)
+
+
+class IntervalJoinBuilder:
+    def __init__(self, first: KeyedStream, second: KeyedStream, lower: float | None = None,
+                 upper: float | None = None) -> None:
+        self._first = first
+        self._second = second
+        self._bounds = (lower, upper)
+
+    def between(self, lower: float, upper: float) -> IntervalJoinBuilder:
+        """Join ``left`` with ``right`` when ``left.time + lower <= right.time <= left.time + upper``."""
+        for label, value in (("lower", lower), ("upper", upper)):
+            if not isinstance(value, int | float) or isinstance(value, bool) or value != value:
+                raise PipelineDefinitionError(f"interval_join().between(): {label} must be a number, got {value!r}")
+        if lower > upper:
+            raise PipelineDefinitionError(f"interval_join().between({lower}, {upper}): lower is above upper")
+        return IntervalJoinBuilder(self._first, self._second, lower, upper)
+
+    def process(self, fn: Callable[[Any, Any], Any], name: str | None = None,
+                parallelism: int | None = None) -> DataStream:
+        """``fn(left, right)`` for every matching pair; records behind the watermark go to the
+        side output ``late``."""
+        lower, upper = self._bounds
+        if lower is None:
+            raise PipelineDefinitionError("interval_join(): call between(lower, upper) before process()")
+        if self._first._timestamps is None or self._second._timestamps is None:
+            raise PipelineDefinitionError(
+                "interval_join(): both streams need event time; call assign_timestamps(fn) on each before key_by")
+        if not callable(fn):
+            raise PipelineDefinitionError(f"interval_join().process(): expected a callable (left, right), got {fn!r:.60}")
+        join = _named(IntervalJoin(lower, upper, fn), f"interval_join({_label(fn)})")
+        return ConnectedStreams(self._first, self._second).process(join, name=name, parallelism=parallelism)
+
+
+def _instance(fn: Any, base: type, what: str) -> Any:
+    if isinstance(fn, type) and issubclass(fn, base):
+        fn = fn()
+    if not isinstance(fn, base):
+        raise PipelineDefinitionError(f"{what}(): expected a {base.__name__} (sage.kernel.api), got {type(fn).__name__}")
+    return fn

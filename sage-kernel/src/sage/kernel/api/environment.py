@@ -36,12 +36,20 @@ def new_job_id(name: str) -> str:
 
 
 def _check_keyed_inputs(kind: str, label: str, inputs: tuple[Edge, ...]) -> None:
-    """Keyed state needs every input routed by one key; refuse a union that mixes them."""
-    keys = {edge.partitioning.key for edge in inputs if edge.partitioning.kind == "hash"}
-    if keys and (len(keys) > 1 or any(edge.partitioning.kind != "hash" for edge in inputs)):
+    """Keyed state needs every input routed by one key; refuse a union that mixes them. The
+    second input of a two-input operator has its own key (or is broadcast)."""
+    first = [edge for edge in inputs if not edge.input]
+    keys = {edge.partitioning.key for edge in first if edge.partitioning.kind == "hash"}
+    if keys and (len(keys) > 1 or any(edge.partitioning.kind != "hash" for edge in first)):
         raise PipelineDefinitionError(
             f"{kind}({label!r}): its inputs are a union of keyed and unkeyed streams (or of streams "
             "keyed differently); key_by the union itself so every record is routed by one key"
+        )
+    second = {edge.partitioning.kind for edge in inputs if edge.input}
+    if keys and second - {"hash", "broadcast"}:
+        raise PipelineDefinitionError(
+            f"{kind}({label!r}): a keyed stream is connected to a stream that is neither keyed nor "
+            "broadcast; key both (connected.key_by(key1, key2)) or broadcast the second"
         )
 
 

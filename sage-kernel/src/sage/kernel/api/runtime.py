@@ -46,6 +46,9 @@ class RuntimeContext:
         """The event time of the record being processed, or of the timer firing (process functions)."""
         self.time_domain: str | None = None
         """In ``on_timer``: "event" or "processing", the clock that fired."""
+        self.broadcast_state: dict[str, Any] = {}
+        """One dict per instance, not per key: what the broadcast input of a connected stream
+        writes there, every key of the other input reads (Flink's broadcast state)."""
 
     @property
     def timer_service(self) -> TimerService:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 from sage.kernel.api.aggregations import AggregateFunction
@@ -33,9 +33,9 @@ def _positive(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         raise PipelineDefinitionError(f"{type(instance).__name__}: {attribute.name} must be a number > 0, got {value!r}")
 
 
-@attrs.frozen(order=True)
-class Window:
-    """The time span ``[start, end)`` of a window (for count windows: record numbers)."""
+class Window(NamedTuple):
+    """The time span ``[start, end)`` of a window (for count windows: record numbers); a
+    tuple, so that hashing it (every record looks its window up) runs in C."""
 
     start: float
     end: float
@@ -213,20 +213,26 @@ class WindowOperator(ProcessFunction):
         self.late_output = late_output
 
     def open(self, context: RuntimeContext) -> None:
+        self.timers = context.timer_service  # also checks that the operator is keyed
         self.contents.open(context)
 
     def close(self) -> None:
         self.contents.close()
 
     def process_element(self, record: Any, context: RuntimeContext) -> list[Any]:
-        timers = context.timer_service
+        timers = self.timers
         if self.event_time:
             timestamp, now = context.timestamp, timers.current_watermark()
         else:
             timestamp = now = time.time()
-        state = context.state
-        windows: dict[Window, Any] = state.setdefault("windows", {})
-        key = context.current_key
+        # The key's state, read past the context's checks (this operator is keyed: see open()).
+        key = context._current_key
+        state = context._keyed_state.get(key)
+        if state is None:
+            state = context._keyed_state[key] = {}
+        windows: dict[Window, Any] | None = state.get("windows")
+        if windows is None:
+            windows = state["windows"] = {}
         out: list[Any] = []
         accepted = False
         for window in self.assigner.assign(timestamp):

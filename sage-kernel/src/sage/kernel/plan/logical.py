@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import attrs
+from sage.kernel.api.connected import ConnectedKey
 from sage.kernel.api.function import Function
 from sage.kernel.api.partitioner import Partitioner
 from sage.kernel.plan.resources import Resources
@@ -34,6 +35,7 @@ class Edge:
     upstream: int
     partitioning: Partitioning = FORWARD
     port: str | None = None  # a named side output of ``upstream``; None is its main output
+    input: int = 0  # 1: the second input of a two-input operator (connect, joins)
 
 
 @attrs.frozen
@@ -58,10 +60,12 @@ class Operator:
 
     @property
     def key(self) -> Callable[[Any], Any] | None:
-        for edge in self.inputs:
-            if edge.partitioning.kind == "hash":
-                return edge.partitioning.key
-        return None
+        """The key of a record reaching this operator (of either input, after connect)."""
+        first = next((e.partitioning.key for e in self.inputs if e.partitioning.kind == "hash" and not e.input), None)
+        if first is None or not any(edge.input for edge in self.inputs):
+            return first
+        second = next((e.partitioning.key for e in self.inputs if e.partitioning.kind == "hash" and e.input), None)
+        return ConnectedKey(first, second)
 
 
 @attrs.frozen

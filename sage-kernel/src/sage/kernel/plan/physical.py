@@ -20,6 +20,7 @@ class ChainEdge:
     source_parallelism: int
     target_parallelism: int
     port: str | None = None  # the side output of the source chain's last operator, or the main output
+    input: int = 0  # 1: records arrive wrapped in Second, for the second input of a two-input operator
 
 
 @attrs.frozen
@@ -139,5 +140,6 @@ def compile_plan(plan: LogicalPlan) -> PhysicalPlan:
                 source_parallelism=upstream.parallelism,
                 target_parallelism=head.parallelism,
                 port=edge.port,
+                input=edge.input,
             ))
     return PhysicalPlan(plan.job_name, chains, tuple(edges))

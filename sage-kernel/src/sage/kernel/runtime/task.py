@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 from sage.kernel.api.config import is_number
+from sage.kernel.api.connected import Second
 from sage.kernel.api.function import Function, SinkFunction, SourceFunction
 from sage.kernel.api.metrics import MetricGroup
 from sage.kernel.api.process import ProcessStep
@@ -151,6 +152,7 @@ class ChainTask:
         self._main = [position for position, edge in enumerate(edges) if edge.port is None]
         self._side = SideOutputs(chain, index, self.contexts, edges)
         self._targets = [edge.target_parallelism for edge in edges]
+        self._second = [edge.input == 1 for edge in edges]
         self.clock = self._clock(plan, job)
         self.batch_size = job.batch_size
         self.job = job
@@ -276,6 +278,8 @@ class ChainTask:
             for number, (target, part) in enumerate(router.route(batch, self._route_errors[position])):
                 if self._copies and (number_of_edge or (fan_out and number)):
                     part = copy_records(part)  # a second consumer of the same records
+                if self._second[position]:
+                    part = [Second(record) for record in part]
                 add(position, target, part)
 
     def _route_side_outputs(self) -> None:
