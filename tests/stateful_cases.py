@@ -77,6 +77,37 @@ class SlowConversation:
         yield ("source", "saw the timeout" if os.path.exists(self.flag) else "ended before any timeout")
 
 
+class TwoSpeeds:
+    """Instance 1 reads time 2 and blocks; instance 0 reads time 1, then keeps reading time 25
+    (it stays active) until the first window comes out (at most 10 s), and says whether it did."""
+
+    def __init__(self, flag: str) -> None:
+        self.flag = flag
+
+    def __call__(self, index, parallelism):
+        import os
+        import time
+
+        yield ("k", 1) if index == 0 else ("k", 2)
+        deadline = time.monotonic() + (10 if index == 0 else 12)  # instance 1 outlives 0's wait
+        while not os.path.exists(self.flag) and time.monotonic() < deadline:
+            time.sleep(0.02)
+            if index == 0:
+                yield ("tick", 25)
+        if index == 0:
+            yield ("seen" if os.path.exists(self.flag) else "not seen", 45)
+
+
+class MarkFirstWindow:
+    def __init__(self, flag: str) -> None:
+        self.flag = flag
+
+    def __call__(self, result):
+        if result.key == "k":
+            open(self.flag, "w").close()
+        return result
+
+
 class MarkTimeout:
     """Passes records on; creates ``flag`` when a timeout passes."""
 
@@ -266,6 +297,17 @@ class EventTimeWindowCases:
         per_key.window_all(Tumbling(10)).sum(lambda r: r.value).collect()
         got = sorted((r.start, r.value) for r in env.execute().collected())
         assert got == [(0, 4), (10, 2), (20, 3)]
+
+    def test_an_idle_source_instance_stops_holding_the_watermark_back(self, make_env, tmp_path):
+        flag = str(tmp_path / "first-window-fired")
+        env = make_env("idleness", watermark_interval_ms=10)
+        (env.from_source(TwoSpeeds(flag), parallelism=2)
+            .assign_timestamps(event_time, idleness=0.2)
+            .key_by(by_key).window(Tumbling(10)).count()
+            .map(MarkFirstWindow(flag)).collect())
+        got = sorted((r.key, r.start, r.value) for r in env.execute().collected() if r.key != "tick")
+        # [0, 10) fired while instance 1 was blocked: its watermark (2) stopped counting
+        assert got == [("k", 0, 2), ("seen", 40, 1)]
 
     def test_event_time_windows_without_timestamps_are_refused_when_built(self, make_env):
         env = make_env("no-timestamps")

@@ -2,7 +2,8 @@
 
 A watermark travels through the channels as a marker, in order with the records, from each
 upstream instance (``sender``) to every instance downstream. An instance's input watermark is
-the minimum over its senders, leaving out senders that said they are idle; when it advances,
+the minimum over its senders, leaving out senders that said they are idle (when all are, the
+largest any of them reached); when it advances,
 the instance's event-time timers up to it fire, and it is sent on. A chain with a
 ``TimestampAssigner`` sends its assigner's watermark instead, at most every
 ``watermark_interval_ms`` (Flink's periodic watermarks), and says it is idle when no record
@@ -32,7 +33,9 @@ class Watermark:
 
 
 class InputWatermarks:
-    """The watermark of one instance: the minimum over its active senders; it never goes back."""
+    """The watermark of one instance: the minimum over its active senders, or, when every
+    sender is idle, the largest they reached (as Flink's watermark valve does); it never
+    goes back."""
 
     def __init__(self, senders: Iterable[tuple[int, int]]) -> None:
         self._times = dict.fromkeys(senders, MIN_TIME)
@@ -52,8 +55,9 @@ class InputWatermarks:
             if mark.time > self._times.get(mark.sender, MIN_TIME):
                 self._times[mark.sender] = mark.time
         active = [t for sender, t in self._times.items() if sender not in self._idle]
-        if active and min(active) > self.current:
-            self.current = min(active)
+        combined = min(active) if active else max(self._times.values(), default=MIN_TIME)
+        if combined > self.current:
+            self.current = combined
             return True
         return False
 
