@@ -49,6 +49,28 @@ def test_reads_tsv_with_tabs(tmp_path, run):
     assert run(FileSource(path)) == [{"a": "1", "b": "2"}]
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig"])
+def test_a_utf8_byte_order_mark_starting_a_file_is_not_text(tmp_path, run, encoding):
+    bom = "\ufeff".encode()
+    (tmp_path / "people.csv").write_bytes(bom + "id,name\n1,Zoë\n".encode())
+    (tmp_path / "events.jsonl").write_bytes(bom + b'{"n": 1}\n')
+    (tmp_path / "notes.txt").write_bytes(bom + b"first\n")
+    (tmp_path / "page.md").write_bytes(bom + b"# Title\n")
+
+    assert run(FileSource(tmp_path / "people.csv", encoding=encoding)) == [
+        {"id": "1", "name": "Zoë"}]
+    assert run(FileSource(tmp_path / "events.jsonl", encoding=encoding)) == [{"n": 1}]
+    assert run(FileSource(tmp_path / "notes.txt", encoding=encoding)) == ["first"]
+    assert run(FileSource(tmp_path / "page.md", format="whole_file", encoding=encoding)) == [
+        "# Title\n"]
+
+
+def test_a_byte_order_mark_inside_a_file_is_kept(tmp_path, run):
+    (tmp_path / "notes.txt").write_bytes("a\n\ufeffb\n".encode())
+
+    assert run(FileSource(tmp_path / "notes.txt", encoding="utf-8-sig")) == ["a", "\ufeffb"]
+
+
 def test_whole_file_format_gives_one_record_per_file(tmp_path, run):
     (tmp_path / "a.md").write_text("# A\n\nbody\n", encoding="utf-8")
     (tmp_path / "b.md").write_text("# B\n", encoding="utf-8")
