@@ -81,6 +81,11 @@ class FileSource(SourceFunction):
         check_positive_or_none(owner, "max_record_bytes", max_record_bytes)
         self.path = resolve_input(owner, path)
         files = list_files(owner, self.path)
+        if not files:
+            raise FileNotFoundError(
+                f"{owner}: no files to read under {self.path} (files and folders whose name "
+                "starts with '.' are skipped); check the path, or put the data there first"
+            )
         self._files = listed_files(files)
         self._splittable = [format_of(f, format) in SPLITTABLE for f in files]
         self.format = format
