@@ -253,3 +253,13 @@ def test_an_unreadable_csv_header_is_one_error_for_the_whole_file(tmp_path):
     (letter,) = result.dead_letters()
     assert letter["record"]["path"] == str(tmp_path / "a.csv")
     assert "cannot read the CSV header, so no row of this file is read" in letter["error"]
+
+
+def test_a_lone_quote_on_the_last_line_is_reported(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text('id,name\n1,a\n"', encoding="utf-8")
+
+    result = run_with_policy(FileSource(path), "dead_letter", tmp_path)
+
+    assert result.collected() == [{"id": "1", "name": "a"}]
+    assert [d["record"]["line"] for d in result.dead_letters()] == [3]

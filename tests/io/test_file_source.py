@@ -289,6 +289,32 @@ def test_restore_of_csv_and_multiple_files(tmp_path, context):
     assert state["path"] == str(tmp_path / "1.csv")
 
 
+@pytest.mark.parametrize("batches_before", [3, 4])
+def test_restore_around_a_broken_csv_row_reports_it_once_and_loses_no_row(
+        tmp_path, context, batches_before):
+    rows = [f"{n},x" for n in range(30)]
+    rows[12] = '12,"never closed'
+    path = tmp_path / "t.csv"
+    path.write_text("n,v\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    reported = []
+
+    def opened() -> FileSource:
+        source, by_hand = FileSource(path), context()
+        by_hand._error_handler = lambda record, error: reported.append(record["line"])
+        source.open(by_hand)
+        return source
+
+    first = opened()
+    batches = first.read_batches(5)
+    head = [row for _ in range(batches_before) for row in next(batches)]
+    again = opened()
+    again.restore(first.snapshot())
+    read = head + [row for batch in again.read_batches(5) for row in batch]
+
+    assert [int(r["n"]) for r in read] == [n for n in range(30) if n != 12]
+    assert reported == [14]
+
+
 def test_restore_refuses_a_checkpoint_of_another_parallelism(big_lines, context):
     source = FileSource(big_lines[0])
     source.open(context(0, 1))

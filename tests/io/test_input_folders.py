@@ -16,7 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from sage.libs.io import ChunkedFileSource, FileSource
+from sage.libs.io import FileSource
 
 CANNOT_DROP = 77
 WITHOUT_ROOT_POWERS = textwrap.dedent("""

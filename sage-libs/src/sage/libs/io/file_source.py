@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 import attrs
 from sage.kernel.api import RuntimeContext, SourceFunction
 from sage.libs.io.arguments import check_positive_or_none
-from sage.libs.io.csv_rows import BrokenRow, allow_fields_up_to, csv_rows
+from sage.libs.io.csv_rows import BrokenRow, CsvRows, allow_fields_up_to
 from sage.libs.io.errors import BadInputError
 from sage.libs.io.file_formats import FORMATS, MAX_RECORD_BYTES, SPLITTABLE, format_of
 from sage.libs.io.file_splits import (
@@ -316,36 +316,32 @@ class FileSource(SourceFunction):
         with open(path, "rb") as handle:
             start = self._start(handle, split)
             self._first_offset = self._offset = start
-            first = next(csv_rows(handle, start, 1, split.end, codec, delimiter, limit), None)
-            if first is None:
+            rows = CsvRows(handle, start, 1, split.end, codec, delimiter, limit)
+            header = next(rows.batches(1), None)
+            if header is None:
                 return
-            header, self._offset, after = first
-            self._lines = after - 1
             if isinstance(header, BrokenRow):
                 self._bad(path, header.line, header.head, f"cannot read the CSV header, so no "
                           f"row of this file is read: {header.problem}")
                 self._offset, self._lines = split.end, count_newlines(path, split.end)
                 return
-            offset, line = self._offset, self._lines + 1
+            ((_, names),) = header.rows
+            offset, line = header.offset, header.line
             if resume is not None:
                 offset, line = resume["offset"], resume["line"]
             self._offset, self._lines, self._line_base = offset, line - 1, 0
-            names = header.fields
-            batch: list[Any] = []
-            for row, self._offset, after in csv_rows(handle, offset, line, split.end, codec,
-                                                     delimiter, limit, len(names)):
-                self._lines = after - 1
-                if isinstance(row, BrokenRow):
-                    self._bad(path, row.line, row.head, row.problem)
+            rows = CsvRows(handle, offset, line, split.end, codec, delimiter, limit, len(names))
+            for batch in rows.batches(max_size):
+                if isinstance(batch, BrokenRow):
+                    self._bad(path, batch.line, batch.head, batch.problem)
+                    self._offset, self._lines = batch.offset, batch.next_line - 1
                     continue
-                value = dict(zip(names, row.fields, strict=True))
-                batch.append({"path": path, "line": row.line, "record": value}
-                             if self.with_origin else value)
-                if len(batch) >= max_size:
-                    yield batch
-                    batch = []
-            if batch:
-                yield batch
+                values = [dict(zip(names, fields, strict=True)) for _, fields in batch.rows]
+                if self.with_origin:
+                    values = [{"path": path, "line": line, "record": value}
+                              for (line, _), value in zip(batch.rows, values, strict=True)]
+                self._offset, self._lines = batch.offset, batch.line - 1
+                yield values
 
     # -- whole files -----------------------------------------------------------------
     def _read_whole(self, split: FileSplit, resume: dict[str, Any] | None) -> Iterator[list[Any]]:
