@@ -149,6 +149,14 @@ def test_missing_path_and_empty_directory_fail_when_built(tmp_path):
         ChunkedFileSource(tmp_path / "empty")
 
 
+def test_a_utf8_byte_order_mark_is_not_part_of_the_first_chunk(tmp_path, run):
+    (tmp_path / "intro.md").write_bytes("\ufeff# Intro\n".encode())
+
+    (record,) = run(ChunkedFileSource(tmp_path))
+
+    assert record["text"] == "# Intro\n"
+
+
 def test_pdf_pages_become_chunks_with_stable_ids(tmp_path, run):
     (tmp_path / "paper.pdf").write_bytes(minimal_pdf([PAGE_ONE, PAGE_TWO]))
     (tmp_path / "notes.txt").write_text("short note\n", encoding="utf-8")

@@ -49,6 +49,28 @@ def test_reads_tsv_with_tabs(tmp_path, run):
     assert run(FileSource(path)) == [{"a": "1", "b": "2"}]
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig"])
+def test_a_utf8_byte_order_mark_starting_a_file_is_not_text(tmp_path, run, encoding):
+    bom = "\ufeff".encode()
+    (tmp_path / "people.csv").write_bytes(bom + "id,name\n1,Zoë\n".encode())
+    (tmp_path / "events.jsonl").write_bytes(bom + b'{"n": 1}\n')
+    (tmp_path / "notes.txt").write_bytes(bom + b"first\n")
+    (tmp_path / "page.md").write_bytes(bom + b"# Title\n")
+
+    assert run(FileSource(tmp_path / "people.csv", encoding=encoding)) == [
+        {"id": "1", "name": "Zoë"}]
+    assert run(FileSource(tmp_path / "events.jsonl", encoding=encoding)) == [{"n": 1}]
+    assert run(FileSource(tmp_path / "notes.txt", encoding=encoding)) == ["first"]
+    assert run(FileSource(tmp_path / "page.md", format="whole_file", encoding=encoding)) == [
+        "# Title\n"]
+
+
+def test_a_byte_order_mark_inside_a_file_is_kept(tmp_path, run):
+    (tmp_path / "notes.txt").write_bytes("a\n\ufeffb\n".encode())
+
+    assert run(FileSource(tmp_path / "notes.txt", encoding="utf-8-sig")) == ["a", "\ufeffb"]
+
+
 def test_whole_file_format_gives_one_record_per_file(tmp_path, run):
     (tmp_path / "a.md").write_text("# A\n\nbody\n", encoding="utf-8")
     (tmp_path / "b.md").write_text("# B\n", encoding="utf-8")
@@ -265,6 +287,32 @@ def test_restore_of_csv_and_multiple_files(tmp_path, context):
 
     assert [(r["file"], r["n"]) for r in rows] == [(str(f), str(n)) for f in range(3) for n in range(30)]
     assert state["path"] == str(tmp_path / "1.csv")
+
+
+@pytest.mark.parametrize("batches_before", [3, 4])
+def test_restore_around_a_broken_csv_row_reports_it_once_and_loses_no_row(
+        tmp_path, context, batches_before):
+    rows = [f"{n},x" for n in range(30)]
+    rows[12] = '12,"never closed'
+    path = tmp_path / "t.csv"
+    path.write_text("n,v\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    reported = []
+
+    def opened() -> FileSource:
+        source, by_hand = FileSource(path), context()
+        by_hand._error_handler = lambda record, error: reported.append(record["line"])
+        source.open(by_hand)
+        return source
+
+    first = opened()
+    batches = first.read_batches(5)
+    head = [row for _ in range(batches_before) for row in next(batches)]
+    again = opened()
+    again.restore(first.snapshot())
+    read = head + [row for batch in again.read_batches(5) for row in batch]
+
+    assert [int(r["n"]) for r in read] == [n for n in range(30) if n != 12]
+    assert reported == [14]
 
 
 def test_restore_refuses_a_checkpoint_of_another_parallelism(big_lines, context):

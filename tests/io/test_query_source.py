@@ -8,7 +8,7 @@ import sys
 import textwrap
 
 import pytest
-from sage.kernel.api import LocalEnvironment
+from sage.kernel.api import JobFailedError, LocalEnvironment
 from sage.libs.io import QuerySource
 
 
@@ -61,6 +61,49 @@ def test_a_bad_query_line_follows_the_error_policy(tmp_path):
     assert f"{path}:2: a query is a str or a dict" in letters[0]["error"]
 
 
+def run_queries(source, policy, tmp_path):
+    env = LocalEnvironment(name="queries", config={"error_policy": policy,
+                                                   "job_dir": str(tmp_path / "job")})
+    env.from_source(source, name="read").collect()
+    return env.execute()
+
+
+def test_an_undecodable_query_line_follows_the_error_policy(tmp_path):
+    path = tmp_path / "q.txt"
+    path.write_bytes(b"ok?\ncaf\xe9?\nfine?\n")
+
+    result = run_queries(QuerySource(path=path), "dead_letter", tmp_path)
+
+    assert result.collected() == [{"query": "ok?"}, {"query": "fine?"}]
+    (letter,) = result.dead_letters()
+    assert (letter["record"]["path"], letter["record"]["line"]) == (str(path), 2)
+    assert f"{path}:2: cannot decode the line as utf-8" in letter["error"]
+    with pytest.raises(JobFailedError, match=rf"{path}:2: cannot decode the line as utf-8"):
+        run_queries(QuerySource(path=path), "fail", tmp_path)
+    assert run_queries(QuerySource(path=path, encoding="latin-1"), "fail", tmp_path).collected() \
+        == [{"query": "ok?"}, {"query": "café?"}, {"query": "fine?"}]
+
+
+def test_a_query_nested_too_deeply_follows_the_error_policy(tmp_path):
+    path = tmp_path / "q.jsonl"
+    path.write_text('"first?"\n' + "[" * 100_000 + "]" * 100_000 + '\n"third?"\n',
+                    encoding="utf-8")
+
+    result = run_queries(QuerySource(path=path), "skip", tmp_path)
+
+    assert result.collected() == [{"query": "first?"}, {"query": "third?"}]
+    assert result.metrics["read"]["skipped"] == 1
+    with pytest.raises(JobFailedError, match=rf"{path}:2: malformed JSON \(nested too deeply"):
+        run_queries(QuerySource(path=path), "fail", tmp_path)
+
+
+def test_a_byte_order_mark_starting_a_query_file_is_not_text(tmp_path, run):
+    path = tmp_path / "q.jsonl"
+    path.write_bytes("\ufeff".encode() + b'{"query": "first?"}\n')
+
+    assert run(QuerySource(path=path)) == [{"query": "first?"}]
+
+
 def test_invalid_arguments_fail_when_built(tmp_path):
     with pytest.raises(ValueError, match="not both"):
         QuerySource(["a"], path=tmp_path)
@@ -70,11 +113,13 @@ def test_invalid_arguments_fail_when_built(tmp_path):
         QuerySource(path=tmp_path / "missing.txt")
     with pytest.raises(ValueError, match="parallelism must be an int >= 1"):
         QuerySource(["a"], parallelism=0)
+    with pytest.raises(ValueError, match="unknown encoding"):
+        QuerySource(path=tmp_path, encoding="no-such-codec")
 
 
 def test_queries_from_standard_input_until_end_of_input(tmp_path):
     script = textwrap.dedent("""
-        from sage.kernel.api import LocalEnvironment
+        from sage.kernel.api import JobFailedError, LocalEnvironment
         from sage.libs.io import ConsoleSink, QuerySource
 
         env = LocalEnvironment(name="stdin-queries")
@@ -93,7 +138,7 @@ def test_queries_from_standard_input_until_end_of_input(tmp_path):
 
 def test_each_stdin_query_is_answered_before_the_next_is_read(tmp_path):
     script = textwrap.dedent("""
-        from sage.kernel.api import LocalEnvironment
+        from sage.kernel.api import JobFailedError, LocalEnvironment
         from sage.libs.io import ConsoleSink, QuerySource
 
         env = LocalEnvironment(name="interactive")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
 import importlib.util
 from pathlib import Path
 
 from sage.libs.io.errors import BadInputError, MissingExtraError
 from sage.libs.io.html_text import html_to_text
+from sage.libs.io.text_decoding import UTF8_NAMES
 
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".rst", ".text"})
 HTML_SUFFIXES = frozenset({".html", ".htm"})
@@ -30,8 +32,10 @@ def require_pdf_support(owner: str, path: Path) -> None:
 
 
 def _decode(path: Path, data: bytes, encoding: str) -> str:
+    # A UTF-8 byte-order mark at the start of the file is not text (utf-8-sig drops it).
+    codec = "utf-8-sig" if codecs.lookup(encoding).name in UTF8_NAMES else encoding
     try:
-        return data.decode(encoding)
+        return data.decode(codec)
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise BadInputError(f"{path}:{line}: cannot decode the file as {encoding} ({exc}); "

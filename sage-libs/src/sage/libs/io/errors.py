@@ -5,7 +5,7 @@ from __future__ import annotations
 from sage.kernel.api import SageError
 
 
-class BadInputError(ValueError):
+class BadInputError(SageError, ValueError):
     """A line or file a source could not decode or parse; handed to the job's error policy."""
 
 

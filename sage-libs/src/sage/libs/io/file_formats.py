@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 from pathlib import Path
 
 FORMATS = ("auto", "lines", "jsonl", "csv", "whole_file")
@@ -19,16 +18,6 @@ def format_of(path: Path, format: str) -> str:
         return format
     return BY_EXTENSION.get(path.suffix.lower(), "lines")
 
-
-def check_encoding(owner: str, encoding: str, format: str) -> None:
-    """Fail at build time for an unknown encoding, or one where ``\\n`` is not the byte 0x0A
-    when lines are split in bytes."""
-    try:
-        codecs.lookup(encoding)
-    except LookupError as exc:
-        raise ValueError(f"{owner}: unknown encoding {encoding!r}") from exc
-    if format != "whole_file" and "\n".encode(encoding) != b"\n":
-        raise ValueError(
-            f"{owner}: encoding {encoding!r} is not ASCII-compatible; line formats need one "
-            "(utf-8, latin-1, cp1252, ...); convert the file or use format='whole_file'"
-        )
+MAX_RECORD_BYTES = 16 << 20
+"""The default ``max_record_bytes``: the longest line, CSV row or whole file a source turns
+into one record (16 MiB); anything longer goes to the error policy instead of into memory."""

@@ -5,12 +5,12 @@ batch at a time; only a batch that holds a bad line is handled line by line, so 
 line goes to the job's error policy with its file and line number. Large files are cut into
 byte ranges, one per instance; a line belongs to the range its first byte lies in. The
 files and their sizes are recorded when the source is built and every instance plans from
-that record (see ``sage.libs.io.file_splits``).
+that record (see ``sage.libs.io.file_splits``). A line, CSV row or whole file longer than
+``max_record_bytes`` is reported to the error policy and skipped without being held in memory.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from collections.abc import Iterator
@@ -20,8 +20,9 @@ from typing import Any, BinaryIO
 import attrs
 from sage.kernel.api import RuntimeContext, SourceFunction
 from sage.libs.io.arguments import check_positive_or_none
+from sage.libs.io.csv_rows import BrokenRow, CsvRows, allow_fields_up_to
 from sage.libs.io.errors import BadInputError
-from sage.libs.io.file_formats import FORMATS, SPLITTABLE, check_encoding, format_of
+from sage.libs.io.file_formats import FORMATS, MAX_RECORD_BYTES, SPLITTABLE, format_of
 from sage.libs.io.file_splits import (
     MIN_SPLIT_BYTES,
     FileSplit,
@@ -29,8 +30,9 @@ from sage.libs.io.file_splits import (
     listed_files,
     plan_splits,
 )
-from sage.libs.io.line_reader import count_newlines, first_line_start, line_blocks
+from sage.libs.io.line_reader import LongLine, count_newlines, first_line_start, line_blocks
 from sage.libs.io.paths import list_files, resolve_input
+from sage.libs.io.text_decoding import TextDecoding
 
 _loads = json.loads
 
@@ -55,7 +57,8 @@ class FileSource(SourceFunction):
     ``format`` is ``auto`` (by extension: ``.jsonl``/``.ndjson`` JSON lines, ``.csv``/``.tsv``
     dicts, anything else text lines), ``lines``, ``jsonl``, ``csv`` or ``whole_file``. With
     ``with_origin=True`` each record becomes ``{"path", "line", "record"}``. ``parallelism``
-    is used by ``env.from_source`` when it is given none.
+    is used by ``env.from_source`` when it is given none. ``max_record_bytes`` (None: no
+    limit) bounds a line, a CSV row or a whole file; a longer one goes to the error policy.
     """
 
     def __init__(
@@ -67,15 +70,22 @@ class FileSource(SourceFunction):
         encoding: str = "utf-8",
         parallelism: int | None = None,
         min_split_bytes: int = MIN_SPLIT_BYTES,
+        max_record_bytes: int | None = MAX_RECORD_BYTES,
     ) -> None:
         owner = f"FileSource({os.fspath(path)!r})"
         if format not in FORMATS:
             raise ValueError(f"{owner}: format must be one of {', '.join(FORMATS)}; got {format!r}")
-        check_encoding(owner, encoding, format)
+        self._decoding = TextDecoding.of(owner, encoding, lines=format != "whole_file")
         check_positive_or_none(owner, "parallelism", parallelism)
         check_positive_or_none(owner, "min_split_bytes", min_split_bytes)
+        check_positive_or_none(owner, "max_record_bytes", max_record_bytes)
         self.path = resolve_input(owner, path)
         files = list_files(owner, self.path)
+        if not files:
+            raise FileNotFoundError(
+                f"{owner}: no files to read under {self.path} (files and folders whose name "
+                "starts with '.' are skipped); check the path, or put the data there first"
+            )
         self._files = listed_files(files)
         self._splittable = [format_of(f, format) in SPLITTABLE for f in files]
         self.format = format
@@ -83,6 +93,7 @@ class FileSource(SourceFunction):
         self.encoding = encoding
         self.parallelism = parallelism
         self.min_split_bytes = min_split_bytes
+        self.max_record_bytes = max_record_bytes
         self._owner = owner
         self._index, self._parallelism = 0, 1
         self._context: RuntimeContext | None = None
@@ -192,26 +203,46 @@ class FileSource(SourceFunction):
         return [{"path": path, "line": line, "record": value}
                 for line, value in enumerate(values, first)]
 
-    def _bad(self, path: str, line: int, raw: bytes, problem: str, exc: BaseException) -> None:
-        text = raw.decode(self.encoding, "replace").rstrip("\r\n")
+    def _bad(self, path: str, line: int, raw: bytes, problem: str,
+             exc: BaseException | None = None) -> None:
+        text = raw.decode(self._decoding.codec, "replace").rstrip("\r\n")
         record = {"path": path, "line": line, "text": text[:200]}
-        error = BadInputError(f"{path}:{line}: {problem} ({exc})")
+        error = BadInputError(f"{path}:{line}: {problem}" + (f" ({exc})" if exc else ""))
         if self._context is None:
             raise error from exc
         self._context.handle_error(record, error)
 
+    def _too_long(self, path: str, line: int, long_line: LongLine) -> None:
+        self._bad(path, line, long_line.head,
+                  f"the line is {long_line.length} bytes, longer than max_record_bytes="
+                  f"{self.max_record_bytes}; raise max_record_bytes or split the record")
+
+    def _start(self, handle: BinaryIO, split: FileSplit) -> int:
+        """Seek to the first line of ``split`` and return its offset, past a UTF-8 mark that
+        starts the file."""
+        if split.start == 0:
+            bom = self._decoding.bom_length(handle.read(3))
+            handle.seek(bom)
+            return bom
+        return first_line_start(handle, split.start)
+
     # -- lines and JSON lines --------------------------------------------------------
     def _read_lines(self, split: FileSplit, max_size: int, jsonl: bool,
                     resume: dict[str, Any] | None) -> Iterator[list[Any]]:
-        path, encoding, with_origin = split.path, self.encoding, self.with_origin
+        path, encoding, with_origin = split.path, self._decoding.codec, self.with_origin
         with open(path, "rb") as handle:
             if resume is not None:
                 handle.seek(resume["offset"])
                 offset = resume["offset"]
             else:
-                offset = first_line_start(handle, split.start)
+                offset = self._start(handle, split)
             self._first_offset = self._offset = offset
-            for block in line_blocks(handle, offset, split.end):
+            for block in line_blocks(handle, offset, split.end, self.max_record_bytes):
+                if isinstance(block, LongLine):
+                    self._offset += block.size
+                    self._lines += 1
+                    self._too_long(path, self._base(path) + self._lines, block)
+                    continue
                 block_end = self._offset + len(block)
                 try:
                     text = block.decode(encoding)
@@ -237,7 +268,7 @@ class FileSource(SourceFunction):
                     if clean:
                         try:
                             values = [_loads(v) for v in part] if jsonl else part
-                        except ValueError:
+                        except (ValueError, RecursionError):
                             values = None
                     if values is None:
                         values = self._lines_one_by_one(path, part, before, jsonl, clean)
@@ -252,9 +283,9 @@ class FileSource(SourceFunction):
         first = self._base(path) + before + 1
         for line, text in enumerate(part, first):
             if not clean:
-                raw = text.encode(self.encoding, "surrogateescape")
+                raw = text.encode(self._decoding.codec, "surrogateescape")
                 try:
-                    raw.decode(self.encoding)
+                    raw.decode(self._decoding.codec)
                 except UnicodeDecodeError as exc:
                     self._bad(path, line, raw, f"cannot decode the line as {self.encoding}; "
                               "fix the file or pass encoding=", exc)
@@ -265,8 +296,11 @@ class FileSource(SourceFunction):
                 try:
                     value = _loads(text)
                 except ValueError as exc:
-                    raw = text.encode(self.encoding)
-                    self._bad(path, line, raw, "malformed JSON", exc)
+                    self._bad(path, line, text.encode(self._decoding.codec), "malformed JSON", exc)
+                    continue
+                except RecursionError:
+                    self._bad(path, line, text.encode(self._decoding.codec),
+                              "malformed JSON (nested too deeply for Python to parse)")
                     continue
             else:
                 value = text
@@ -274,68 +308,60 @@ class FileSource(SourceFunction):
         return out
 
     # -- CSV -------------------------------------------------------------------------
-    def _decoded_lines(self, handle: BinaryIO, path: str, end: int) -> Iterator[str]:
-        for data in handle:
-            if self._offset >= end:
-                return
-            self._offset += len(data)
-            self._lines += 1
-            try:
-                yield data.decode(self.encoding)
-            except UnicodeDecodeError as exc:
-                self._bad(path, self._base(path) + self._lines, data,
-                          f"cannot decode the line as {self.encoding}", exc)
-
     def _read_csv(self, split: FileSplit, max_size: int,
                   resume: dict[str, Any] | None) -> Iterator[list[Any]]:
-        path = split.path
+        path, codec, limit = split.path, self._decoding.codec, self.max_record_bytes
         delimiter = "\t" if path.lower().endswith(".tsv") else ","
+        allow_fields_up_to(limit)
         with open(path, "rb") as handle:
-            self._first_offset = self._offset = 0
-            rows = csv.reader(self._decoded_lines(handle, path, split.end), delimiter=delimiter)
-            header = next(rows, None)
+            start = self._start(handle, split)
+            self._first_offset = self._offset = start
+            rows = CsvRows(handle, start, 1, split.end, codec, delimiter, limit)
+            header = next(rows.batches(1), None)
             if header is None:
                 return
+            if isinstance(header, BrokenRow):
+                self._bad(path, header.line, header.head, f"cannot read the CSV header, so no "
+                          f"row of this file is read: {header.problem}")
+                self._offset, self._lines = split.end, count_newlines(path, split.end)
+                return
+            ((_, names),) = header.rows
+            offset, line = header.offset, header.line
             if resume is not None:
-                handle.seek(resume["offset"])
-                self._offset, self._lines, self._line_base = resume["offset"], 0, resume["line"] - 1
-                rows = csv.reader(self._decoded_lines(handle, path, split.end), delimiter=delimiter)
-            batch: list[Any] = []
-            while True:
-                line = self._base(path) + self._lines + 1
-                try:
-                    row = next(rows)
-                except StopIteration:
-                    break
-                except csv.Error as exc:
-                    self._bad(path, line, b"", "malformed CSV", exc)
+                offset, line = resume["offset"], resume["line"]
+            self._offset, self._lines, self._line_base = offset, line - 1, 0
+            rows = CsvRows(handle, offset, line, split.end, codec, delimiter, limit, len(names))
+            for batch in rows.batches(max_size):
+                if isinstance(batch, BrokenRow):
+                    self._bad(path, batch.line, batch.head, batch.problem)
+                    self._offset, self._lines = batch.offset, batch.next_line - 1
                     continue
-                if not row:
-                    continue
-                if len(row) != len(header):
-                    raw = delimiter.join(row).encode(self.encoding, "replace")
-                    self._bad(path, line, raw, f"the row has {len(row)} fields, the header "
-                              f"{len(header)}", ValueError("field count mismatch"))
-                    continue
-                value = dict(zip(header, row, strict=True))
-                batch.append({"path": path, "line": line, "record": value}
-                             if self.with_origin else value)
-                if len(batch) >= max_size:
-                    yield batch
-                    batch = []
-            if batch:
-                yield batch
+                values = [dict(zip(names, fields, strict=True)) for _, fields in batch.rows]
+                if self.with_origin:
+                    values = [{"path": path, "line": line, "record": value}
+                              for (line, _), value in zip(batch.rows, values, strict=True)]
+                self._offset, self._lines = batch.offset, batch.line - 1
+                yield values
 
     # -- whole files -----------------------------------------------------------------
     def _read_whole(self, split: FileSplit, resume: dict[str, Any] | None) -> Iterator[list[Any]]:
         if resume is not None and resume["offset"]:
             return
-        path = split.path
+        path, limit = split.path, self.max_record_bytes
+        if limit is not None and split.end > limit:
+            with open(path, "rb") as handle:
+                head = handle.read(200)
+            self._first_offset, self._offset = 0, split.end
+            self._lines = count_newlines(path, split.end)
+            self._bad(path, 1, head, f"the file is {split.end} bytes, longer than "
+                      f"max_record_bytes={limit}; raise max_record_bytes or read it as lines")
+            return
         with open(path, "rb") as handle:
             data = handle.read(split.end)
         self._first_offset, self._offset, self._lines = 0, len(data), data.count(b"\n")
+        data = data[self._decoding.bom_length(data) :]
         try:
-            text = data.decode(self.encoding)
+            text = data.decode(self._decoding.codec)
         except UnicodeDecodeError as exc:
             line = data[: exc.start].count(b"\n") + 1
             bad_line = data.splitlines()[line - 1] if data else b""

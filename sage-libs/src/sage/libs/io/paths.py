@@ -43,8 +43,44 @@ def resolve_input(owner: str, path: str | os.PathLike[str]) -> str:
     return resolved
 
 
-def _visible(path: Path, root: Path) -> bool:
-    return not any(part.startswith(".") for part in path.relative_to(root).parts)
+def _unreadable(owner: str, folder: str, exc: OSError) -> PermissionError:
+    reason = exc.strerror or type(exc).__name__
+    return PermissionError(
+        f"{owner}: cannot list the folder {folder} ({reason}); make it readable by the user "
+        "that runs the job, or move it out of the input"
+    )
+
+
+def _walk(owner: str, root: str) -> list[Path]:
+    """Every visible file under ``root``; a folder that cannot be listed is an error, where
+    ``Path.rglob`` would skip it without a word."""
+
+    def fail(exc: OSError) -> None:
+        raise _unreadable(owner, exc.filename or root, exc) from exc
+
+    files: list[Path] = []
+    for folder, folders, names in os.walk(root, onerror=fail):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        files.extend(Path(folder, name) for name in names
+                     if not name.startswith(".") and os.path.isfile(os.path.join(folder, name)))
+    return files
+
+
+def _check_glob_folders(owner: str, pattern: str) -> None:
+    """Fail for a folder the pattern reaches into that cannot be listed (``glob`` skips
+    those without a word): the folders matched by each leading part of the pattern."""
+    parts = Path(pattern).parts
+    reached = {str(_glob_base(pattern))}
+    for depth in range(1, len(parts)):
+        reached.update(glob.glob(os.path.join(*parts[:depth]), recursive=True))
+    for folder in sorted(reached):
+        if not os.path.isdir(folder):
+            continue
+        try:
+            with os.scandir(folder):
+                pass
+        except OSError as exc:
+            raise _unreadable(owner, folder, exc) from exc
 
 
 def list_files(owner: str, path: str, pattern: str | None = None) -> list[Path]:
@@ -52,9 +88,11 @@ def list_files(owner: str, path: str, pattern: str | None = None) -> list[Path]:
 
     Directories are walked in sorted order of the relative path; hidden files and folders
     (names starting with ``.``) are skipped. ``pattern`` filters a directory's files by a
-    glob on their path relative to it (``**/*.md``) or on their name (``*.md``).
+    glob on their path relative to it (``**/*.md``) or on their name (``*.md``). A folder
+    that cannot be listed (no read permission) is an error naming it, never skipped.
     """
     if is_glob(path):
+        _check_glob_folders(owner, path)
         found = [Path(p) for p in glob.glob(path, recursive=True)]
         files = sorted(p for p in found if p.is_file())
     else:
@@ -68,10 +106,7 @@ def list_files(owner: str, path: str, pattern: str | None = None) -> list[Path]:
         if root.is_file():
             files = [root]
         else:
-            files = sorted(
-                (p for p in root.rglob("*") if p.is_file() and _visible(p, root)),
-                key=lambda p: p.relative_to(root).as_posix(),
-            )
+            files = sorted(_walk(owner, path), key=lambda p: p.relative_to(root).as_posix())
             if pattern:
                 files = [p for p in files
                          if p.relative_to(root).match(pattern) or p.match(pattern)]
