@@ -120,6 +120,20 @@ class MarkTimeout:
         return record
 
 
+class PauseBetween:
+    """Yields ``first``, waits 0.8 s, then yields ``then``."""
+
+    def __init__(self, first, then) -> None:
+        self.first, self.then = first, then
+
+    def __call__(self):
+        import time
+
+        yield from self.first
+        time.sleep(0.8)
+        yield from self.then
+
+
 def running_per_key(records, key, step):
     """What a running aggregation per key emits, in the order a key's records come."""
     totals, out = {}, []
@@ -171,6 +185,15 @@ class KeyedAggregationCases:
         env = make_env(f"aggregate-p{parallelism}")
         env.from_collection(SALES).key_by("shop").aggregate(Average(), parallelism=parallelism).collect()
         assert sorted(env.execute().collected()) == sorted([3.0, 10.0, 3.5, 1.0, 4.0, 4.0, 4.0])
+
+    def test_state_untouched_for_its_time_to_live_is_dropped(self, make_env):
+        env = make_env("ttl")
+        keyed = env.from_source(PauseBetween([("a", 1), ("a", 2)], [("a", 3), ("b", 4)]))
+        keyed.key_by(by_key, state_ttl_s=0.2).count().collect("collect_ttl")
+        keyed.key_by(by_key).count().collect("collect_kept")
+        result = env.execute()
+        assert result.collected("collect_ttl") == [("a", 1), ("a", 2), ("a", 1), ("b", 1)]
+        assert result.collected("collect_kept") == [("a", 1), ("a", 2), ("a", 3), ("b", 1)]
 
     def test_running_aggregation_needs_a_keyed_stream(self, make_env):
         env = make_env("unkeyed-sum")

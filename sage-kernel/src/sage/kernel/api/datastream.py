@@ -203,9 +203,12 @@ class DataStream:
         edges = tuple(attrs.evolve(edge, partitioning=partitioning) for edge in self._inputs)
         return DataStream(self._env, edges, hint, self._timestamps)
 
-    def key_by(self, key: Callable[[Any], Any] | str) -> KeyedStream:
+    def key_by(self, key: Callable[[Any], Any] | str, state_ttl_s: float | None = None) -> KeyedStream:
         """Send every record with the same key to the same instance of the next operator,
-        whose ``context.state`` is then scoped to that key."""
+        whose ``context.state`` is then scoped to that key. With ``state_ttl_s``, the state
+        of a key that no record has reached for that long (wall clock) is dropped."""
+        if state_ttl_s is not None and not is_number(state_ttl_s, above_zero=True):
+            raise PipelineDefinitionError(f"key_by(): state_ttl_s must be a number > 0 (seconds), got {state_ttl_s!r}")
         if isinstance(key, str):
             selector: Callable[[Any], Any] = FieldKey(key)
         elif callable(key):
@@ -214,7 +217,8 @@ class DataStream:
             raise PipelineDefinitionError(
                 f"key_by(): expected a callable or a field name, got {type(key).__name__} {key!r:.60}"
             )
-        keyed = self._partitioned(Partitioning("hash", key=selector, key_description=repr(key)))
+        keyed = self._partitioned(Partitioning("hash", key=selector, key_description=repr(key),
+                                               state_ttl_s=state_ttl_s))
         return KeyedStream(self._env, keyed._inputs, keyed._hint, self._timestamps)
 
     def partition_custom(self, partitioner: Partitioner, parallelism: int | None = None) -> DataStream:

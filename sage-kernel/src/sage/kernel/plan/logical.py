@@ -23,6 +23,7 @@ class Partitioning:
     key: Callable[[Any], Any] | None = None
     partitioner: Partitioner | None = None
     key_description: str = ""
+    state_ttl_s: float | None = None  # hash only: drop a key's state after this long untouched
 
 
 FORWARD = Partitioning()
@@ -57,6 +58,10 @@ class Operator:
     @property
     def keyed(self) -> bool:
         return any(edge.partitioning.kind == "hash" for edge in self.inputs)
+
+    @property
+    def state_ttl_s(self) -> float | None:
+        return next((e.partitioning.state_ttl_s for e in self.inputs if e.partitioning.kind == "hash"), None)
 
     @property
     def key(self) -> Callable[[Any], Any] | None:

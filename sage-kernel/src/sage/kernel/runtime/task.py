@@ -38,6 +38,7 @@ from sage.kernel.runtime.routing import Router
 from sage.kernel.runtime.running_job import ABANDON_AT
 from sage.kernel.runtime.side_outputs import SideOutputs
 from sage.kernel.runtime.source_reader import SourceReader
+from sage.kernel.runtime.state_expiry import StateExpiry
 from sage.kernel.runtime.timers import KeyedTimers
 
 Emit = Callable[[int, int, list[Any]], None]
@@ -65,8 +66,19 @@ class Aborted(Exception):
     """The job failed elsewhere (or is being torn down); this task stops without processing more."""
 
 
-def _with_key(call: Callable[[Any], Any], key: Callable[[Any], Any], context: RuntimeContext):
-    """Wrap a keyed operator's function so the context knows each record's key."""
+def _with_key(call: Callable[[Any], Any], key: Callable[[Any], Any], context: RuntimeContext,
+              expiry: StateExpiry | None = None):
+    """Wrap a keyed operator's function so the context knows each record's key (and, with a
+    state time-to-live, that the key was touched)."""
+    if expiry is not None:
+        touch = expiry.touch
+
+        def call_touching(record: Any) -> Any:
+            context.set_current_key(current := key(record))
+            touch(current)
+            return call(record)
+
+        return call_touching
     set_key = context.set_current_key
 
     def call_with_key(record: Any) -> Any:
@@ -154,6 +166,8 @@ class ChainTask:
         self._targets = [edge.target_parallelism for edge in edges]
         self._second = [edge.input == 1 for edge in edges]
         self.clock = self._clock(plan, job)
+        ttl = chain.head.state_ttl_s if chain.head.keyed else None
+        self.expiry = StateExpiry(self.contexts[0], ttl) if ttl else None
         self.batch_size = job.batch_size
         self.job = job
         self.batch_timeout_s = chain_batch_timeout_ms(plan, chain, job.batch_timeout_ms) / 1000
@@ -226,7 +240,7 @@ class ChainTask:
             call = getattr(function, op.kind)
             keyed = position == 0 and self._keyed_head
             if keyed:
-                call = _with_key(call, op.key, self.contexts[position])
+                call = _with_key(call, op.key, self.contexts[position], self.expiry)
             asynchronous = is_async(function, op.kind)
             batch_call = (getattr(function, "map_batch", None)
                           if op.kind == "map" and not keyed and not asynchronous else None)
@@ -407,6 +421,8 @@ class ChainTask:
                 self._collect_async()
                 if clock is not None:
                     clock.tick()
+                if self.expiry is not None:
+                    self.expiry.sweep()
                 outputs.flush_due()
                 continue
             if item is END:
@@ -424,6 +440,8 @@ class ChainTask:
             self._collect_async()
             if clock is not None:
                 clock.tick()
+            if self.expiry is not None:
+                self.expiry.sweep()
             outputs.flush_due()
         self._end_of_input()
 
