@@ -203,6 +203,24 @@ class KeyedAggregationCases:
             stream.key_by("shop").aggregate(lambda r: r)
 
 
+class BalanceCases:
+    def test_a_skewed_key_by_is_flagged_and_a_balanced_one_is_not(self, make_env):
+        env = make_env("skew")
+        records = [{"user": "hot" if i % 10 else f"u{i}", "n": i} for i in range(4000)]
+        env.from_collection(records).key_by("user").count(name="by_user", parallelism=4).collect("collect_skewed")
+        env.from_collection(range(4000)).key_by(lambda n: n).count(name="by_number", parallelism=4).collect()
+        warnings = env.execute().warnings
+        assert any("'by_user' is skewed" in w and "re-key" in w for w in warnings), warnings
+        assert not any("by_number" in w for w in warnings), warnings
+
+    def test_instances_that_get_no_keys_are_flagged_idle(self, make_env):
+        env = make_env("idle-instances")
+        env.from_collection([{"k": "only"}] * 1000).key_by("k").count(name="one_key", parallelism=3).collect()
+        warnings = env.execute().warnings
+        assert any(w.startswith("operator 'one_key': instance(s) ") and "of 3 handled no records" in w
+                   for w in warnings), warnings
+
+
 class SideOutputCases:
     @pytest.mark.parametrize("parallelism", PARALLELISM)
     def test_a_side_output_is_a_stream_like_any_other(self, make_env, parallelism):
@@ -556,6 +574,6 @@ class JoinCases:
         assert sorted(env.execute().collected()) == [("o1", "p1"), ("o3", "p3")]
 
 
-class StatefulCases(KeyedAggregationCases, SideOutputCases, EventTimeWindowCases, CountAndProcessingTimeCases,
+class StatefulCases(KeyedAggregationCases, BalanceCases, SideOutputCases, EventTimeWindowCases, CountAndProcessingTimeCases,
                     TimerCases, TwoInputCases, JoinCases):
     """Every stateful case; a runtime's test module subclasses this."""

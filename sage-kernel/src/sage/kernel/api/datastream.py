@@ -217,7 +217,7 @@ class DataStream:
             raise PipelineDefinitionError(
                 f"key_by(): expected a callable or a field name, got {type(key).__name__} {key!r:.60}"
             )
-        keyed = self._partitioned(Partitioning("hash", key=selector, key_description=repr(key),
+        keyed = self._partitioned(Partitioning("hash", key=selector, key_description=_key_description(key),
                                                state_ttl_s=state_ttl_s))
         return KeyedStream(self._env, keyed._inputs, keyed._hint, self._timestamps)
 
@@ -340,6 +340,14 @@ def _named(function: Any, label: str) -> Any:
 
 def _label(fn: Any) -> str:
     return fn if isinstance(fn, str) else getattr(fn, "__name__", type(fn).__name__)
+
+
+def _key_description(key: Any) -> str:
+    """How messages and plan pictures name a key: the field, or the function's name."""
+    if isinstance(key, str):
+        return repr(key)
+    name = getattr(key, "__name__", None) or type(key).__name__
+    return "lambda" if "<lambda>" in name else name
 
 
 def _whole_stream(record: Any) -> None:

@@ -156,6 +156,14 @@ class BaseEnvironment:
             )
         return compile_plan(plan)
 
+    def explain(self) -> str:
+        """Print and return the compiled plan: chains of fused operators, parallelism,
+        resources and how records cross each edge (``physical_plan().to_mermaid()`` and
+        ``to_dot()`` draw it)."""
+        text = self.physical_plan().explain()
+        print(text)
+        return text
+
     def _job_info(self) -> JobInfo:
         job_id = new_job_id(self.name)
         job_dir = Path(self.config.job_dir) if self.config.job_dir else jobs_dir() / job_id

@@ -31,6 +31,8 @@ class JobResult:
     dead_letter_dir: str | None = None
     notes: list[str] = attrs.field(factory=list)
     """How the job ended when that needs saying: an abandoned source, a task left running."""
+    warnings: list[str] = attrs.field(factory=list)
+    """Skewed operators and idle instances found in the per-instance counts, with hints."""
 
     def collected(self, name: str | None = None) -> list[Any]:
         """The records a ``collect()`` sink gathered, in instance order."""

@@ -7,6 +7,7 @@ resources) run fused in one loop; every other edge moves batches between chain i
 from __future__ import annotations
 
 import attrs
+from sage.kernel.plan import pictures
 from sage.kernel.plan.logical import Edge, LogicalPlan, Operator, Partitioning
 
 
@@ -69,6 +70,18 @@ class PhysicalPlan:
         """Whether any operator assigns timestamps: then every task sends watermarks on."""
         return any(getattr(op.function, "assigns_timestamps", False)
                    for chain in self.chains for op in chain.operators)
+
+    def explain(self, metrics: dict[str, dict] | None = None) -> str:
+        """The plan as text: chains, their fused operators and parallelism, and the edges."""
+        return pictures.explain(self, metrics)
+
+    def to_mermaid(self, metrics: dict[str, dict] | None = None) -> str:
+        """A Mermaid flowchart of the plan (with records in/out when ``metrics`` are given)."""
+        return pictures.to_mermaid(self, metrics)
+
+    def to_dot(self, metrics: dict[str, dict] | None = None) -> str:
+        """A Graphviz DOT digraph of the plan."""
+        return pictures.to_dot(self, metrics)
 
     def operator_names(self) -> list[str]:
         return [op.name for chain in self.chains for op in chain.operators]

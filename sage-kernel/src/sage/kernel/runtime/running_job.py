@@ -7,9 +7,11 @@ import time
 from typing import Any
 
 from sage.kernel.api.job import CANCELLED, FAILED, FINISHED, RUNNING, JobHandle, JobResult
+from sage.kernel.api.metrics import MetricGroup
 from sage.kernel.errors import SageError
 from sage.kernel.plan.job_info import JobInfo
 from sage.kernel.plan.physical import Chain, PhysicalPlan
+from sage.kernel.runtime.balance import balance_warnings
 from sage.kernel.runtime.reporting import ReportingThread
 
 ABANDON_AT = 0.5
@@ -97,10 +99,15 @@ class RunningJob(JobHandle):
             sink_results=dict(self._sink_results),
             dead_letter_dir=str(self.info.dead_letter_dir) if self.info.dead_letter_dir else None,
             notes=list(self._notes),
+            warnings=balance_warnings(self.plan, self.instance_metric_groups()),
         )
         self._reporting.final(self._result.metrics)
         self._done.set()
         return self._result
+
+    def instance_metric_groups(self) -> list[tuple[int, dict[str, MetricGroup]]]:
+        """(instance index, metric groups by operator) of every task; runtimes override."""
+        return []
 
     @property
     def exception(self) -> BaseException | None:

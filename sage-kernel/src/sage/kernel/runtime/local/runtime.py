@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 from sage.kernel.api.function import Function
-from sage.kernel.api.metrics import summarise
+from sage.kernel.api.metrics import MetricGroup, summarise
 from sage.kernel.errors import SageError
 from sage.kernel.plan.job_info import JobInfo
 from sage.kernel.plan.physical import PhysicalPlan
@@ -157,4 +157,7 @@ class LocalJob(RunningJob):
 
     def metrics(self) -> dict[str, dict[str, Any]]:
         return summarise(self.plan.operator_names(), [task.metrics for task in self.tasks])
+
+    def instance_metric_groups(self) -> list[tuple[int, dict[str, MetricGroup]]]:
+        return [(task.index, task.metrics) for task in self.tasks]
 

@@ -246,6 +246,10 @@ class RayJob(RunningJob):
             groups = [self._with_queue_depth(inst) for inst in self.instances.values()]
         return summarise(self.plan.operator_names(), groups)
 
+    def instance_metric_groups(self) -> list[tuple[int, dict[str, MetricGroup]]]:
+        with self._lock:
+            return [(inst.index, self._with_queue_depth(inst)) for inst in self.instances.values()]
+
     def instance_metrics(self) -> list[dict[str, Any]]:
         """Per operator, per instance: records in/out, errors, batches queued."""
         rows = []
