@@ -15,7 +15,14 @@ from sage.kernel.client.protocol import Submission
 from sage.kernel.jobmanager.limits import MIB, LimitsError, ServerLimits
 
 from tests.jobmanager.conftest import TOKEN
-from tests.jobmanager.raw_http import VERSION, error_of, exchange, read_answer, request_bytes, signed_headers
+from tests.jobmanager.raw_http import (
+    VERSION,
+    error_of,
+    exchange,
+    read_answer,
+    request_bytes,
+    signed_headers,
+)
 
 
 def post(port: int, headers: dict[str, str], body: bytes = b"", target: str = "/v1/jobs"):
