@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,9 +31,11 @@ from sage.kernel.plugins import RuntimeSpec, lookup
 
 
 def new_job_id(name: str) -> str:
+    """An id usable as a file name and a command-line argument whatever the job's name:
+    ASCII letters, digits, '-' and '_', starting with a letter or digit."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:40]
-    return f"{safe}-{stamp}-{uuid.uuid4().hex[:6]}"
+    slug = re.sub(r"[^A-Za-z0-9_]+", "-", name).strip("-_")[:40].rstrip("-_") or "job"
+    return f"{slug}-{stamp}-{uuid.uuid4().hex[:6]}"
 
 
 def _check_keyed_inputs(kind: str, label: str, inputs: tuple[Edge, ...]) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from sage.kernel.client.jobmanager import JobManagerClient, JobManagerError
 from sage.kernel.client.protocol import DEFAULT_PORT, connect_host
 from sage.kernel.cluster.processes import (
@@ -21,7 +23,7 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     raise typer.Exit(1)
 
 
@@ -48,15 +50,15 @@ def start(
         if head:
             state = start_head(bind, port, client_port, jobmanager_port, num_cpus, num_gpus, **ports)
             err.print(f"Ray head on {state.gcs_address} (client {state.client_address}), "
-                      f"JobManager on {state.jobmanager_address}", highlight=False)
+                      f"JobManager on {state.jobmanager_address}", highlight=False, markup=False)
             err.print(f"token and addresses in {cluster_dir()}; join workers with "
                       f"`sage cluster start --worker --head-address={state.host}:{state.client_port}`",
-                      highlight=False)
+                      highlight=False, markup=False)
         else:
             if not head_address:
                 _fail("--worker needs --head-address=HOST:10001 (the head's Ray client address)")
             state = start_worker(head_address, jobmanager_port, num_cpus, num_gpus, node_ip, **ports)
-            err.print(f"joined the cluster at {state.gcs_address} as a worker node", highlight=False)
+            err.print(f"joined the cluster at {state.gcs_address} as a worker node", highlight=False, markup=False)
     except ClusterError as exc:
         _fail(str(exc))
 
@@ -66,10 +68,10 @@ def stop() -> None:
     """Stop what this machine started: running jobs, the JobManager, then its Ray node(s)."""
     stopped = stop_cluster()
     if not stopped:
-        err.print(f"nothing to stop: no cluster was started from {cluster_dir()}", highlight=False)
+        err.print(f"nothing to stop: no cluster was started from {cluster_dir()}", highlight=False, markup=False)
         return
     for item in stopped:
-        err.print(f"stopped {item}", highlight=False)
+        err.print(f"stopped {item}", highlight=False, markup=False)
 
 
 @app.command("restart-jobmanager")
@@ -79,7 +81,7 @@ def restart() -> None:
         state = restart_jobmanager()
     except ClusterError as exc:
         _fail(str(exc))
-    err.print(f"JobManager on {state.jobmanager_address} (pid {state.jobmanager_pid})", highlight=False)
+    err.print(f"JobManager on {state.jobmanager_address} (pid {state.jobmanager_pid})", highlight=False, markup=False)
 
 
 def _gb(value: float) -> str:
@@ -100,7 +102,8 @@ def status(
         port = head.jobmanager_port if head else DEFAULT_PORT
     console = Console(width=160)
     if worker is not None:
-        console.print(f"this machine runs a worker node joined to {worker.head_address}", highlight=False)
+        console.print(f"this machine runs a worker node joined to {worker.head_address}", highlight=False,
+                      markup=False)
     client = JobManagerClient(connect_host(host), port, timeout_s=10.0)
     try:
         health = client.health()
@@ -109,7 +112,7 @@ def status(
         _fail(f"JobManager unhealthy: {exc}")
         return
     console.print(f"JobManager at {client.address}: {health['status']} (protocol {health['protocol']}); "
-                  f"Ray GCS at {info['gcs_address']}", highlight=False)
+                  f"Ray GCS at {info['gcs_address']}", highlight=False, markup=False)
     table = Table("node", "address", "alive", "CPU used/total", "GPU used/total", "memory used/total")
     for node in info["nodes"]:
         total, free = node["total"], node["free"]
@@ -119,7 +122,7 @@ def status(
             used = t - free.get(name, t)
             cells.append(f"{_gb(used)}/{_gb(t)}" if name == "memory" else f"{used:g}/{t:g}")
         label = node["node_id"][:12] + (" (head)" if node["head"] else "")
-        table.add_row(label, node["address"], "yes" if node["alive"] else "no", *cells)
+        table.add_row(Text(label), Text(node["address"]), "yes" if node["alive"] else "no", *cells)
     console.print(table)
     jobs = info["jobs"]
-    console.print(f"jobs: {jobs['running']} running, {jobs['total']} known (`sage job list`)", highlight=False)
+    console.print(f"jobs: {jobs['running']} running, {jobs['total']} known (`sage job list`)", highlight=False, markup=False)

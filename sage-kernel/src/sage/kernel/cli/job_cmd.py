@@ -10,7 +10,9 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from sage.kernel.client.jobmanager import JobManagerClient, JobManagerError
 from sage.kernel.client.protocol import DEFAULT_PORT, connect_host
 from sage.kernel.home.cluster_state import read_head_state
@@ -32,7 +34,7 @@ def _call(fn, *args: Any) -> Any:
     try:
         return fn(*args)
     except JobManagerError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
 
 
@@ -47,8 +49,8 @@ def list_jobs(host: str = HostOption, port: int = PortOption) -> None:
     table = Table("job id", "name", "status", "started", "duration", "error")
     for job in jobs:
         duration = f"{job['duration_s']:.1f}s" if job.get("duration_s") is not None else "-"
-        table.add_row(job["job_id"], job["name"], job["status"], _when(job["started_at"]), duration,
-                      (job.get("error") or "")[:60])
+        table.add_row(Text(job["job_id"]), Text(job["name"]), Text(job["status"]), _when(job["started_at"]),
+                      duration, Text((job.get("error") or "")[:60]))
     Console(width=200).print(table)
 
 
@@ -58,15 +60,16 @@ def status(job_id: str, host: str = HostOption, port: int = PortOption) -> None:
     job = _call(_client(host, port).job, job_id)
     console = Console(width=200)
     duration = f"{job['duration_s']:.1f}s" if job.get("duration_s") is not None else "-"
-    console.print(f"{job['job_id']} ({job['name']}): {job['status']}, running time {duration}", highlight=False)
+    console.print(f"{job['job_id']} ({job['name']}): {job['status']}, running time {duration}",
+                  highlight=False, markup=False)
     if job.get("error"):
-        console.print(f"error: {job['error']}", highlight=False)
+        console.print(f"error: {job['error']}", highlight=False, markup=False)
     table = Table("operator", "instance", "records in", "records out", "records/s", "queue depth", "errors")
     for row in job["instances"]:
-        table.add_row(row["operator"], str(row["instance"]), str(row["records_in"]), str(row["records_out"]),
+        table.add_row(Text(row["operator"]), str(row["instance"]), str(row["records_in"]), str(row["records_out"]),
                       "", str(row["queue_depth"]), str(row["errors"]))
     for name, metrics in job["metrics"].items():
-        table.add_row(f"[bold]{name}[/bold]", "all", str(metrics["records_in"]), str(metrics["records_out"]),
+        table.add_row(Text(name, style="bold"), "all", str(metrics["records_in"]), str(metrics["records_out"]),
                       f"{job['throughput'].get(name, 0.0):,.0f}", str(metrics.get("queue_depth", 0)),
                       str(metrics["errors"]))
     console.print(table)
@@ -82,7 +85,7 @@ def metrics(job_id: str, host: str = HostOption, port: int = PortOption) -> None
 def stop(job_id: str, host: str = HostOption, port: int = PortOption) -> None:
     """Stop a job's sources; records already read still pass every operator."""
     job = _call(_client(host, port).stop, job_id)
-    err.print(f"stop requested for {job['job_id']} ({job['status']})", highlight=False)
+    err.print(f"stop requested for {job['job_id']} ({job['status']})", highlight=False, markup=False)
 
 
 @app.command("logs")

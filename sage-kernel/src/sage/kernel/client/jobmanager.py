@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import pickle
-import urllib.error
-import urllib.request
 from typing import Any
+from urllib.parse import quote
 
 from sage.kernel.api.job import JobResult
+from sage.kernel.client.handshake import (
+    body_digest,
+    is_nonce,
+    new_nonce,
+    same,
+    sign_request,
+    sign_response,
+)
 from sage.kernel.client.protocol import (
+    BODY_DIGEST_HEADER,
+    CLIENT_NONCE_HEADER,
     DEFAULT_HOST,
     DEFAULT_PORT,
     JSON_TYPE,
+    NONCE_PATH,
     PICKLE_TYPE,
     PROTOCOL_HEADER,
     PROTOCOL_VERSION,
-    TOKEN_HEADER,
+    SERVER_NONCE_HEADER,
+    SIGNATURE_HEADER,
     Submission,
 )
 from sage.kernel.errors import SageError
@@ -31,8 +43,17 @@ class JobManagerError(SageError):
         self.status = status
 
 
+def _error_message(payload: bytes, reason: str) -> str:
+    """The ``error`` of a JSON error answer, else its text; never anything but text."""
+    try:
+        return str(json.loads(payload)["error"])
+    except (ValueError, KeyError, TypeError):
+        return payload.decode("utf-8", "replace")[:500] or reason
+
+
 class JobManagerClient:
-    """Calls one JobManager at ``host:port`` with the cluster token."""
+    """Calls one JobManager at ``host:port``, proving it holds the cluster token without
+    sending it, and using only answers whose proof shows the server holds it too."""
 
     def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: str | None = None,
                  timeout_s: float = 60.0) -> None:
@@ -45,35 +66,77 @@ class JobManagerClient:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def _request(self, method: str, path: str, body: bytes | None = None,
-                 content_type: str = JSON_TYPE, auth: bool = True) -> tuple[str, bytes]:
-        headers = {PROTOCOL_HEADER: str(PROTOCOL_VERSION), "Content-Type": content_type}
-        if auth:
-            if not self.token:
-                raise JobManagerError(
-                    "no cluster token: start a cluster with `sage cluster start --head`, or set "
-                    "SAGE_TOKEN (or config['token']) to the token in the head's SAGE_HOME/cluster/token")
-            headers[TOKEN_HEADER] = f"Bearer {self.token}"
-        request = urllib.request.Request(f"http://{self.address}{path}", data=body, method=method,
-                                         headers=headers)
+    def _exchange(self, method: str, target: str, body: bytes | None,
+                  headers: dict[str, str]) -> tuple[int, str, str, str | None, bytes]:
+        """(status, reason, content type, signature header, body) of one HTTP exchange."""
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                return response.headers.get("Content-Type", ""), response.read()
-        except urllib.error.HTTPError as exc:
-            payload = exc.read()
-            try:
-                message = json.loads(payload)["error"]
-            except (ValueError, KeyError, TypeError):
-                message = payload.decode("utf-8", "replace") or exc.reason
-            raise JobManagerError(f"JobManager at {self.address}: {message}", exc.code) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
+            connection.request(method, target, body=body, headers={PROTOCOL_HEADER: str(PROTOCOL_VERSION),
+                                                                  **headers})
+            response = connection.getresponse()
+            payload = response.read()
+            return (response.status, response.reason, response.getheader("Content-Type", ""),
+                    response.getheader(SIGNATURE_HEADER), payload)
+        except (OSError, http.client.HTTPException) as exc:
             raise JobManagerError(
-                f"cannot reach the JobManager at {self.address} ({reason}); is the cluster running? "
-                "(`sage cluster status`, `sage cluster start --head`)") from None
+                f"cannot reach the JobManager at {self.address} ({exc or type(exc).__name__}); is the "
+                "cluster running? (`sage cluster status`, `sage cluster start --head`)") from None
+        finally:
+            connection.close()
 
-    def _json(self, method: str, path: str, auth: bool = True) -> Any:
-        return json.loads(self._request(method, path, auth=auth)[1])
+    def _refused(self, status: int, reason: str, payload: bytes) -> JobManagerError:
+        return JobManagerError(f"JobManager at {self.address}: {_error_message(payload, reason)}", status)
+
+    def _server_nonce(self, body_bytes: int) -> str:
+        """A fresh nonce from the server; refuses here a body larger than the server takes."""
+        status, reason, _, _, payload = self._exchange("GET", NONCE_PATH, None, {})
+        if status != 200:
+            raise self._refused(status, reason, payload)
+        try:
+            answer = json.loads(payload)
+            nonce, limit = answer["nonce"], answer["max_body_bytes"]
+        except (ValueError, KeyError, TypeError):
+            nonce = limit = None
+        if not isinstance(nonce, str) or not is_nonce(nonce) or not isinstance(limit, int):
+            raise JobManagerError(f"the server at {self.address} answered {NONCE_PATH} with no valid nonce; "
+                                  "it is not a SAGE JobManager of this version")
+        if body_bytes > limit:
+            raise JobManagerError(f"the request is {body_bytes} bytes; the JobManager at {self.address} takes "
+                                  f"at most {limit} (SAGE_JOBMANAGER_MAX_BODY_BYTES on the head); a large "
+                                  "plan usually holds data that belongs in a file the job reads", 413)
+        return nonce
+
+    def _request(self, method: str, target: str, body: bytes | None = None,
+                 content_type: str = JSON_TYPE, auth: bool = True) -> tuple[str, bytes]:
+        if not auth:
+            status, reason, answer_type, _, payload = self._exchange(method, target, body, {})
+            if status >= 400:
+                raise self._refused(status, reason, payload)
+            return answer_type, payload
+        if not self.token:
+            raise JobManagerError(
+                "no cluster token: start a cluster with `sage cluster start --head`, or set "
+                "SAGE_TOKEN (or config['token']) to the token in the head's SAGE_HOME/cluster/token")
+        server_nonce, client_nonce = self._server_nonce(len(body or b"")), new_nonce()
+        digest = body_digest(body or b"")
+        headers = {"Content-Type": content_type, SERVER_NONCE_HEADER: server_nonce,
+                   CLIENT_NONCE_HEADER: client_nonce, BODY_DIGEST_HEADER: digest,
+                   SIGNATURE_HEADER: sign_request(self.token, method, target, server_nonce, client_nonce, digest)}
+        status, reason, answer_type, signature, payload = self._exchange(method, target, body, headers)
+        if not same(sign_response(self.token, client_nonce, status, answer_type, payload), signature):
+            if status >= 400:  # e.g. 401 from a JobManager with another token: its message is only shown
+                raise self._refused(status, reason, payload)
+            raise JobManagerError(
+                f"the server at {self.address} did not prove that it holds the cluster token (its answer "
+                f"to {method} {target} carries no valid {SIGNATURE_HEADER}); it is not this cluster's "
+                "JobManager, or the tokens differ. Nothing it sent was used; check the host and port "
+                "(`sage cluster status`) and the token")
+        if status >= 400:
+            raise self._refused(status, reason, payload)
+        return answer_type, payload
+
+    def _json(self, method: str, target: str, auth: bool = True) -> Any:
+        return json.loads(self._request(method, target, auth=auth)[1])
 
     def health(self) -> dict[str, Any]:
         return self._json("GET", "/v1/health", auth=False)
@@ -89,19 +152,23 @@ class JobManagerClient:
         return self._json("GET", "/v1/jobs")["jobs"]
 
     def job(self, job_id: str) -> dict[str, Any]:
-        return self._json("GET", f"/v1/jobs/{job_id}")
+        return self._json("GET", f"/v1/jobs/{quote(job_id, safe='')}")
 
     def metrics(self, job_id: str) -> dict[str, Any]:
-        return self._json("GET", f"/v1/jobs/{job_id}/metrics")
+        return self._json("GET", f"/v1/jobs/{quote(job_id, safe='')}/metrics")
 
     def logs(self, job_id: str, offset: int = 0) -> dict[str, Any]:
-        return self._json("GET", f"/v1/jobs/{job_id}/logs?offset={offset}")
+        return self._json("GET", f"/v1/jobs/{quote(job_id, safe='')}/logs?offset={offset}")
 
     def stop(self, job_id: str) -> dict[str, Any]:
-        return self._json("POST", f"/v1/jobs/{job_id}/stop")
+        return self._json("POST", f"/v1/jobs/{quote(job_id, safe='')}/stop")
 
     def result(self, job_id: str) -> JobResult:
-        _, body = self._request("GET", f"/v1/jobs/{job_id}/result")
+        """The job's result, unpickled only once the server has proved it holds the token."""
+        answer_type, body = self._request("GET", f"/v1/jobs/{quote(job_id, safe='')}/result")
+        if answer_type != PICKLE_TYPE:
+            raise JobManagerError(f"JobManager at {self.address} answered the result of {job_id} with "
+                                  f"{answer_type!r}, not {PICKLE_TYPE}")
         return pickle.loads(body)
 
     def shutdown(self) -> dict[str, Any]:

@@ -1,10 +1,15 @@
 """What the JobManager and its clients agree on: version, headers, paths and messages.
 
-Requests are HTTP. Every request carries ``X-Sage-Protocol`` and (except ``/v1/health``)
-``Authorization: Bearer <cluster token>``. The server answers a client of another protocol
-version with 426 and a message naming both versions, and a request without the right token
-with 401 before it reads the body: nothing a stranger sends is deserialised. A job is
-submitted as a cloudpickled :class:`Submission`; everything else is JSON.
+Requests are HTTP. Every request carries ``X-Sage-Protocol``; the server answers a client of
+another protocol version with 426 and a message naming both versions. The cluster token is
+never sent: a client first fetches a single-use nonce (``GET /v1/nonce``), then signs its
+request with an HMAC over that nonce, a nonce of its own and the request (method, target,
+body digest); the server signs its answer with an HMAC over the client's nonce and the
+answer, and the client uses nothing it did not verify (``client/handshake.py`` computes both).
+``/v1/health`` and ``/v1/nonce`` need no signature. A request without a valid signature is
+refused with 401 before its body is read, so nothing a stranger sends is deserialised. A job
+is submitted as a cloudpickled :class:`Submission`; a result comes back cloudpickled (the
+records a ``collect()`` sink gathered are arbitrary Python objects); everything else is JSON.
 """
 
 from __future__ import annotations
@@ -13,11 +18,16 @@ from typing import Any
 
 import attrs
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 19001
 PROTOCOL_HEADER = "X-Sage-Protocol"
-TOKEN_HEADER = "Authorization"
+NONCE_PATH = "/v1/nonce"
+UNSIGNED_PATHS = ("/v1/health", NONCE_PATH)
+SERVER_NONCE_HEADER = "X-Sage-Nonce"
+CLIENT_NONCE_HEADER = "X-Sage-Client-Nonce"
+BODY_DIGEST_HEADER = "X-Sage-Body-SHA256"
+SIGNATURE_HEADER = "X-Sage-Signature"
 PICKLE_TYPE = "application/x-sage-pickle"
 JSON_TYPE = "application/json"
 # The job config entries a client sends with a plan; the JobManager ignores any other.

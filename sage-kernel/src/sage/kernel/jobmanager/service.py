@@ -8,34 +8,42 @@ under ``SAGE_HOME/jobs``.
 
 from __future__ import annotations
 
-import hmac
+import io
 import json
 import pickle
+import re
 import socket
 import threading
 import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 import attrs
 import cloudpickle
 import structlog
-from sage.kernel.api.config import JobConfig
+from sage.kernel.api.config import JobConfig, is_number
 from sage.kernel.api.environment import new_job_id
 from sage.kernel.api.job import RUNNING, JobResult
+from sage.kernel.client.handshake import body_digest, is_nonce, same, sign_request, sign_response
 from sage.kernel.client.protocol import (
+    BODY_DIGEST_HEADER,
+    CLIENT_NONCE_HEADER,
     JSON_TYPE,
+    NONCE_PATH,
     PICKLE_TYPE,
     PROTOCOL_HEADER,
     PROTOCOL_VERSION,
+    SERVER_NONCE_HEADER,
     SHIPPED_CONFIG_KEYS,
-    TOKEN_HEADER,
+    SIGNATURE_HEADER,
     Submission,
     version_mismatch,
 )
 from sage.kernel.errors import SageError
+from sage.kernel.jobmanager.limits import BoundedHTTPServer, DeadlineReader, ServerLimits
+from sage.kernel.jobmanager.nonces import NonceBook
 from sage.kernel.jobmanager.records import JobRecord, JobStore
 from sage.kernel.plan.job_info import JobInfo
 from sage.kernel.plugins import lookup
@@ -64,9 +72,14 @@ def _now() -> str:
 
 
 class JobManager:
-    """Jobs, their records and the Ray connection; the HTTP layer only translates."""
+    """Jobs, their records and the Ray connection; the HTTP layer only translates.
 
-    def __init__(self, store: JobStore, gcs_address: str, client_port: int | None = None) -> None:
+    ``connect_ray=False`` serves the stored records without a Ray cluster (tests of the HTTP
+    layer); submitting a job or asking for the cluster then fails.
+    """
+
+    def __init__(self, store: JobStore, gcs_address: str, client_port: int | None = None, *,
+                 connect_ray: bool = True) -> None:
         self.store = store
         self.gcs_address = gcs_address
         self.client_port = client_port
@@ -75,9 +88,10 @@ class JobManager:
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._runtime_class = lookup("runtime", "ray").load()
-        from sage.kernel.runtime.ray.connection import connect
+        if connect_ray:
+            from sage.kernel.runtime.ray.connection import connect
 
-        connect({"address": gcs_address, "log_to_driver": True})
+            connect({"address": gcs_address, "log_to_driver": True})
         threading.Thread(target=self._monitor, daemon=True, name="sage-jobmanager-monitor").start()
 
     # -- jobs ---------------------------------------------------------------------------
@@ -88,10 +102,7 @@ class JobManager:
             raise RequestError(HTTPStatus.BAD_REQUEST, f"the submission could not be read ({exc})") from exc
         if not isinstance(submission, Submission):
             raise RequestError(HTTPStatus.BAD_REQUEST, "the body is not a SAGE job submission")
-        try:
-            config = JobConfig.from_user({k: v for k, v in submission.config.items() if k in SHIPPED_CONFIG_KEYS})
-        except SageError as exc:
-            raise RequestError(HTTPStatus.BAD_REQUEST, str(exc)) from exc
+        config = _submitted_config(submission)
         self._check_address(config.ray.get("address"))
         try:
             plan = cloudpickle.loads(submission.plan)
@@ -108,13 +119,13 @@ class JobManager:
                        watermark_interval_ms=config.watermark_interval_ms, object_reuse=config.object_reuse,
                        stop_grace_s=config.stop_grace_s, channel_capacity=config.channel_capacity,
                        job_dir=str(self.store.job_dir(job_id)))
-        reporters = [lookup("metrics_reporter", n)() for n in config.metrics.get("reporters", [])]
+        reporters = _reporters(config.metrics)
         try:
             handle = self._runtime_class(config).submit(
                 plan, info, channel_capacity=config.channel_capacity, reporters=reporters,
-                report_interval_s=float(config.metrics.get("interval_s", 5.0)), plan_bytes=submission.plan)
-        except SageError as exc:
-            raise RequestError(HTTPStatus.BAD_REQUEST, str(exc)) from exc
+                report_interval_s=config.metrics.get("interval_s", 5.0), plan_bytes=submission.plan)
+        except (SageError, TypeError, ValueError) as exc:
+            raise RequestError(HTTPStatus.BAD_REQUEST, f"job {submission.name!r}: {exc}") from exc
         now = time.time()
         record = JobRecord(job_id=job_id, name=submission.name, status=RUNNING, submitted_at=now, started_at=now)
         with self._lock:
@@ -252,6 +263,44 @@ class JobManager:
         self.store.save(record)
 
 
+def _submitted_config(submission: Submission) -> JobConfig:
+    """The job config of a submission, or a 400 naming what in it is malformed."""
+    for field, kind in (("name", str), ("config", dict), ("plan", bytes)):
+        value = getattr(submission, field, None)
+        if not isinstance(value, kind):
+            raise RequestError(HTTPStatus.BAD_REQUEST, f"the submission's {field} must be a {kind.__name__}, "
+                                                       f"got {type(value).__name__}")
+    try:
+        config = JobConfig.from_user({k: v for k, v in submission.config.items() if k in SHIPPED_CONFIG_KEYS})
+    except (SageError, TypeError) as exc:
+        raise RequestError(HTTPStatus.BAD_REQUEST, f"job {submission.name!r}: {exc}") from exc
+    for key in ("metrics", "ray"):
+        if not isinstance(getattr(config, key), dict):
+            raise RequestError(HTTPStatus.BAD_REQUEST, f"job {submission.name!r}: config[{key!r}] must be a "
+                                                       f"dict, got {getattr(config, key)!r}")
+    address = config.ray.get("address")
+    if address is not None and not isinstance(address, str):
+        raise RequestError(HTTPStatus.BAD_REQUEST, f"job {submission.name!r}: config['ray']['address'] must "
+                                                   f"be a str such as 'HOST:6379', got {address!r}")
+    return config
+
+
+def _reporters(metrics: dict[str, Any]) -> list[Any]:
+    """The metrics reporters ``config['metrics']`` names, or a 400 naming the wrong entry."""
+    names = metrics.get("reporters", [])
+    if not isinstance(names, list | tuple) or not all(isinstance(name, str) for name in names):
+        raise RequestError(HTTPStatus.BAD_REQUEST, f"config['metrics']['reporters'] must be a list of "
+                                                   f"reporter names, got {names!r}")
+    interval = metrics.get("interval_s", 5.0)
+    if not is_number(interval, above_zero=True):
+        raise RequestError(HTTPStatus.BAD_REQUEST, f"config['metrics']['interval_s'] must be a number > 0, "
+                                                   f"got {interval!r}")
+    try:
+        return [lookup("metrics_reporter", name)() for name in names]
+    except SageError as exc:
+        raise RequestError(HTTPStatus.BAD_REQUEST, f"config['metrics']['reporters']: {exc}") from exc
+
+
 def _resolve(host: str) -> str:
     """``host`` as an IP address, every loopback name as 127.0.0.1."""
     try:
@@ -277,15 +326,47 @@ def _same_machine(theirs: str, ours: str) -> bool:
     return True
 
 
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
+
+
+def _whole_number(query: dict[str, list[str]], name: str) -> int:
+    """``?name=`` as an int >= 0 (0 when absent), or a 400."""
+    values = query.get(name, ["0"])
+    if len(values) != 1 or not _WHOLE_NUMBER.fullmatch(values[0]):
+        raise RequestError(HTTPStatus.BAD_REQUEST, f"?{name}= must be one whole number >= 0, got {values!r}")
+    return int(values[0])
+
+
 class _Handler(BaseHTTPRequestHandler):
-    """Translates HTTP requests into JobManager calls; checks version and token first."""
+    """Translates HTTP requests into JobManager calls; checks version, limits and the client's
+    proof of the token first, and signs every answer to a request that proved it."""
 
     manager: JobManager
     token: str
+    nonces: NonceBook
+    limits: ServerLimits
     server_version = "sage-jobmanager"
+    _client_nonce: str | None = None
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()  # replaced by a reader under the request's deadline
+        self._reader = DeadlineReader(self.connection, time.monotonic() + self.limits.header_timeout_s)
+        self.rfile = io.BufferedReader(self._reader)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("http", request=format % args)
+
+    def end_headers(self) -> None:
+        self.connection.settimeout(self.limits.write_timeout_s)  # a client that does not read is cut off
+        super().end_headers()
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's errors (malformed request line or headers, unknown method) as JSON."""
+        if code == HTTPStatus.NOT_IMPLEMENTED:  # an unknown method is the client's mistake
+            code, message = HTTPStatus.METHOD_NOT_ALLOWED, f"method {self.command!r} is not served; use GET or POST"
+        self._client_nonce = None
+        self._refuse(code, message or HTTPStatus(code).phrase)
 
     def _send(self, status: int, payload: Any, content_type: str = JSON_TYPE) -> None:
         body = payload if content_type == PICKLE_TYPE else json.dumps(payload, default=str).encode()
@@ -293,6 +374,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header(PROTOCOL_HEADER, str(PROTOCOL_VERSION))
+        if self._client_nonce is not None:
+            self.send_header(SIGNATURE_HEADER, sign_response(self.token, self._client_nonce, int(status),
+                                                             content_type, body))
         self.end_headers()
         self.wfile.write(body)
 
@@ -300,20 +384,53 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self._send(status, {"error": message})
 
-    def _authorised(self, path: str) -> bool:
-        theirs = self.headers.get(PROTOCOL_HEADER)
-        if theirs != str(PROTOCOL_VERSION):
-            self._refuse(HTTPStatus.UPGRADE_REQUIRED, version_mismatch(theirs))
-            return False
-        if path == "/v1/health":
-            return True
-        given = self.headers.get(TOKEN_HEADER, "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
-            self._refuse(HTTPStatus.UNAUTHORIZED,
-                         "missing or wrong cluster token; use the token in the head's "
-                         "SAGE_HOME/cluster/token (SAGE_TOKEN or config['token'] override it)")
-            return False
-        return True
+    def _authenticate(self, method: str) -> None:
+        """Check the request's proof of the token and spend its nonce; 401 otherwise."""
+        server_nonce, client_nonce, digest, signature = (
+            self.headers.get(name) for name in (SERVER_NONCE_HEADER, CLIENT_NONCE_HEADER, BODY_DIGEST_HEADER,
+                                                SIGNATURE_HEADER))
+        where = ("use the token in the head's SAGE_HOME/cluster/token (SAGE_TOKEN or config['token'] "
+                 "override it)")
+        if not all(is_nonce(value) for value in (server_nonce, client_nonce, digest, signature)):
+            raise RequestError(HTTPStatus.UNAUTHORIZED,
+                               f"missing proof of the cluster token (headers {SERVER_NONCE_HEADER}, "
+                               f"{CLIENT_NONCE_HEADER}, {BODY_DIGEST_HEADER}, {SIGNATURE_HEADER}); use a SAGE "
+                               f"client of protocol {PROTOCOL_VERSION} and {where}")
+        expected = sign_request(self.token, method, self.path, server_nonce, client_nonce, digest)
+        if not same(expected, signature):
+            raise RequestError(HTTPStatus.UNAUTHORIZED, f"wrong cluster token (the request's signature does "
+                                                        f"not match); {where}")
+        if not self.nonces.spend(server_nonce):
+            raise RequestError(HTTPStatus.UNAUTHORIZED,
+                               f"the request's nonce was not issued here, is spent or has expired (a replayed "
+                               f"request?); a client gets a fresh one from {NONCE_PATH} for each request")
+        self._client_nonce = client_nonce
+
+    def _read_body(self) -> bytes:
+        """The body, refused before it is read when too large, and read under one deadline."""
+        if self.headers.get("Transfer-Encoding") is not None:
+            raise RequestError(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length")
+        values = [value.strip() for value in self.headers.get_all("Content-Length") or ["0"]]
+        if len(set(values)) != 1 or not _WHOLE_NUMBER.fullmatch(values[0]):
+            raise RequestError(HTTPStatus.BAD_REQUEST,
+                               f"Content-Length must be one whole number of bytes, got {', '.join(values)!r}")
+        length, limit = int(values[0]), self.limits.max_body_bytes
+        if length > limit:
+            raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                               f"the body is {length} bytes; this JobManager takes at most {limit} "
+                               "(SAGE_JOBMANAGER_MAX_BODY_BYTES on the head)")
+        self._reader.deadline = time.monotonic() + self.limits.body_timeout_s
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            raise RequestError(HTTPStatus.REQUEST_TIMEOUT,
+                               f"the body did not arrive within {self.limits.body_timeout_s:g}s "
+                               "(SAGE_JOBMANAGER_BODY_TIMEOUT_S on the head)") from None
+        if len(body) < length:
+            raise RequestError(HTTPStatus.BAD_REQUEST, f"the body ended after {len(body)} of {length} bytes")
+        if not same(body_digest(body), self.headers.get(BODY_DIGEST_HEADER)):
+            raise RequestError(HTTPStatus.BAD_REQUEST, f"the body does not match its {BODY_DIGEST_HEADER}")
+        return body
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -322,31 +439,38 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("POST")
 
     def _dispatch(self, method: str) -> None:
-        url = urlparse(self.path)
-        if not self._authorised(url.path):
-            return
-        parts = [p for p in url.path.split("/") if p]
-        query = parse_qs(url.query)
+        self._client_nonce = None
         try:
-            self._route(method, parts, query)
+            theirs = self.headers.get(PROTOCOL_HEADER)
+            if theirs != str(PROTOCOL_VERSION):
+                raise RequestError(HTTPStatus.UPGRADE_REQUIRED, version_mismatch(theirs))
+            url = urlparse(self.path)
+            if method == "GET" and url.path == "/v1/health":
+                self._send(HTTPStatus.OK, {"status": "ok", "protocol": PROTOCOL_VERSION})
+                return
+            if method == "GET" and url.path == NONCE_PATH:
+                self._send(HTTPStatus.OK, {"nonce": self.nonces.issue(),
+                                           "max_body_bytes": self.limits.max_body_bytes})
+                return
+            self._authenticate(method)
+            body = self._read_body()
+            parts = [unquote(p) for p in url.path.split("/") if p]
+            self._route(method, parts, parse_qs(url.query), body)
         except RequestError as exc:
-            self._send(exc.status, {"error": str(exc)})
+            self._refuse(exc.status, str(exc))
         except Exception as exc:
             log.exception("request failed", path=self.path)
-            self._send(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(exc).__name__}: {exc}"})
+            self._refuse(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
 
-    def _route(self, method: str, parts: list[str], query: dict[str, list[str]]) -> None:
+    def _route(self, method: str, parts: list[str], query: dict[str, list[str]], body: bytes) -> None:
         manager = self.manager
         match method, parts:
-            case "GET", ["v1", "health"]:
-                self._send(HTTPStatus.OK, {"status": "ok", "protocol": PROTOCOL_VERSION})
             case "GET", ["v1", "cluster"]:
                 self._send(HTTPStatus.OK, manager.cluster())
             case "GET", ["v1", "jobs"]:
                 self._send(HTTPStatus.OK, {"jobs": [r.to_dict() for r in manager.list()]})
             case "POST", ["v1", "jobs"]:
-                length = int(self.headers.get("Content-Length") or 0)
-                record = manager.submit(self.rfile.read(length))
+                record = manager.submit(body)
                 self._send(HTTPStatus.CREATED, record.to_dict())
             case "GET", ["v1", "jobs", job_id]:
                 self._send(HTTPStatus.OK, manager.record(job_id).to_dict())
@@ -355,8 +479,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(HTTPStatus.OK, {"metrics": record.metrics, "instances": record.instances,
                                            "throughput": record.throughput})
             case "GET", ["v1", "jobs", job_id, "logs"]:
-                offset = int(query.get("offset", ["0"])[0])
-                self._send(HTTPStatus.OK, manager.logs(job_id, offset))
+                self._send(HTTPStatus.OK, manager.logs(job_id, _whole_number(query, "offset")))
             case "GET", ["v1", "jobs", job_id, "result"]:
                 self._send(HTTPStatus.OK, cloudpickle.dumps(manager.result(job_id)), PICKLE_TYPE)
             case "POST", ["v1", "jobs", job_id, "stop"]:
@@ -369,12 +492,18 @@ class _Handler(BaseHTTPRequestHandler):
                 raise RequestError(HTTPStatus.NOT_FOUND, f"no such endpoint: {method} {self.path}")
 
 
-def serve(host: str, port: int, token: str, manager: JobManager) -> None:
+def make_server(host: str, port: int, token: str, manager: JobManager,
+                limits: ServerLimits | None = None) -> BoundedHTTPServer:
+    """The JobManager's HTTP server, bound to ``host:port`` (port 0: a free one), not yet serving."""
+    handler = type("Handler", (_Handler,), {"manager": manager, "token": token, "nonces": NonceBook(),
+                                            "limits": limits or ServerLimits()})
+    return BoundedHTTPServer((host, port), handler, limits or ServerLimits())
+
+
+def serve(host: str, port: int, token: str, manager: JobManager, limits: ServerLimits | None = None) -> None:
     """Answer requests until a shutdown request arrives."""
-    handler = type("Handler", (_Handler,), {"manager": manager, "token": token})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    log.info("jobmanager listening", host=host, port=port, ray=manager.gcs_address)
+    server = make_server(host, port, token, manager, limits)
+    log.info("jobmanager listening", host=host, port=port, ray=manager.gcs_address, limits=attrs.asdict(server.limits))
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
