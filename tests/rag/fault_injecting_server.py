@@ -1,17 +1,30 @@
 """A fault-injecting OpenAI-compatible chat server, for tests only.
 
 It exists for failures a real server cannot be made to produce on demand: HTTP 429 and 500,
-and a request that hangs. Requests whose prompt contains a marker follow that marker's script
-of actions ("429", "500", "400", "hang", "ok"), one action per request; everything else is
-answered after ``delay_s`` with an echo of the question. It also counts requests and the peak
-number in flight, which is how the tests see ``max_concurrency`` at work.
+a request that hangs, and answers that are not chat completions. Requests whose prompt
+contains a marker follow that marker's script of actions, one action per request, then "ok":
+
+- "ok": an echo of the question, after ``delay_s``;
+- a status such as "429", "500" or "400": that status with an OpenAI-style error body (429
+  with ``Retry-After: 0``); "429 retry-after=2" sends ``Retry-After: 2``;
+- "hang": no answer at all, until the client hangs up or the server stops;
+- "drip": a complete answer, one byte every 0.2 s (a minute or so in all);
+- "no-choices": 200 with a chat completion whose ``choices`` is empty;
+- "error-body": 200 with ``{"error": {...}}`` instead of a completion;
+- "html": 200 with an HTML page (``text/html``), as a proxy's welcome page would be.
+
+It also counts requests, the peak number in flight (how the tests see ``max_concurrency``
+at work) and when each request arrived (how they see the waits between retries).
 """
 
 from __future__ import annotations
 
 import json
+import select
+import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -24,6 +37,7 @@ class FaultInjectingServer:
         self.scripts: dict[str, list[str]] = {}
         self.requests = 0
         self.statuses: dict[int, int] = {}
+        self.arrivals: list[float] = []  # time.monotonic() of each request, in order
         self.in_flight = 0
         self.peak_in_flight = 0
         self._lock = threading.Lock()
@@ -45,7 +59,17 @@ class FaultInjectingServer:
         with self._lock:
             self.scripts.clear()
             self.statuses.clear()
+            self.arrivals.clear()
             self.requests = self.peak_in_flight = 0
+
+    def wait_until(self, condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+        """Whether ``condition()`` came true within ``timeout_s`` (checked every 50 ms)."""
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def stop(self) -> None:
         self._stopping.set()
@@ -55,6 +79,7 @@ class FaultInjectingServer:
     def _action(self, prompt: str) -> str:
         with self._lock:
             self.requests += 1
+            self.arrivals.append(time.monotonic())
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             for marker, actions in self.scripts.items():
@@ -76,15 +101,43 @@ class FaultInjectingServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(body).encode()
+            def _send(self, status: int, body: dict[str, Any] | str, headers: dict[str, str] | None = None,
+                      drip_s: float = 0.0) -> None:
+                data = (body if isinstance(body, str) else json.dumps(body)).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "text/html; charset=utf-8" if isinstance(body, str)
+                                 else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 for key, value in (headers or {}).items():
                     self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(data)
+                if not drip_s:
+                    self.wfile.write(data)
+                    return
+                for byte in data:
+                    if server._stopping.wait(drip_s):
+                        return
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+
+            def _client_gone(self, wait_s: float) -> bool:
+                """Whether the client closed the connection (checked for up to ``wait_s``)."""
+                readable, _, _ = select.select([self.connection], [], [], wait_s)
+                try:
+                    return bool(readable) and not self.connection.recv(1, socket.MSG_PEEK)
+                except OSError:
+                    return True
+
+            def _completion(self, body: dict[str, Any], prompt: str, choices: bool = True) -> dict[str, Any]:
+                question = prompt.rsplit("Question:", 1)[-1].split("\n")[0].strip()
+                return {
+                    "id": f"chatcmpl-{server.requests}", "object": "chat.completion",
+                    "created": int(time.time()), "model": body.get("model", "test"),
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": f"echo: {question}"}}] if choices else [],
+                    "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": 2,
+                              "total_tokens": len(prompt.split()) + 2},
+                }
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
@@ -93,25 +146,34 @@ class FaultInjectingServer:
                 status = 200
                 try:
                     if action == "hang":
-                        server._stopping.wait(60)
                         status = 0
+                        deadline = time.monotonic() + 60
+                        while time.monotonic() < deadline and not server._stopping.is_set():
+                            if self._client_gone(0.1):
+                                return
                         return
-                    if action.isdigit():
-                        status = int(action)
-                        headers = {"Retry-After": "0"} if status == 429 else None
+                    code, _, option = action.partition(" retry-after=")
+                    if code.isdigit():
+                        status = int(code)
+                        headers = {"Retry-After": option or "0"} if status == 429 else None
                         self._send(status, {"error": {"message": f"injected fault {status}", "type": "fault",
                                                       "code": status}}, headers)
                         return
-                    time.sleep(server.delay_s)
-                    question = prompt.rsplit("Question:", 1)[-1].split("\n")[0].strip()
-                    self._send(200, {
-                        "id": f"chatcmpl-{server.requests}", "object": "chat.completion",
-                        "created": int(time.time()), "model": body.get("model", "test"),
-                        "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": f"echo: {question}"}}],
-                        "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": 2,
-                                  "total_tokens": len(prompt.split()) + 2},
-                    })
+                    if action == "no-choices":
+                        self._send(200, self._completion(body, prompt, choices=False))
+                    elif action == "error-body":
+                        self._send(200, {"error": {"message": "the model is overloaded", "type": "server_error",
+                                                   "code": 503}})
+                    elif action == "html":
+                        self._send(200, "<html><head><title>Welcome to nginx!</title></head>"
+                                        "<body><h1>Welcome to nginx!</h1></body></html>")
+                    elif action == "drip":
+                        self._send(200, self._completion(body, prompt), drip_s=0.2)
+                    else:
+                        time.sleep(server.delay_s)
+                        self._send(200, self._completion(body, prompt))
+                except (BrokenPipeError, ConnectionResetError):
+                    status = 0  # the client gave up and closed the connection
                 finally:
                     server._done(status)
 

@@ -1,5 +1,6 @@
-"""OpenAIGeneratorOperator over real HTTP: concurrency, retries and the error policy, against the
-fault-injecting test server (tests/rag/fault_injecting_server.py)."""
+"""OpenAIGeneratorOperator over real HTTP: concurrency, retries, deadlines and the error policy,
+with the real openai client against the fault-injecting test server
+(tests/rag/fault_injecting_server.py)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,13 @@ from sage.kernel.api import JobFailedError, LocalEnvironment, PipelineDefinition
 from sage.kernel.testing import run_pipeline
 from sage.middleware.operators.rag import OpenAIGeneratorOperator
 from sage.middleware.operators.rag.prompts import render_prompt
-from sage.middleware.operators.rag.retry import Backoff
 
 CONTEXTS = [{"id": "a#0", "text": "SAGE fuses operators of equal parallelism.", "score": 0.9,
              "metadata": {"source": "docs/a.md"}}]
 
 
 def generator(faults, **kwargs) -> OpenAIGeneratorOperator:
-    settings = {"model": "test-model", "base_url": faults.base_url, "retry_backoff_s": 0.01, "timeout_s": 5.0}
+    settings = {"model": "test-model", "base_url": faults.base_url, "timeout_s": 5.0}
     return OpenAIGeneratorOperator(**{**settings, **kwargs})
 
 
@@ -46,17 +46,35 @@ def test_each_instance_keeps_max_concurrency_requests_in_flight(faults):
     assert result.metrics["generate"]["requests"] == 48
 
 
-def test_429_and_500_are_retried_with_backoff(faults):
+def test_429_500_and_425_are_retried_and_each_retry_is_counted(faults):
     faults.script("[busy]", "429", "429")
     faults.script("[flaky]", "500")
+    faults.script("[early]", "425")
     env = LocalEnvironment(name="retries")
-    (env.from_collection([{"query": "a [busy]"}, {"query": "b [flaky]"}, {"query": "c"}])
+    (env.from_collection([{"query": "a [busy]"}, {"query": "b [flaky]"}, {"query": "c [early]"}, {"query": "d"}])
         .map(generator(faults, max_retries=3), name="generate")
         .collect())
     result = env.execute()
-    assert [r["answer"] for r in result.collected()] == ["echo: a [busy]", "echo: b [flaky]", "echo: c"]
-    assert result.metrics["generate"]["retries"] == 3
-    assert faults.statuses == {429: 2, 500: 1, 200: 3}
+    assert [r["answer"] for r in result.collected()] == ["echo: a [busy]", "echo: b [flaky]", "echo: c [early]",
+                                                         "echo: d"]
+    assert result.metrics["generate"]["retries"] == 4
+    assert result.metrics["generate"]["requests"] == 8
+    assert faults.statuses == {429: 2, 500: 1, 425: 1, 200: 4}
+
+
+def test_retries_wait_longer_each_time_and_honour_retry_after(faults):
+    faults.script("[down]", "500", "500", "500")
+    run_pipeline([{"query": "q [down]"}], lambda s: s.map(generator(faults, max_retries=3)))
+    first, *retries = faults.arrivals
+    waits = [later - earlier for earlier, later in zip([first, *retries], retries, strict=False)]
+    # 0.5 s doubling each retry, less up to a quarter of jitter
+    assert len(waits) == 3 and all(wait >= 0.375 * 2 ** n for n, wait in enumerate(waits)), waits
+
+    faults.reset()
+    faults.script("[busy]", "429 retry-after=2")
+    out = run_pipeline([{"query": "q [busy]"}], lambda s: s.map(generator(faults, max_retries=1)))
+    assert out[0]["answer"] == "echo: q [busy]"
+    assert faults.arrivals[1] - faults.arrivals[0] >= 2.0
 
 
 def test_a_request_that_keeps_failing_fails_the_job_naming_status_operator_and_record(faults):
@@ -114,8 +132,51 @@ def test_a_hanging_server_times_out_and_is_retried(faults):
     assert out[0]["answer"] == "echo: y [slow-once]"
 
 
+@pytest.mark.timeout(30)
+def test_timeout_s_bounds_the_whole_request_when_the_server_drips_its_answer(faults):
+    """The server sends its answer one byte every 0.2 s: each read is quick, the whole takes a
+    minute; timeout_s=1 ends each attempt after a second, and the SDK retries it."""
+    faults.script("[drip]", "drip", "drip")
+    with pytest.raises(JobFailedError) as failure:
+        run_pipeline([{"id": "q-9", "query": "x [drip]"}],
+                     lambda s: s.map(generator(faults, timeout_s=1, max_retries=1)))
+    message = str(failure.value)
+    assert "operator 'OpenAIGeneratorOperator' (instance 0 of 1) failed on record {'id': 'q-9'" in message
+    assert f'record (id "q-9"): no answer from {faults.base_url} within timeout_s=1 after 2 attempts' in message
+    assert faults.requests == 2
+    assert faults.wait_until(lambda: faults.statuses == {0: 2}), "the client should hang up on both attempts"
+
+
+# what the server sends with HTTP 200, and how the error describes it
+UNUSABLE_200 = {
+    "no-choices": "answered HTTP 200 with a chat completion that has no choices: {\"id\": \"chatcmpl-",
+    "error-body": "answered HTTP 200 with an error instead of a completion: the model is overloaded",
+    "html": ("answered HTTP 200 with text/html; charset=utf-8 instead of a JSON chat completion: "
+             "<html><head><title>Welcome to nginx!</title>"),
+}
+
+
+@pytest.mark.parametrize("action", list(UNUSABLE_200))
+def test_a_200_that_is_no_chat_completion_is_that_records_error(faults, tmp_path, action):
+    faults.script("[odd]", action)
+    env = LocalEnvironment(name="odd-200", config={"error_policy": "dead_letter", "job_dir": str(tmp_path)})
+    (env.from_collection(queries(3) + [{"query": "q [odd]"}])
+        .map(generator(faults, max_retries=3), name="generate")
+        .collect())
+    result = env.execute()
+
+    assert sorted(r["answer"] for r in result.collected()) == [f"echo: question {i}" for i in range(3)]
+    (letter,) = result.dead_letters()
+    assert letter["record"] == {"query": "q [odd]"}
+    message = letter["message"]
+    assert message.startswith("operator 'generate' (instance 0 of 1) failed on record {'query': 'q [odd]'}: ")
+    assert (f"GenerationError: OpenAIGeneratorOperator(model=\"test-model\"): record (query 'q [odd]'): "
+            f"{faults.base_url} {UNUSABLE_200[action]}") in message
+    assert faults.statuses == {200: 4}  # not retried: the same request would get the same answer
+
+
 def test_an_unreachable_server_is_reported_as_such():
-    op = OpenAIGeneratorOperator(model="m", base_url="http://127.0.0.1:9/v1", max_retries=1, retry_backoff_s=0.01)
+    op = OpenAIGeneratorOperator(model="m", base_url="http://127.0.0.1:9/v1", max_retries=1)
     with pytest.raises(JobFailedError, match=r"cannot reach http://127.0.0.1:9/v1 after 2 attempts"):
         run_pipeline(["q"], lambda s: s.map(op))
 
@@ -146,9 +207,3 @@ def test_the_operator_copies_and_pickles_before_open(faults):
     assert cloudpickle.loads(cloudpickle.dumps(op)).base_url == faults.base_url
 
 
-def test_backoff_grows_with_jitter_and_honours_retry_after():
-    backoff = Backoff(base_s=1.0, cap_s=8.0)
-    delays = [backoff.delay(n) for n in range(6)]
-    assert all(0.5 * min(8, 2 ** n) <= d <= min(8, 2 ** n) for n, d in enumerate(delays))
-    assert backoff.delay(0, retry_after_s=5.0) == 5.0
-    assert backoff.delay(0, retry_after_s=60.0) == 8.0

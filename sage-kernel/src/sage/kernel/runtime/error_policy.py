@@ -42,6 +42,10 @@ class ErrorHandler:
         self.counts_input = False
 
     def __call__(self, record: Any, exc: BaseException) -> None:
+        if isinstance(exc, OperatorError) and self.policy == "fail":
+            # A function's context.handle_error() already charged this error to the record it
+            # names (a sink's earlier record, say); wrapping it again would blame this one.
+            raise exc
         self._errors.inc()
         if self.counts_input:
             self._records_in.inc()

@@ -18,8 +18,27 @@ from sage.middleware.operators.rag.chroma_client import (
 from sage.middleware.operators.rag.errors import EmbeddingMismatchError, RecordError
 from sage.middleware.operators.rag.records import describe, text_field
 from sage.middleware.operators.rag.validators import collection_name, non_empty_str, positive_int
+from sage.middleware.operators.rag.vectors import FIX, as_floats, embedding_problem
 
 RESERVED = frozenset({"id", "text", "embedding", "embedding_model", "metadata"})
+
+
+@attrs.frozen
+class Pending:
+    """A record waiting in the write buffer, with what is written for it."""
+
+    number: int
+    record: dict[str, Any]
+    embedding: list[float]
+    text: str
+    metadata: dict[str, Any] | None
+
+
+def refuses_data(exc: Exception) -> bool:
+    """Whether Chroma refused what it was given (rather than failing to write it at all)."""
+    from chromadb.errors import InvalidArgumentError
+
+    return isinstance(exc, ValueError | TypeError | IndexError | InvalidArgumentError)
 
 
 def _metadata_value(value: Any) -> Any:
@@ -47,10 +66,12 @@ class ChromaUpsertOperator(SinkFunction):
     """Upserts records (``id``, ``text``, ``embedding``, metadata) into a Chroma collection.
 
     Writes go in batches of ``batch_size`` and are flushed when the instance closes and at
-    each checkpoint (``snapshot``). Records
-    are upserted by ``id`` (a hash of the text when a record has none), so replaying a stream
-    leaves the same collection. The first record fixes the collection's embedding model and
-    dimension in its metadata; records from another model or dimension are refused.
+    each checkpoint (``snapshot``). Records are upserted by ``id`` (a hash of the text when a
+    record has none), so replaying a stream leaves the same collection. The first record fixes
+    the collection's embedding model and dimension in its metadata; records from another model
+    or dimension are refused. Each record's embedding is checked before it joins a batch, and a
+    batch Chroma still refuses is split until only the records it refuses fail, so one bad
+    record never costs the others their write.
     """
 
     collection: str = attrs.field(validator=collection_name)
@@ -62,11 +83,11 @@ class ChromaUpsertOperator(SinkFunction):
     _client: Any = attrs.field(init=False, default=None, repr=False)
     _collection: Any = attrs.field(init=False, default=None, repr=False)
     _expected: tuple[str, int] | None = attrs.field(init=False, default=None, repr=False)
-    _buffer: dict[str, tuple[list[float], str, dict[str, Any] | None]] = attrs.field(init=False, factory=dict, repr=False)
+    _buffer: dict[str, Pending] = attrs.field(init=False, factory=dict, repr=False)
     _seen: int = attrs.field(init=False, default=0, repr=False)
     _written: int = attrs.field(init=False, default=0, repr=False)
     _metrics: Any = attrs.field(init=False, default=None, repr=False)
-    _logger: Any = attrs.field(init=False, default=None, repr=False)
+    _context: RuntimeContext | None = attrs.field(init=False, default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         problem = location_error(self._label(), self.path, self.host, self.port)
@@ -83,7 +104,7 @@ class ChromaUpsertOperator(SinkFunction):
     def open(self, context: RuntimeContext) -> None:
         self._client = self.location.connect()
         self._metrics = context.get_metrics()
-        self._logger = context.logger
+        self._context = context
         self._buffer, self._seen, self._written = {}, 0, 0
 
     def sink(self, record: Any) -> None:
@@ -101,12 +122,15 @@ class ChromaUpsertOperator(SinkFunction):
         if not isinstance(model, str) or not model:
             raise RecordError(f'{self._label()}: {describe(record, number)} has no "embedding_model" field; '
                               "set it to the name of the model that computed the embedding")
-        embedding = list(embedding)
+        problem = embedding_problem(embedding)
+        if problem:
+            raise RecordError(f"{self._label()}: {describe(record, number)} has {problem}; {FIX}")
+        embedding = as_floats(embedding)
         self._check_model(record, number, model, len(embedding))
         record_id = record.get("id")
         record_id = str(record_id) if record_id is not None else hashlib.sha256(text.encode()).hexdigest()[:32]
         self._buffer.pop(record_id, None)  # one write per id per batch: the last record wins
-        self._buffer[record_id] = (embedding, text, record_metadata(record, self.text_field))
+        self._buffer[record_id] = Pending(number, record, embedding, text, record_metadata(record, self.text_field))
         if len(self._buffer) >= self.batch_size:
             self.flush()
 
@@ -140,18 +164,47 @@ class ChromaUpsertOperator(SinkFunction):
         return str(metadata[MODEL_KEY]), int(metadata[DIMENSION_KEY])
 
     def flush(self) -> None:
-        """Write the buffered records in one upsert."""
+        """Write the buffered records in one upsert; the buffer is empty afterwards, whatever
+        happened, and each record that could not be written went to the job's error policy."""
         if not self._buffer:
             return
-        ids = list(self._buffer)
-        embeddings, documents, metadatas = zip(*self._buffer.values(), strict=True)
+        pending, self._buffer = list(self._buffer.items()), {}
         began = time.perf_counter()
-        self._collection.upsert(ids=ids, embeddings=list(embeddings), documents=list(documents),
-                                metadatas=list(metadatas))
+        written = self._upsert(pending)
         self._metrics.record("upsert_ms", (time.perf_counter() - began) * 1000)
-        self._metrics.counter("upserted").inc(len(ids))
-        self._written += len(ids)
-        self._buffer = {}
+        self._metrics.counter("upserted").inc(written)
+        self._written += written
+
+    def _upsert(self, pending: list[tuple[str, Pending]]) -> int:
+        """Upsert ``pending`` and return how many were written: a batch Chroma refuses is split
+        in halves until the records it refuses stand alone; each failed record is handed to the
+        error policy with its own error."""
+        try:
+            self._collection.upsert(ids=[record_id for record_id, _ in pending],
+                                    embeddings=[p.embedding for _, p in pending],
+                                    documents=[p.text for _, p in pending],
+                                    metadatas=[p.metadata for _, p in pending])
+            return len(pending)
+        except Exception as exc:
+            if len(pending) > 1 and refuses_data(exc):
+                middle = len(pending) // 2
+                return self._upsert(pending[:middle]) + self._upsert(pending[middle:])
+            for _, entry in pending:
+                self._context.handle_error(entry.record, self._write_error(entry, exc))
+            return 0
+
+    def _write_error(self, entry: Pending, exc: Exception) -> RecordError:
+        where = f"{self._label()}: {describe(entry.record, entry.number)}"
+        cause = f"{type(exc).__name__}: {exc}"
+        if refuses_data(exc):
+            error = RecordError(f"{where} was refused by {self.location.describe()} ({cause}); fix the "
+                                "record's id or metadata (keys Chroma reserves, such as chroma:document, "
+                                "or empty keys)")
+        else:
+            error = RecordError(f"{where} was not written: the upsert into {self.location.describe()} "
+                                f"failed ({cause}); check that the store is reachable and writable")
+        error.__cause__ = exc
+        return error
 
     def snapshot(self) -> dict[str, Any]:
         """The checkpoint hook: upsert the buffered records, so that a checkpoint taken after

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from typing import Any
 
 import attrs
 from sage.kernel.api import MapFunction, PipelineDefinitionError, RuntimeContext
-from sage.middleware.operators.rag.batch_replay import unwrap
+from sage.middleware.operators.rag.chat_replies import UnusableReply, read_answer
 from sage.middleware.operators.rag.errors import GenerationError, RecordError
 from sage.middleware.operators.rag.prompts import PromptTemplate, render_prompt, template_problem
 from sage.middleware.operators.rag.records import describe, text_field, with_fields
-from sage.middleware.operators.rag.retry import (
-    NEVER_RETRIED_5XX,
-    RETRYABLE_STATUS,
-    Backoff,
-    retry_after_seconds,
-)
 from sage.middleware.operators.rag.validators import (
     non_empty_str,
     non_negative_int,
@@ -43,9 +36,11 @@ class OpenAIGeneratorOperator(MapFunction):
     Calls any OpenAI-compatible ``/chat/completions`` endpoint: OpenAI with ``api_key`` (or
     ``OPENAI_API_KEY``), or a server at ``base_url`` (or ``OPENAI_BASE_URL``) such as vLLM.
     Its ``map`` is ``async def``, so the runtime keeps up to ``max_concurrency`` requests in
-    flight per instance (docs/streaming.md, "Async operators"). 429, 408, 5xx, timeouts and dropped connections are retried up to
-    ``max_retries`` times with exponential backoff and jitter (honouring ``Retry-After``); a
-    request that still fails raises GenerationError, which the job's error policy handles for
+    flight per instance (docs/streaming.md, "Async operators"). The openai SDK retries 408,
+    409, 425, 429, 5xx but 501 and 505, timeouts and dropped connections up to ``max_retries``
+    times with exponential backoff and jitter, honouring ``Retry-After``; ``timeout_s`` bounds
+    each attempt as a whole, to the answer's last byte. A request that still fails, or a 200
+    that holds no answer, raises GenerationError, which the job's error policy handles for
     that record.
     """
 
@@ -59,7 +54,6 @@ class OpenAIGeneratorOperator(MapFunction):
     max_concurrency: int = attrs.field(default=16, validator=positive_int)
     timeout_s: float = attrs.field(default=60.0, validator=positive_number)
     max_retries: int = attrs.field(default=3, validator=non_negative_int)
-    retry_backoff_s: float = attrs.field(default=0.5, validator=non_negative_number)
     query_field: str = attrs.field(default="query", validator=non_empty_str)
     contexts_field: str = attrs.field(default="contexts", validator=non_empty_str)
     extra_body: dict[str, Any] | None = None
@@ -80,14 +74,15 @@ class OpenAIGeneratorOperator(MapFunction):
         return f'OpenAIGeneratorOperator(model="{self.model}")'
 
     def open(self, context: RuntimeContext) -> None:
-        import openai
+        from sage.middleware.operators.rag.chat_client import chat_client  # imports openai
 
         base_url = self.base_url or os.environ.get("OPENAI_BASE_URL") or None
         api_key = self.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
-        self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=self.timeout_s,
-                                          max_retries=0)
-        self._endpoint = str(self._client.base_url).rstrip("/")
         self._metrics = context.get_metrics()
+        self._client = chat_client(base_url=base_url, api_key=api_key, timeout_s=self.timeout_s,
+                                   max_retries=self.max_retries, max_concurrency=self.max_concurrency,
+                                   metrics=self._metrics)
+        self._endpoint = str(self._client.base_url).rstrip("/")
         context.logger.info("generator ready", endpoint=self._endpoint, model=self.model,
                             max_concurrency=self.max_concurrency)
 
@@ -97,25 +92,23 @@ class OpenAIGeneratorOperator(MapFunction):
         self._client = None
 
     async def map(self, record: Any) -> dict[str, Any]:
-        return unwrap(await self._answer(record))
-
-    async def _answer(self, record: Any) -> Any:
-        """The record with its answer, or the exception that stopped it."""
+        query = text_field(record, self.query_field, self._label(), "give each record the question to answer")
+        contexts = record.get(self.contexts_field) or [] if isinstance(record, dict) else []
+        if not isinstance(contexts, list):
+            raise RecordError(f'{self._label()}: "{self.contexts_field}" must be a list of passages, '
+                              f"got {type(contexts).__name__}")
+        where = self._name(record, query)
+        raw = await self._complete(render_prompt(self.prompt_template, query, contexts), where)
         try:
-            query = text_field(record, self.query_field, self._label(), "give each record the question to answer")
-            contexts = record.get(self.contexts_field) or [] if isinstance(record, dict) else []
-            if not isinstance(contexts, list):
-                raise RecordError(f'{self._label()}: "{self.contexts_field}" must be a list of passages, '
-                                  f"got {type(contexts).__name__}")
-            response = await self._complete(render_prompt(self.prompt_template, query, contexts),
-                                            self._name(record, query))
-        except Exception as exc:
-            return exc
-        usage = response.usage
+            completion, answer = read_answer(raw)
+        except UnusableReply as exc:
+            raise GenerationError(
+                f"{self._label()}: {where}: {self._endpoint} answered HTTP {raw.http_response.status_code} {exc}; "
+                "check that base_url is the /v1 address of an OpenAI-compatible server, and its logs",
+                raw.http_response.status_code) from None
+        usage = completion.usage
         return with_fields(
-            record, self.query_field,
-            answer=(response.choices[0].message.content or "") if response.choices else "",
-            model=response.model or self.model,
+            record, self.query_field, answer=answer, model=completion.model or self.model,
             usage={"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
                    "total_tokens": usage.total_tokens} if usage else {},
         )
@@ -133,41 +126,29 @@ class OpenAIGeneratorOperator(MapFunction):
         return [*messages, {"role": "user", "content": prompt}]
 
     async def _complete(self, prompt: str, where: str) -> Any:
-        """One chat completion, retried on 429/408/5xx/timeouts/connection errors."""
+        """The raw response to one chat completion, after the SDK's retries."""
         import openai
 
-        backoff = Backoff(base_s=self.retry_backoff_s, cap_s=max(self.retry_backoff_s, 20.0))
-        metrics = self._metrics
-        for attempt in range(self.max_retries + 1):
-            began = time.perf_counter()
-            metrics.counter("requests").inc()
-            try:
-                response = await self._client.chat.completions.create(
-                    model=self.model, messages=self._messages(prompt), max_tokens=self.max_tokens,
-                    temperature=self.temperature, extra_body=self.extra_body,
-                )
-            except openai.APIStatusError as exc:
-                if exc.status_code not in RETRYABLE_STATUS or attempt == self.max_retries:
-                    raise self._failure(exc, attempt + 1, where) from exc
-                delay = backoff.delay(attempt, retry_after_seconds(exc.response.headers))
-            except openai.APIConnectionError as exc:
-                if attempt == self.max_retries:
-                    raise self._failure(exc, attempt + 1, where) from exc
-                delay = backoff.delay(attempt)
-            else:
-                metrics.record("request_ms", (time.perf_counter() - began) * 1000)
-                return response
-            metrics.counter("retries").inc()
-            await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+        began = time.perf_counter()
+        try:
+            raw = await self._client.chat.completions.with_raw_response.create(
+                model=self.model, messages=self._messages(prompt), max_tokens=self.max_tokens,
+                temperature=self.temperature, extra_body=self.extra_body,
+            )
+        except openai.APIError as exc:
+            raise self._failure(exc, where) from exc
+        self._metrics.record("request_ms", (time.perf_counter() - began) * 1000)
+        return raw
 
-    def _failure(self, exc: Exception, attempts: int, where: str) -> GenerationError:
+    def _failure(self, exc: Exception, where: str) -> GenerationError:
         import openai
+        from sage.middleware.operators.rag.chat_client import NEVER_RETRIED, attempts_of
 
         label = f"{self._label()}: {where}"
+        attempts = attempts_of(exc)
         tries = f"after {attempts} attempt{'s' if attempts > 1 else ''}"
         if isinstance(exc, openai.APIStatusError):
-            fix = ("check the model name and the request settings" if exc.status_code < 500 or exc.status_code in NEVER_RETRIED_5XX
+            fix = ("check the model name and the request settings" if exc.status_code < 500 or exc.status_code in NEVER_RETRIED
                    else "the server kept failing; check its logs, or raise max_retries")
             if exc.status_code in (401, 403):
                 fix = "check api_key / OPENAI_API_KEY"

@@ -1,0 +1,84 @@
+"""The openai client the generator calls through: the SDK's own retries, a deadline on each
+whole HTTP exchange, and every attempt and retry counted in the operator's metrics.
+
+The SDK retries 408, 409, 429, 5xx, timeouts and dropped connections up to ``max_retries``
+times, waiting 0.5 s doubling up to 8 s less up to a quarter of jitter, or the server's
+``Retry-After`` (up to two minutes). Two response codes are decided here, through the
+``x-should-retry`` header the SDK obeys: 501 and 505 are never retried (no retry fixes them)
+and 425 Too Early is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx2
+import openai
+
+NEVER_RETRIED = frozenset({501, 505})
+ALSO_RETRIED = frozenset({425})
+RETRY_COUNT_HEADER = "x-stainless-retry-count"  # the SDK's own count of retries so far, on each attempt
+
+
+class DeadlineTransport(httpx2.AsyncBaseTransport):
+    """Bounds each HTTP exchange as a whole, from sending the request to the last byte of the
+    answer: httpx's timeouts bound each read, so a server that drips bytes never trips them."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport, seconds: float) -> None:
+        self._inner = inner
+        self._seconds = seconds
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        try:
+            async with asyncio.timeout(self._seconds):
+                response = await self._inner.handle_async_request(request)
+                try:
+                    body = b"".join([chunk async for chunk in response.aiter_raw()])
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            raise httpx2.ReadTimeout(f"no complete answer within {self._seconds} s", request=request) from None
+        return httpx2.Response(response.status_code, headers=response.headers, content=body,
+                               extensions=response.extensions)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def attempts_of(exc: Exception) -> int:
+    """How many attempts the SDK made for the request that ended in ``exc``."""
+    request = getattr(exc, "request", None)
+    headers = getattr(request, "headers", None) or {}
+    try:
+        return int(headers.get(RETRY_COUNT_HEADER, 0)) + 1
+    except ValueError:
+        return 1
+
+
+def chat_client(*, base_url: str | None, api_key: str, timeout_s: float, max_retries: int,
+                max_concurrency: int, metrics: Any) -> openai.AsyncOpenAI:
+    """An AsyncOpenAI whose attempts each end within ``timeout_s`` and are counted in ``metrics``
+    (``requests`` for every attempt, ``retries`` for every one after the first)."""
+    requests, retries = metrics.counter("requests"), metrics.counter("retries")
+
+    async def count_attempt(request: httpx2.Request) -> None:
+        requests.inc()
+        if request.headers.get(RETRY_COUNT_HEADER, "0") != "0":
+            retries.inc()
+
+    async def decide_retry(response: httpx2.Response) -> None:
+        if "x-should-retry" in response.headers:
+            return  # the server said
+        if response.status_code in NEVER_RETRIED:
+            response.headers["x-should-retry"] = "false"
+        elif response.status_code in ALSO_RETRIED:
+            response.headers["x-should-retry"] = "true"
+
+    limits = httpx2.Limits(max_connections=None, max_keepalive_connections=max_concurrency)
+    http_client = openai.DefaultAsyncHttpxClient(
+        transport=DeadlineTransport(httpx2.AsyncHTTPTransport(limits=limits), timeout_s),
+        event_hooks={"request": [count_attempt], "response": [decide_retry]},
+    )
+    return openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=max_retries,
+                              http_client=http_client)
