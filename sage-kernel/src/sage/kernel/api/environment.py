@@ -17,6 +17,7 @@ from sage.kernel.api.job import FAILED, JobHandle, JobResult
 from sage.kernel.api.sources import CollectionSource
 from sage.kernel.errors import JobFailedError, PipelineDefinitionError
 from sage.kernel.home import jobs_dir
+from sage.kernel.log import configure_default_logging
 from sage.kernel.plan.functions import (
     as_function,
     check_async,
@@ -60,6 +61,7 @@ class BaseEnvironment:
     """Collects the operators of a pipeline into a logical plan and runs it."""
 
     def __init__(self, name: str = "sage", config: dict[str, Any] | JobConfig | None = None) -> None:
+        configure_default_logging()
         self.name = name
         self.config = JobConfig.from_user(config)
         self._operators: list[Operator] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from sage.kernel.cli import plugins_cmd, run_cmd
+from sage.kernel.log import configure_default_logging
 
 app = typer.Typer(help="SAGE: streaming dataflow pipelines for LLM and RAG work.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -25,4 +26,5 @@ _add_optional_groups()
 
 
 def main() -> None:
+    configure_default_logging()
     app()

@@ -11,9 +11,11 @@ from sage.kernel.home.cluster_state import read_token
 from sage.kernel.jobmanager.limits import LimitsError, ServerLimits
 from sage.kernel.jobmanager.records import JobStore
 from sage.kernel.jobmanager.service import JobManager, serve
+from sage.kernel.log import configure_default_logging
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure_default_logging()
     parser = argparse.ArgumentParser(prog="python -m sage.kernel.jobmanager",
                                      description="Run the SAGE JobManager on a Ray cluster.")
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")

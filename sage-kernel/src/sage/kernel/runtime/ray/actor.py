@@ -23,6 +23,7 @@ from typing import Any
 import cloudpickle
 import ray
 from sage.kernel.errors import SageError
+from sage.kernel.log import configure_default_logging
 from sage.kernel.runtime.ray.channels import OutputChannels
 from sage.kernel.runtime.task import END, POLL_S, Aborted, ChainTask, JobInfo
 
@@ -57,6 +58,7 @@ class ChainActor:
     does not wait for Ray to start a process per instance)."""
 
     def __init__(self) -> None:
+        configure_default_logging()
         self.log_lines: collections.deque[str] = collections.deque(maxlen=LOG_LINES_KEPT)
         self.log_prefix = ""
         sys.stdout = OutputTap(sys.stdout, self)
