@@ -140,3 +140,19 @@ def test_live_metrics_survive_user_code_creating_metrics_meanwhile():
     poller.join()
     assert errors == [] and result.status == "finished"
     assert result.metrics["many"]["c19999"] == 1
+
+
+def slow(record):
+    import time
+
+    time.sleep(0.002)
+    return record
+
+
+def test_time_blocked_on_full_channels_and_processing_time_are_built_in():
+    env = LocalEnvironment("backpressure", config={"batch_size": 4, "channel_capacity": 1})
+    env.from_collection(range(400), name="source").rebalance().map(slow, name="slow").collect()
+    metrics = env.execute().metrics
+    assert metrics["source"]["blocked_ms"] > 0  # the slow map held the source back
+    processing = metrics["slow"]["processing_ms"]
+    assert processing["count"] >= 400 // 4 // 8 and processing["p50"] >= 4 * 2  # 4 records x 2 ms

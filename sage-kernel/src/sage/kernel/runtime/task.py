@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import queue
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,8 @@ END = _EndOfStream()
 """The end-of-stream marker an upstream instance puts in an inbox."""
 POLL_S = 0.1
 ASYNC_POLL_S = 0.001
+BLOCKED_S = 0.0005  # a send that takes longer waited for room in its channel
+SAMPLE_EVERY = 8  # batches per processing_ms sample
 log = structlog.get_logger("sage.runtime")
 
 
@@ -130,7 +133,6 @@ class ChainTask:
     ) -> None:
         self.chain = chain
         self.index = index
-        self.emit = emit
         self.functions = functions
         self.metrics: dict[str, MetricGroup] = {}
         self.contexts: list[RuntimeContext] = []
@@ -168,15 +170,44 @@ class ChainTask:
         self.clock = self._clock(plan, job)
         ttl = chain.head.state_ttl_s if chain.head.keyed else None
         self.expiry = StateExpiry(self.contexts[0], ttl) if ttl else None
+        self.emit = self._timed(emit, self.metrics[chain.operators[-1].name].counter("blocked_ms"))
+        self._latency = self.metrics[chain.head.name]
+        self._batches = 0
         self.batch_size = job.batch_size
         self.job = job
         self.batch_timeout_s = chain_batch_timeout_ms(plan, chain, job.batch_timeout_ms) / 1000
-        self.outputs = OutputBuffer(emit, job.batch_size, self.batch_timeout_s, idle)
+        self.outputs = OutputBuffer(self.emit, job.batch_size, self.batch_timeout_s, idle)
         # Every consumer after the first gets its own copies; Ray's channels copy anyway.
         self._copies = not job.object_reuse and job.copies_records
         self.abandoned: str | None = None  # why the source's reader was left behind, if it was
         self._reader: SourceReader | None = None
         self._source_out = self.metrics[chain.head.name].counter("records_out") if chain.is_source else None
+
+    @staticmethod
+    def _timed(emit: Emit, blocked: Any) -> Emit:
+        """``emit`` counting, in ``blocked`` (ms), the time of every send that waited: a full
+        channel (backpressure). A send that returns within BLOCKED_S is not counted, so the
+        cost of an ordinary send is not mistaken for waiting."""
+        clock = time.perf_counter
+
+        def timed(position: int, target: int, batch: Any) -> None:
+            start = clock()
+            emit(position, target, batch)
+            waited = clock() - start
+            if waited > BLOCKED_S:
+                blocked.value += waited * 1000
+
+        return timed
+
+    def _process_sampled(self, batch: list[Any]) -> None:
+        """``process``, timing one batch in SAMPLE_EVERY into the head's ``processing_ms``."""
+        self._batches += 1
+        if self._batches % SAMPLE_EVERY:
+            self.process(batch)
+            return
+        start = time.perf_counter()
+        self.process(batch)
+        self._latency.record("processing_ms", (time.perf_counter() - start) * 1000)
 
     def _clock(self, plan: PhysicalPlan, job: JobInfo) -> TaskClock | None:
         """Watermarks and timers, for a job in event time or a keyed process function."""
@@ -387,7 +418,7 @@ class ChainTask:
         oldest record was first seen, so its wait in the output buffer counts from then."""
         self._source_out.value += len(batch)
         self.outputs.since = since
-        self.process(batch)
+        self._process_sampled(batch)
         if self._side.pending:
             self._route_side_outputs()
         self.outputs.since = None
@@ -434,7 +465,7 @@ class ChainTask:
                 clock.on_watermark(item)
                 continue
             depth.value = inbox.qsize()
-            self.process(item)
+            self._process_sampled(item)
             if self._side.pending:
                 self._route_side_outputs()
             self._collect_async()
