@@ -8,8 +8,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from sage.kernel.api import record_events
 from sage.kernel.api.metrics import MetricGroup
+from sage.kernel.api.record_events import record_failed
 from sage.kernel.errors import OperatorError, short_repr
 
 
@@ -50,7 +50,7 @@ class ErrorHandler:
             self._records_in.inc()
         error = OperatorError(self.operator, self.instance, self.parallelism, record, exc)
         if self.job_id is not None:  # a served pipeline answers the record's request with the error
-            record_events.record_failed(self.job_id, record, error)
+            record_failed(self.job_id, record, error)
         if self.policy == "fail":
             raise error from exc
         if self.policy == "skip":

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
-from sage.kernel.api import RuntimeContext, SinkFunction, SourceFunction
+from sage.kernel.api.function import SinkFunction, SourceFunction
+from sage.kernel.api.runtime import RuntimeContext
 from sage.kernel.serving.requests import REQUEST_KEY, RequestHub, _hubs, request_id_of
 
 POLL_S = 0.1
@@ -25,7 +27,8 @@ class RequestSource(SourceFunction):
     Each record is a dict: ``{"query": ...}`` for the OpenAI endpoints, the posted JSON object
     for ``/query``, plus the request id under ``REQUEST_KEY``. Operators that build a new dict
     from a record must keep that field (``{**record, "answer": ...}``) so the answer finds its
-    request. Unbounded: it runs until the server stops.
+    request. Unbounded: it runs until the server stops. Its ``read`` is async so that a stop
+    or a failing job cancels it at its wait for the next request.
     """
 
     def __init__(self) -> None:
@@ -34,10 +37,10 @@ class RequestSource(SourceFunction):
     def open(self, context: RuntimeContext) -> None:
         self._hub = _hub("RequestSource", self.hub_id)
 
-    def read(self) -> Iterator[Any]:
+    async def read(self) -> AsyncIterator[Any]:
         hub = self._hub
         while hub.stopped is None:
-            record = hub.next_record(POLL_S)
+            record = await asyncio.to_thread(hub.next_record, POLL_S)
             if record is not None:
                 yield record
 

@@ -12,6 +12,7 @@ through ``call_soon_threadsafe``, since the pipeline's threads cannot touch it d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import queue
 import threading
@@ -58,10 +59,8 @@ class Pending:
             else:
                 self.future.set_result(result)
 
-        try:
+        with contextlib.suppress(RuntimeError):  # the server's loop is closed: nobody waits any more
             self.loop.call_soon_threadsafe(settle)
-        except RuntimeError:  # the server's loop is closed: nobody waits any more
-            pass
 
 
 def request_id_of(record: Any) -> str | None:
@@ -138,8 +137,9 @@ class RequestHub:
             self.counts[what] += 1
 
     def stop(self, reason: str) -> None:
-        """The pipeline ended: fail every pending request and refuse new ones."""
-        self.stopped = reason
+        """The pipeline ended: fail every pending request and refuse new ones (the first reason stays)."""
+        if self.stopped is None:
+            self.stopped = reason
         with self._lock:
             pending, self._pending = list(self._pending.values()), {}
         for request in pending:
@@ -190,7 +190,5 @@ class RequestHub:
         request_id = request_id_of(record)
         pending = self._pending.get(request_id) if request_id else None
         if pending is not None and pending.partials is not None:
-            try:
+            with contextlib.suppress(RuntimeError):
                 pending.loop.call_soon_threadsafe(pending.partials.put_nowait, chunk)
-            except RuntimeError:
-                pass

@@ -8,16 +8,18 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from sage.kernel.api import record_events
-from sage.kernel.api.environment import BaseEnvironment, LocalEnvironment
 from sage.kernel.api.job import FAILED, JobHandle
+from sage.kernel.api.record_events import listen
 from sage.kernel.errors import JobFailedError, PipelineDefinitionError
 from sage.kernel.serving.request_source import AnswerSink, RequestSource
 from sage.kernel.serving.requests import RequestHub
 from sage.kernel.serving.settings import ServeSettings
+
+if TYPE_CHECKING:
+    from sage.kernel.api.environment import BaseEnvironment
 
 log = structlog.get_logger("sage.serving")
 MISSING_EXTRA = ("serving a pipeline needs Starlette and uvicorn; install them with "
@@ -33,7 +35,8 @@ class ServedPipeline:
     that connects both to the server."""
 
     def __init__(self, env: BaseEnvironment, settings: ServeSettings) -> None:
-        if not isinstance(env, LocalEnvironment) or env.config.runtime != "local":
+        # Only LocalEnvironment has serve(): a RemoteEnvironment's job runs elsewhere.
+        if not callable(getattr(env, "serve", None)) or env.config.runtime != "local":
             raise PipelineDefinitionError(
                 f"serve: pipeline {env.name!r} runs on {type(env).__name__} with runtime "
                 f"{env.config.runtime!r}; serving runs a LocalEnvironment on the local runtime for now")
@@ -53,13 +56,14 @@ class ServedPipeline:
         self.job_id: str | None = None
         self.started = int(time.time())
         self.on_stopped: list[Any] = []
+        self.startup_error: BaseException | None = None
         self._unlisten: Any = None
 
     def start_job(self) -> None:
         """Start the job (its operators open their models once) and watch it end."""
         self.handle = self.env.submit()
         self.job_id = self.handle.job_id
-        self._unlisten = record_events.listen(self.job_id, self.hub)
+        self._unlisten = listen(self.job_id, self.hub)
         threading.Thread(target=self._watch, daemon=True, name=f"sage-serve-{self.name}").start()
         log.info("serving", pipeline=self.name, job_id=self.job_id)
 
@@ -97,7 +101,11 @@ class ServedPipeline:
 
         @contextlib.asynccontextmanager
         async def lifespan(app: Any) -> AsyncIterator[None]:
-            self.start_job()
+            try:
+                self.start_job()
+            except BaseException as exc:
+                self.startup_error = exc
+                raise
             try:
                 yield
             finally:
@@ -123,6 +131,8 @@ class RunningServer:
         while not self._server.started and self._thread.is_alive():
             time.sleep(0.01)
         if not self._server.started:
+            if served.startup_error is not None:
+                raise served.startup_error
             raise RuntimeError(f"serve: the server for {served.name!r} did not start; see the log above")
 
     @property
