@@ -47,6 +47,12 @@ class OpenAIGeneratorOperator(MapFunction):
     ``max_retries`` times with exponential backoff and jitter (honouring ``Retry-After``); a
     request that still fails raises GenerationError, which the job's error policy handles for
     that record.
+
+    When the record's output is awaited piece by piece (a served pipeline's client asked for
+    ``stream=true``: ``context.wants_partial_outputs(record)``), the completion is streamed and
+    each token is handed on with ``context.partial_output`` as the server produces it; the
+    record still leaves with its whole answer. A streamed request is retried only while no
+    token has been handed on.
     """
 
     model: str = attrs.field(validator=non_empty_str)
@@ -66,6 +72,7 @@ class OpenAIGeneratorOperator(MapFunction):
     _client: Any = attrs.field(init=False, default=None, repr=False)
     _endpoint: str = attrs.field(init=False, default="", repr=False)
     _metrics: Any = attrs.field(init=False, default=None, repr=False)
+    _context: Any = attrs.field(init=False, default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not (self.api_key or os.environ.get("OPENAI_API_KEY") or self.base_url
@@ -88,6 +95,7 @@ class OpenAIGeneratorOperator(MapFunction):
                                           max_retries=0)
         self._endpoint = str(self._client.base_url).rstrip("/")
         self._metrics = context.get_metrics()
+        self._context = context
         context.logger.info("generator ready", endpoint=self._endpoint, model=self.model,
                             max_concurrency=self.max_concurrency)
 
@@ -107,15 +115,15 @@ class OpenAIGeneratorOperator(MapFunction):
             if not isinstance(contexts, list):
                 raise RecordError(f'{self._label()}: "{self.contexts_field}" must be a list of passages, '
                                   f"got {type(contexts).__name__}")
-            response = await self._complete(render_prompt(self.prompt_template, query, contexts),
-                                            self._name(record, query))
+            streamed = self._context is not None and self._context.wants_partial_outputs(record)
+            answer, model, usage = await self._complete(render_prompt(self.prompt_template, query, contexts),
+                                                        self._name(record, query), record if streamed else None)
         except Exception as exc:
             return exc
-        usage = response.usage
         return with_fields(
             record, self.query_field,
-            answer=(response.choices[0].message.content or "") if response.choices else "",
-            model=response.model or self.model,
+            answer=answer,
+            model=model or self.model,
             usage={"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
                    "total_tokens": usage.total_tokens} if usage else {},
         )
@@ -132,8 +140,9 @@ class OpenAIGeneratorOperator(MapFunction):
         messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         return [*messages, {"role": "user", "content": prompt}]
 
-    async def _complete(self, prompt: str, where: str) -> Any:
-        """One chat completion, retried on 429/408/5xx/timeouts/connection errors."""
+    async def _complete(self, prompt: str, where: str, streamed_record: Any = None) -> tuple[str, str | None, Any]:
+        """One chat completion as (answer, model, usage), retried on 429/408/5xx/timeouts/connection
+        errors; with ``streamed_record``, streamed, each token handed on as a partial output of it."""
         import openai
 
         backoff = Backoff(base_s=self.retry_backoff_s, cap_s=max(self.retry_backoff_s, 20.0))
@@ -141,25 +150,48 @@ class OpenAIGeneratorOperator(MapFunction):
         for attempt in range(self.max_retries + 1):
             began = time.perf_counter()
             metrics.counter("requests").inc()
+            handed_on: list[str] = []
             try:
-                response = await self._client.chat.completions.create(
-                    model=self.model, messages=self._messages(prompt), max_tokens=self.max_tokens,
-                    temperature=self.temperature, extra_body=self.extra_body,
-                )
+                if streamed_record is None:
+                    response = await self._client.chat.completions.create(
+                        model=self.model, messages=self._messages(prompt), max_tokens=self.max_tokens,
+                        temperature=self.temperature, extra_body=self.extra_body,
+                    )
+                    answer = (response.choices[0].message.content or "") if response.choices else ""
+                    outcome = (answer, response.model, response.usage)
+                else:
+                    outcome = await self._stream(prompt, streamed_record, handed_on)
             except openai.APIStatusError as exc:
-                if exc.status_code not in RETRYABLE_STATUS or attempt == self.max_retries:
+                if exc.status_code not in RETRYABLE_STATUS or attempt == self.max_retries or handed_on:
                     raise self._failure(exc, attempt + 1, where) from exc
                 delay = backoff.delay(attempt, retry_after_seconds(exc.response.headers))
             except openai.APIConnectionError as exc:
-                if attempt == self.max_retries:
+                if attempt == self.max_retries or handed_on:
                     raise self._failure(exc, attempt + 1, where) from exc
                 delay = backoff.delay(attempt)
             else:
                 metrics.record("request_ms", (time.perf_counter() - began) * 1000)
-                return response
+                return outcome
             metrics.counter("retries").inc()
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
+
+    async def _stream(self, prompt: str, record: Any, handed_on: list[str]) -> tuple[str, str | None, Any]:
+        """A streamed completion: each token goes to ``context.partial_output`` (and ``handed_on``)."""
+        stream = await self._client.chat.completions.create(
+            model=self.model, messages=self._messages(prompt), max_tokens=self.max_tokens,
+            temperature=self.temperature, extra_body=self.extra_body, stream=True,
+            stream_options={"include_usage": True},
+        )
+        model, usage = None, None
+        async for chunk in stream:
+            model = chunk.model or model
+            usage = chunk.usage or usage
+            text = chunk.choices[0].delta.content if chunk.choices else None
+            if text:
+                handed_on.append(text)
+                self._context.partial_output(record, text)
+        return "".join(handed_on), model, usage
 
     def _failure(self, exc: Exception, attempts: int, where: str) -> GenerationError:
         import openai
