@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 from typing import Any
 
@@ -148,3 +149,34 @@ def test_an_api_key_guards_every_endpoint_but_health():
         assert good.completions.create(model="guarded", prompt="ab").choices[0].text == "ba (2 chars)"
         assert httpx.get(server.url + "/healthz").status_code == 200
         assert httpx.get(server.url + "/metrics").status_code == 401
+
+
+def test_partial_outputs_reach_a_streaming_client_while_the_operator_still_works():
+    """The operator holds back its second piece until the client has the first: the stream
+    carries pieces as they are made, not the whole answer at the end."""
+    first_seen = threading.Event()
+
+    class TwoPieces(MapFunction):
+        def open(self, context) -> None:
+            self.context = context
+
+        def map(self, record: dict[str, Any]) -> dict[str, Any]:
+            if self.context.wants_partial_outputs(record):
+                self.context.partial_output(record, "first ")
+                assert first_seen.wait(30), "the client never got the first piece"
+                self.context.partial_output(record, "second")
+            return {**record, "answer": "first second"}
+
+    env = LocalEnvironment(name="pieces")
+    env.from_source(RequestSource()).map(TwoPieces()).sink(AnswerSink())
+    with start(env) as server:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused")
+        pieces = []
+        for chunk in client.chat.completions.create(model="pieces", stream=True,
+                                                    messages=[{"role": "user", "content": "q"}]):
+            if chunk.choices and chunk.choices[0].delta.content:
+                pieces.append(chunk.choices[0].delta.content)
+                first_seen.set()
+        assert pieces == ["first ", "second"]
+        whole = client.chat.completions.create(model="pieces", messages=[{"role": "user", "content": "q"}])
+        assert whole.choices[0].message.content == "first second"
