@@ -39,6 +39,15 @@ def test_the_kernel_imports_no_other_sage_package():
     assert others == set()
 
 
+def test_the_kernel_imports_the_serving_stack_only_when_a_pipeline_is_served():
+    modules = _modules_after(
+        "import sage.kernel.serving, sage.kernel.cli.main; from sage.kernel.api import LocalEnvironment;"
+        "from sage.kernel.serving import RequestSource, AnswerSink;"
+        "env = LocalEnvironment(); env.from_source(RequestSource()).sink(AnswerSink()); env.physical_plan()"
+    )
+    assert not {"starlette", "uvicorn"} & modules
+
+
 def test_sage_is_a_namespace_package_everywhere():
     assert not list(ROOT.glob("*/src/sage/__init__.py"))
     assert not list(ROOT.glob("plugins/*/src/sage/__init__.py"))
@@ -121,6 +130,11 @@ LAYER_RULES = [
     ("sage.kernel.client", "sage.kernel.runtime", "the client ships plans; it never runs them"),
     ("sage.kernel.client", "sage.kernel.jobmanager", "the client speaks the protocol, not the service's code"),
     ("sage.kernel.client", "sage.kernel.cluster", "the cluster tools use the client, not the other way"),
+    ("sage.kernel.serving", "sage.kernel.runtime", "a served pipeline is a source and a sink, not a second engine"),
+    ("sage.kernel.serving", "sage.kernel.jobmanager", "serving stands on the API, not the service's code"),
+    ("sage.kernel.serving", "sage.kernel.cluster", "serving does not start or stop clusters"),
+    ("sage.kernel.runtime", "sage.kernel.serving", "runtimes know nothing of HTTP; serving listens to record events"),
+    ("sage.kernel.plan", "sage.kernel.serving", "a plan knows nothing of HTTP"),
 ]
 BOTTOM = ("sage.kernel.home", ("sage.kernel.home", "sage.kernel.errors"))
 

@@ -215,3 +215,12 @@ class LocalEnvironment(BaseEnvironment):
         reporters = [lookup("metrics_reporter", n)(**metrics.get(n, {})) for n in metrics.get("reporters", [])]
         return runtime.submit(plan, self._job_info(), channel_capacity=self.config.channel_capacity,
                               reporters=reporters, report_interval_s=float(metrics.get("interval_s", 5.0)))
+
+    def serve(self, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
+        """Serve this pipeline over HTTP until Ctrl-C: it starts with ``RequestSource()`` and ends
+        in ``AnswerSink()`` (sage.kernel.serving); options are those of ``ServeSettings``
+        (``max_in_flight``, ``request_timeout_s``, ``retry_after_s``, ``api_key``). Needs
+        ``sage-kernel[serve]``; see docs/serving.md."""
+        from sage.kernel.serving import serve
+
+        serve(self, host, port, **options)

@@ -9,6 +9,7 @@ from typing import Any
 import structlog
 from sage.kernel.api.metrics import MetricGroup
 from sage.kernel.api.process import TimerService
+from sage.kernel.api.record_events import partial_output, wants_partial_outputs
 
 
 class RuntimeContext:
@@ -100,6 +101,16 @@ class RuntimeContext:
         if self._error_handler is None:
             raise error
         self._error_handler(record, error)
+
+    def wants_partial_outputs(self, record: Any) -> bool:
+        """Whether someone waits for this record's output piece by piece (a served pipeline's
+        client that asked for a streamed answer); an operator then calls ``partial_output``."""
+        return wants_partial_outputs(self.job_id, record)
+
+    def partial_output(self, record: Any, chunk: Any) -> None:
+        """Hand on a piece of the output being made for ``record`` (a generator's tokens), ahead
+        of the output itself; the output the operator returns stays the whole one."""
+        partial_output(self.job_id, record, chunk)
 
     def set_current_key(self, key: Any) -> None:
         """Called by the runtime before each record of a keyed operator."""

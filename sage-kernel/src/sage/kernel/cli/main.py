@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import typer
-from sage.kernel.cli import plugins_cmd, run_cmd
+from sage.kernel.cli import plugins_cmd, run_cmd, serve_cmd
 from sage.kernel.log import configure_default_logging
 
 app = typer.Typer(help="SAGE: streaming dataflow pipelines for LLM and RAG work.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 app.add_typer(plugins_cmd.app, name="plugins")
 app.command("run")(run_cmd.run)
+app.command("serve")(serve_cmd.serve)
 
 
 def _add_optional_groups() -> None:

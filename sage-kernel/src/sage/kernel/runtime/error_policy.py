@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sage.kernel.api.metrics import MetricGroup
+from sage.kernel.api.record_events import record_failed
 from sage.kernel.errors import OperatorError, short_repr
 
 
@@ -24,8 +25,10 @@ class ErrorHandler:
         metrics: MetricGroup,
         dead_letter_dir: Path | None,
         logger: Any,
+        job_id: str | None = None,
     ) -> None:
         self.policy = policy
+        self.job_id = job_id
         self.operator = operator
         self.instance = instance
         self.parallelism = parallelism
@@ -50,6 +53,8 @@ class ErrorHandler:
         if self.counts_input:
             self._records_in.inc()
         error = OperatorError(self.operator, self.instance, self.parallelism, record, exc)
+        if self.job_id is not None:  # a served pipeline answers the record's request with the error
+            record_failed(self.job_id, record, error)
         if self.policy == "fail":
             raise error from exc
         if self.policy == "skip":

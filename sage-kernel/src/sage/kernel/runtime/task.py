@@ -150,7 +150,7 @@ class ChainTask:
                 job_dir=Path(job.job_dir) if job.job_dir else None, keyed=keyed,
             )
             handler = ErrorHandler(job.error_policy, op.name, index, chain.parallelism, metrics,
-                                   job.dead_letter_dir, context.logger)
+                                   job.dead_letter_dir, context.logger, job.job_id)
             context._error_handler = handler
             self.contexts.append(context)
             self.handlers.append(handler)
@@ -306,7 +306,7 @@ class ChainTask:
             if not made:
                 group = self.metrics.setdefault(target, MetricGroup())
                 handler = ErrorHandler(job.error_policy, f"{target} (input)", self.index, parallelism,
-                                       group, job.dead_letter_dir, self.contexts[-1].logger)
+                                       group, job.dead_letter_dir, self.contexts[-1].logger, job.job_id)
                 handler.counts_input = True
                 self.handlers.append(handler)  # closed with the others
                 made.append(handler)

@@ -57,9 +57,11 @@ def attempts_of(exc: Exception) -> int:
 
 
 def chat_client(*, base_url: str | None, api_key: str, timeout_s: float, max_retries: int,
-                max_concurrency: int, metrics: Any) -> openai.AsyncOpenAI:
+                max_concurrency: int, metrics: Any, streaming: bool = False) -> openai.AsyncOpenAI:
     """An AsyncOpenAI whose attempts each end within ``timeout_s`` and are counted in ``metrics``
-    (``requests`` for every attempt, ``retries`` for every one after the first)."""
+    (``requests`` for every attempt, ``retries`` for every one after the first). A
+    ``streaming`` client hands the answer on as it comes (its caller bounds the whole stream),
+    so it does not wait for the answer's last byte as the deadline transport does."""
     requests, retries = metrics.counter("requests"), metrics.counter("retries")
 
     async def count_attempt(request: httpx2.Request) -> None:
@@ -76,8 +78,9 @@ def chat_client(*, base_url: str | None, api_key: str, timeout_s: float, max_ret
             response.headers["x-should-retry"] = "true"
 
     limits = httpx2.Limits(max_connections=None, max_keepalive_connections=max_concurrency)
+    transport = httpx2.AsyncHTTPTransport(limits=limits)
     http_client = openai.DefaultAsyncHttpxClient(
-        transport=DeadlineTransport(httpx2.AsyncHTTPTransport(limits=limits), timeout_s),
+        transport=transport if streaming else DeadlineTransport(transport, timeout_s),
         event_hooks={"request": [count_attempt], "response": [decide_retry]},
     )
     return openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=max_retries,

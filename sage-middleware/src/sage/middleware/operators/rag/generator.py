@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from typing import Any
@@ -42,6 +43,12 @@ class OpenAIGeneratorOperator(MapFunction):
     each attempt as a whole, to the answer's last byte. A request that still fails, or a 200
     that holds no answer, raises GenerationError, which the job's error policy handles for
     that record.
+
+    When the record's output is awaited piece by piece (a served pipeline's client asked for
+    ``stream=true``: ``context.wants_partial_outputs(record)``), the completion is streamed and
+    each token is handed on with ``context.partial_output`` as the server produces it; the
+    record still leaves with its whole answer. A streamed request is retried only while no
+    token has been handed on.
     """
 
     model: str = attrs.field(validator=non_empty_str)
@@ -60,6 +67,9 @@ class OpenAIGeneratorOperator(MapFunction):
     _client: Any = attrs.field(init=False, default=None, repr=False)
     _endpoint: str = attrs.field(init=False, default="", repr=False)
     _metrics: Any = attrs.field(init=False, default=None, repr=False)
+    _context: Any = attrs.field(init=False, default=None, repr=False)
+    _stream_client: Any = attrs.field(init=False, default=None, repr=False)
+    _client_settings: dict[str, Any] = attrs.field(init=False, factory=dict, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not (self.api_key or os.environ.get("OPENAI_API_KEY") or self.base_url
@@ -82,14 +92,18 @@ class OpenAIGeneratorOperator(MapFunction):
         self._client = chat_client(base_url=base_url, api_key=api_key, timeout_s=self.timeout_s,
                                    max_retries=self.max_retries, max_concurrency=self.max_concurrency,
                                    metrics=self._metrics)
+        self._stream_client = None  # made on the first streamed record (a served pipeline's stream=true)
+        self._client_settings = {"base_url": base_url, "api_key": api_key}
         self._endpoint = str(self._client.base_url).rstrip("/")
+        self._context = context
         context.logger.info("generator ready", endpoint=self._endpoint, model=self.model,
                             max_concurrency=self.max_concurrency)
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-        self._client = None
+        for client in (self._client, self._stream_client):
+            if client is not None:
+                await client.close()
+        self._client = self._stream_client = None
 
     async def map(self, record: Any) -> dict[str, Any]:
         query = text_field(record, self.query_field, self._label(), "give each record the question to answer")
@@ -98,17 +112,21 @@ class OpenAIGeneratorOperator(MapFunction):
             raise RecordError(f'{self._label()}: "{self.contexts_field}" must be a list of passages, '
                               f"got {type(contexts).__name__}")
         where = self._name(record, query)
-        raw = await self._complete(render_prompt(self.prompt_template, query, contexts), where)
-        try:
-            completion, answer = read_answer(raw)
-        except UnusableReply as exc:
-            raise GenerationError(
-                f"{self._label()}: {where}: {self._endpoint} answered HTTP {raw.http_response.status_code} {exc}; "
-                "check that base_url is the /v1 address of an OpenAI-compatible server, and its logs",
-                raw.http_response.status_code) from None
-        usage = completion.usage
+        prompt = render_prompt(self.prompt_template, query, contexts)
+        if self._context is not None and self._context.wants_partial_outputs(record):
+            answer, model, usage = await self._stream(prompt, record, where)
+        else:
+            raw = await self._complete(prompt, where)
+            try:
+                completion, answer = read_answer(raw)
+            except UnusableReply as exc:
+                raise GenerationError(
+                    f"{self._label()}: {where}: {self._endpoint} answered HTTP {raw.http_response.status_code} "
+                    f"{exc}; check that base_url is the /v1 address of an OpenAI-compatible server, and its logs",
+                    raw.http_response.status_code) from None
+            model, usage = completion.model, completion.usage
         return with_fields(
-            record, self.query_field, answer=answer, model=completion.model or self.model,
+            record, self.query_field, answer=answer, model=model or self.model,
             usage={"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
                    "total_tokens": usage.total_tokens} if usage else {},
         )
@@ -139,6 +157,42 @@ class OpenAIGeneratorOperator(MapFunction):
             raise self._failure(exc, where) from exc
         self._metrics.record("request_ms", (time.perf_counter() - began) * 1000)
         return raw
+
+    async def _stream(self, prompt: str, record: Any, where: str) -> tuple[str, str | None, Any]:
+        """A streamed completion as (answer, model, usage): each token goes on with
+        ``context.partial_output`` as the server makes it. The SDK retries the request until
+        the answer starts; once a token has gone on, a failure is the record's error."""
+        import openai
+        from sage.middleware.operators.rag.chat_client import chat_client
+
+        if self._stream_client is None:
+            self._stream_client = chat_client(**self._client_settings, timeout_s=self.timeout_s,
+                                              max_retries=self.max_retries, max_concurrency=self.max_concurrency,
+                                              metrics=self._metrics, streaming=True)
+        began = time.perf_counter()
+        pieces: list[str] = []
+        model = usage = None
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                stream = await self._stream_client.chat.completions.create(
+                    model=self.model, messages=self._messages(prompt), max_tokens=self.max_tokens,
+                    temperature=self.temperature, extra_body=self.extra_body, stream=True,
+                    stream_options={"include_usage": True},
+                )
+                async for chunk in stream:
+                    model = chunk.model or model
+                    usage = chunk.usage or usage
+                    text = chunk.choices[0].delta.content if chunk.choices else None
+                    if text:
+                        pieces.append(text)
+                        self._context.partial_output(record, text)
+        except TimeoutError:
+            raise GenerationError(f"{self._label()}: {where}: {self._endpoint} did not finish streaming its "
+                                  f"answer within timeout_s={self.timeout_s:g}s", None) from None
+        except openai.APIError as exc:
+            raise self._failure(exc, where) from exc
+        self._metrics.record("request_ms", (time.perf_counter() - began) * 1000)
+        return "".join(pieces), model, usage
 
     def _failure(self, exc: Exception, where: str) -> GenerationError:
         import openai

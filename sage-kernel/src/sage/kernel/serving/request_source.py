@@ -1,0 +1,69 @@
+"""RequestSource and AnswerSink: the two ends of a served pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sage.kernel.api.function import SinkFunction, SourceFunction
+from sage.kernel.api.runtime import RuntimeContext
+from sage.kernel.serving.requests import REQUEST_KEY, RequestHub, _hubs, request_id_of
+
+POLL_S = 0.1
+
+
+def _hub(owner: str, hub_id: str | None) -> RequestHub:
+    hub = _hubs.get(hub_id) if hub_id else None
+    if hub is None:
+        raise RuntimeError(f"{owner}: not connected to a server; run the pipeline with env.serve() "
+                           "or `sage serve`, not execute()")
+    return hub
+
+
+class RequestSource(SourceFunction):
+    """The records of HTTP requests to a served pipeline, one per request, as the server takes them.
+
+    Each record is a dict: ``{"query": ...}`` for the OpenAI endpoints, the posted JSON object
+    for ``/query``, plus the request id under ``REQUEST_KEY``. Operators that build a new dict
+    from a record must keep that field (``{**record, "answer": ...}``) so the answer finds its
+    request. Unbounded: it runs until the server stops. Its ``read`` is async so that a stop
+    or a failing job cancels it at its wait for the next request.
+    """
+
+    def __init__(self) -> None:
+        self.hub_id: str | None = None  # set by the server before the job starts
+
+    def open(self, context: RuntimeContext) -> None:
+        self._hub = _hub("RequestSource", self.hub_id)
+
+    async def read(self) -> AsyncIterator[Any]:
+        hub = self._hub
+        while hub.stopped is None:
+            record = await asyncio.to_thread(hub.next_record, POLL_S)
+            if record is not None:
+                yield record
+
+
+class AnswerSink(SinkFunction):
+    """Answers the request each record came from with the record itself.
+
+    A record that names no waiting request (its client gave up, or an operator dropped the
+    request id) is counted as ``unmatched``; one without a request id at all goes to the job's
+    error policy, since no request will ever get it.
+    """
+
+    def __init__(self) -> None:
+        self.hub_id: str | None = None  # set by the server before the job starts
+
+    def open(self, context: RuntimeContext) -> None:
+        self._hub = _hub("AnswerSink", self.hub_id)
+
+    def sink(self, record: Any) -> None:
+        if request_id_of(record) is None:
+            raise ValueError(
+                f"AnswerSink: the record has no {REQUEST_KEY!r} field, so it cannot be matched with "
+                "its request; operators between RequestSource and AnswerSink must keep the dict's "
+                "fields (return {**record, ...} rather than a new dict or a str)")
+        if not self._hub.answer(record):
+            self._hub.count("unmatched")

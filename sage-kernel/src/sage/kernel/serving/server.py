@@ -1,0 +1,199 @@
+"""Running a served pipeline: its job, the request hub between the job and the HTTP server, and
+uvicorn, in the foreground (``serve``) or on a thread (``start``, for tests and notebooks)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sage.kernel.api.job import FAILED, JobHandle
+from sage.kernel.api.record_events import listen
+from sage.kernel.errors import JobFailedError, PipelineDefinitionError
+from sage.kernel.serving.request_source import AnswerSink, RequestSource
+from sage.kernel.serving.requests import RequestHub
+from sage.kernel.serving.settings import ServeSettings
+
+if TYPE_CHECKING:
+    from sage.kernel.api.environment import BaseEnvironment
+
+log = structlog.get_logger("sage.serving")
+MISSING_EXTRA = ("serving a pipeline needs Starlette and uvicorn; install them with "
+                 "pip install 'sage-kernel[serve]'")
+
+
+def _functions(env: BaseEnvironment, kind: str, cls: type) -> list[Any]:
+    return [op.function for op in env.logical_plan().operators if op.kind == kind and isinstance(op.function, cls)]
+
+
+class ServedPipeline:
+    """A pipeline that starts with a RequestSource and answers through AnswerSink, with the hub
+    that connects both to the server."""
+
+    def __init__(self, env: BaseEnvironment, settings: ServeSettings) -> None:
+        # Only LocalEnvironment has serve(): a RemoteEnvironment's job runs elsewhere.
+        if not callable(getattr(env, "serve", None)) or env.config.runtime != "local":
+            raise PipelineDefinitionError(
+                f"serve: pipeline {env.name!r} runs on {type(env).__name__} with runtime "
+                f"{env.config.runtime!r}; serving runs a LocalEnvironment on the local runtime for now")
+        sources, sinks = _functions(env, "source", RequestSource), _functions(env, "sink", AnswerSink)
+        if len(sources) != 1 or not sinks:
+            raise PipelineDefinitionError(
+                f"serve: pipeline {env.name!r} has {len(sources)} RequestSource(s) and {len(sinks)} "
+                "AnswerSink(s); a served pipeline starts with one env.from_source(RequestSource()) and "
+                "ends in .sink(AnswerSink())")
+        self.env = env
+        self.name = env.name
+        self.settings = settings
+        self.hub = RequestHub(env.name)
+        for function in (*sources, *sinks):
+            function.hub_id = self.hub.hub_id
+        self.handle: JobHandle | None = None
+        self.job_id: str | None = None
+        self.started = int(time.time())
+        self.on_stopped: list[Any] = []
+        self.startup_error: BaseException | None = None
+        self._unlisten: Any = None
+
+    def start_job(self) -> None:
+        """Start the job (its operators open their models once) and watch it end."""
+        self.handle = self.env.submit()
+        self.job_id = self.handle.job_id
+        self._unlisten = listen(self.job_id, self.hub)
+        threading.Thread(target=self._watch, daemon=True, name=f"sage-serve-{self.name}").start()
+        log.info("serving", pipeline=self.name, job_id=self.job_id)
+
+    def _watch(self) -> None:
+        assert self.handle is not None
+        result = self.handle.wait()
+        reason = result.error if result.status == FAILED else f"the job {result.status}"
+        self.hub.stop(reason or "the job ended")
+        for callback in self.on_stopped:
+            callback(result)
+
+    def stop_job(self) -> None:
+        """Refuse new requests, fail the pending ones and stop the job within its grace period."""
+        self.hub.stop("the server is stopping")
+        if self.handle is not None:
+            self.handle.cancel()
+            with contextlib.suppress(TimeoutError):
+                self.handle.wait(timeout=self.env.config.stop_grace_s + 2)
+        if self._unlisten is not None:
+            self._unlisten()
+        self.hub.close()
+
+    def metrics(self) -> dict[str, Any]:
+        """The server's counters and the job's live per-operator metrics."""
+        return {"pipeline": self.name, "job_id": self.job_id,
+                "serving": {**self.hub.counts, "in_flight": self.hub.in_flight},
+                "operators": self.handle.metrics() if self.handle is not None else {}}
+
+    def asgi(self) -> Any:
+        """The Starlette app; its lifespan runs the job while the server runs."""
+        try:
+            from sage.kernel.serving.app import ServingApp
+        except ImportError as exc:
+            raise PipelineDefinitionError(f"{MISSING_EXTRA} ({exc})") from exc
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Any) -> AsyncIterator[None]:
+            try:
+                self.start_job()
+            except BaseException as exc:
+                self.startup_error = exc
+                raise
+            try:
+                yield
+            finally:
+                self.stop_job()
+
+        return ServingApp(self).starlette(lifespan)
+
+
+class RunningServer:
+    """A served pipeline listening on a thread of this process; ``stop()`` ends both."""
+
+    def __init__(self, served: ServedPipeline, sock: socket.socket) -> None:
+        import uvicorn
+
+        self.served = served
+        self.host, self.port = sock.getsockname()[:2]
+        config = uvicorn.Config(served.asgi(), log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+        self._server = uvicorn.Server(config)
+        served.on_stopped.append(lambda result: setattr(self._server, "should_exit", True))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True,
+                                        name=f"sage-serve-{served.name}-http")
+        self._thread.start()
+        while not self._server.started and self._thread.is_alive():
+            time.sleep(0.01)
+        if not self._server.started:
+            if served.startup_error is not None:
+                raise served.startup_error
+            raise RuntimeError(f"serve: the server for {served.name!r} did not start; see the log above")
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(30)
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PipelineDefinitionError(f"serve: cannot listen on {host}:{port} ({exc}); pick another port") from exc
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _settings(host: str, port: int, options: dict[str, Any]) -> ServeSettings:
+    try:
+        return ServeSettings(host=host, port=port, **options)
+    except TypeError as exc:
+        raise PipelineDefinitionError(f"serve: {exc}; the options are max_in_flight, request_timeout_s, "
+                                      "retry_after_s and api_key") from exc
+
+
+def start(env: BaseEnvironment, host: str = "127.0.0.1", port: int = 0, **options: Any) -> RunningServer:
+    """Serve ``env``'s pipeline on a background thread; returns once it listens (port 0: any free one)."""
+    settings = _settings(host, port, options)
+    served = ServedPipeline(env, settings)
+    try:
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise PipelineDefinitionError(f"{MISSING_EXTRA} ({exc})") from exc
+    return RunningServer(served, _bind(settings.host, settings.port))
+
+
+def serve(env: BaseEnvironment, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
+    """Serve ``env``'s pipeline until Ctrl-C (or SIGTERM); raise JobFailedError when the job fails."""
+    settings = _settings(host, port, options)
+    served = ServedPipeline(env, settings)
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise PipelineDefinitionError(f"{MISSING_EXTRA} ({exc})") from exc
+    ended: list[Any] = []
+    server = uvicorn.Server(uvicorn.Config(served.asgi(), log_level="info", lifespan="on",
+                                           timeout_graceful_shutdown=5))
+    served.on_stopped.append(lambda result: (ended.append(result), setattr(server, "should_exit", True)))
+    server.run(sockets=[_bind(settings.host, settings.port)])
+    if ended and ended[0].status == FAILED:
+        raise JobFailedError(f"served pipeline {env.name!r} failed: {ended[0].error}", ended[0])
