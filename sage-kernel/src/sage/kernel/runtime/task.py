@@ -242,11 +242,11 @@ class ChainTask:
         if self._side.pending:
             self._route_side_outputs()
 
-    def _forward_watermark(self, time: float, idle: bool) -> None:
+    def _forward_watermark(self, watermark: float, idle: bool) -> None:
         """Send a watermark to every instance downstream, behind every record sent before it."""
         self._drain_async()
         self.outputs.flush()
-        mark = Watermark(time, (self.chain.id, self.index), idle)
+        mark = Watermark(watermark, (self.chain.id, self.index), idle)
         for position, targets in enumerate(self._targets):
             for target in range(targets):
                 self.emit(position, target, mark)
