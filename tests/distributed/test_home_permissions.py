@@ -20,9 +20,16 @@ def mode(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
+def say(text: str) -> str:
+    if text == "unreadable":
+        raise ValueError("a record that fails")
+    print(text)
+    return text
+
+
 def test_cluster_and_job_files_are_readable_by_their_owner_only(cluster):
-    env = RemoteEnvironment("private", port=cluster.jobmanager_port)
-    env.from_collection(["a secret"]).map(lambda x: print(x) or x, name="say").sink(lambda x: None, name="drop")
+    env = RemoteEnvironment("private", port=cluster.jobmanager_port, config={"error_policy": "dead_letter"})
+    env.from_collection(["a secret", "unreadable"]).map(say, name="say").sink(lambda x: None, name="drop")
     job = env.submit()
     assert job.wait(timeout=120).status == "finished"
 
@@ -38,6 +45,7 @@ def test_cluster_and_job_files_are_readable_by_their_owner_only(cluster):
 
     job_dir = home / "jobs" / job.job_id
     assert "a secret" in (job_dir / "job.log").read_text()
+    assert "a record that fails" in next(job_dir.glob("dead_letters/*/say-0.jsonl")).read_text()
     assert mode(home / "jobs") == 0o700
     for folder, _, names in os.walk(home / "jobs"):
         assert mode(folder) == 0o700, folder

@@ -111,3 +111,12 @@ def test_retention_keeps_the_newest_finished_jobs_and_none_too_old():
 def test_a_retention_that_would_lose_a_result_at_once_is_refused(settings):
     with pytest.raises((TypeError, ValueError)):
         RetentionPolicy(**settings)
+
+
+def test_a_head_with_a_retention_that_keeps_nothing_is_refused_before_it_starts(sage_home):
+    from tests.services import sage
+
+    refused = sage("cluster", "start", "--head", "--keep-jobs", "0", home=sage_home)
+    assert refused.returncode == 1
+    assert "--keep-jobs must be at least 1" in refused.stderr
+    assert not (sage_home / "cluster").exists()

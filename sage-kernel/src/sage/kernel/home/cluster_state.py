@@ -103,8 +103,13 @@ def write_state(state: HeadState | WorkerState) -> None:
 def _read(kind: type) -> Any:
     path = _path(kind)
     try:
-        return kind(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
+        data = json.loads(path.read_text())
+        if kind is HeadState and data.get("version") == 1:
+            # A head started before the supervisor: its JobManager led its own process group.
+            data["supervisor_pid"] = data.pop("jobmanager_pid")
+            data["version"] = STATE_VERSION
+        return kind(**data)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
 
 
