@@ -34,6 +34,17 @@ def process_alive(pid: int) -> bool:
     return state is not None and state[0] != "Z"
 
 
+def runs_module(pid: int, module: str) -> bool:
+    """Whether ``pid`` runs ``python -m module`` (not a process that reuses a dead one's pid)."""
+    if not process_alive(pid):
+        return False
+    try:
+        argv = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return not Path("/proc").is_dir()
+    return module.encode() in argv
+
+
 def group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)

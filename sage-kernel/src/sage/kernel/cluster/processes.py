@@ -22,9 +22,15 @@ import structlog
 from sage.kernel.client.jobmanager import JobManagerClient, JobManagerError
 from sage.kernel.client.protocol import connect_host
 from sage.kernel.cluster.errors import ClusterError
-from sage.kernel.cluster.process_groups import STOP_GRACE_S, group_alive, process_alive, stop_group
+from sage.kernel.cluster.process_groups import (
+    STOP_GRACE_S,
+    group_alive,
+    process_alive,
+    runs_module,
+    stop_group,
+)
 from sage.kernel.cluster.ray_auth import check_head_refuses_strangers, check_ray_version
-from sage.kernel.cluster.supervisor import START_TIMEOUT_S, JobManagerCommand
+from sage.kernel.cluster.supervisor import START_TIMEOUT_S, SUPERVISOR_MODULE, JobManagerCommand
 from sage.kernel.home.cluster_state import (
     LOOPBACK,
     HeadState,
@@ -190,7 +196,7 @@ def restart_jobmanager() -> tuple[HeadState, int]:
         raise ClusterError(f"no running head was started from {cluster_dir()}; "
                            "`sage cluster start --head` starts one")
     old_pid = read_jobmanager_pid()
-    if process_alive(head.supervisor_pid):
+    if runs_module(head.supervisor_pid, SUPERVISOR_MODULE):
         os.kill(head.supervisor_pid, signal.SIGHUP)
     else:
         stop_group(head.supervisor_pid)  # a JobManager left behind by a supervisor that died
@@ -209,7 +215,7 @@ def restart_jobmanager() -> tuple[HeadState, int]:
                 return head, pid
             except JobManagerError:
                 pass
-        if not process_alive(head.supervisor_pid):
+        if not runs_module(head.supervisor_pid, SUPERVISOR_MODULE):
             break
         time.sleep(0.3)
     raise ClusterError(f"the JobManager did not come back; see {cluster_dir() / 'jobmanager.log'} and "

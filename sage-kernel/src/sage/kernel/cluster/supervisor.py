@@ -35,6 +35,7 @@ START_TIMEOUT_S = 90.0
 SHUTDOWN_TIMEOUT_S = 40.0
 POLL_S = 0.2
 RESTART_REQUESTED = "stopped by `sage cluster restart-jobmanager`"
+SUPERVISOR_MODULE = "sage.kernel.cluster.supervisor"
 log = structlog.get_logger("sage.supervisor")
 
 
@@ -69,7 +70,7 @@ class JobManagerCommand:
 
     def supervisor_argv(self, ray_pgid: int) -> list[str]:
         """The command line that starts a supervisor of this JobManager."""
-        argv = [sys.executable, "-m", "sage.kernel.cluster.supervisor", "--ray-pgid", str(ray_pgid)]
+        argv = [sys.executable, "-m", SUPERVISOR_MODULE, "--ray-pgid", str(ray_pgid)]
         return argv + self.argv(None)[3:]
 
 
