@@ -66,4 +66,4 @@ def test_a_running_job_can_be_listed_inspected_followed_and_stopped(cluster):
 def test_an_unknown_job_is_reported(cluster):
     missing = sage("job", "status", "no-such-job", "--port", str(cluster.jobmanager_port), home=cluster.home)
     assert missing.returncode == 1
-    assert "no job 'no-such-job'" in missing.stderr
+    assert "unknown job 'no-such-job'" in missing.stderr

@@ -24,7 +24,7 @@ def test_records_are_read_back_and_interrupted_jobs_marked_failed(tmp_path):
     assert restarted["done-1"].duration_s == 2.0
     assert restarted["busy-2"].status == "failed"
     assert "JobManager stopped while this job ran" in restarted["busy-2"].error
-    assert store.read_log("busy-2", 0) == ("submitted\n", 10)
+    assert store.read_log("busy-2", 0) == ("submitted\n", 10, 10)
 
 
 def test_a_record_saved_from_two_threads_at_once_stays_readable(tmp_path):

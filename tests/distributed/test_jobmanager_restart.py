@@ -1,11 +1,17 @@
-"""``sage job list`` survives a JobManager restart: records are read back from the SAGE home.
+"""The head's supervisor keeps the JobManager running.
+
+Killed with SIGKILL, the JobManager is back on the same address within a bound; the job it
+was running is failed with the cause, finished jobs are still listed (records are read back
+from the SAGE home) and new jobs run. ``sage cluster restart-jobmanager`` restarts it on
+request, and ``sage cluster stop`` stops it for good, supervisor included.
 
 This test starts its own head (on ports of its own, in a fresh SAGE home) rather than using
-the session's cluster, because it kills and restarts that head's JobManager.
+the session's cluster, because it kills that head's JobManager.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -14,15 +20,18 @@ import time
 from pathlib import Path
 
 import pytest
-from sage.kernel.api import RemoteEnvironment
-from sage.kernel.cluster.processes import group_alive
-from sage.kernel.home.cluster_state import read_head_state
+from sage.kernel.api import RemoteEnvironment, SourceFunction
+from sage.kernel.client import JobManagerClient, JobManagerError
+from sage.kernel.cluster.processes import group_alive, process_alive
+from sage.kernel.home.cluster_state import read_head_state, read_jobmanager_pid
 
 from tests.services import sage
+from tests.streaming_cases import wait_for
 
 pytestmark = pytest.mark.integration
 
 GCS_PORT, CLIENT_PORT, JOBMANAGER_PORT = 6393, 10193, 19193
+BACK_WITHIN_S = 180
 
 
 @pytest.fixture(autouse=True)
@@ -35,11 +44,18 @@ def sage_home(monkeypatch):
     shutil.rmtree(home, ignore_errors=True)
 
 
+class Forever(SourceFunction):
+    def read(self):
+        for i in itertools.count():
+            time.sleep(0.01)
+            yield i
+
+
 def run_job(name: str, token: str) -> str:
     env = RemoteEnvironment(name, port=JOBMANAGER_PORT, config={"token": token})
     env.from_collection(range(200)).map(lambda x: x * 2, name="double").sink(lambda x: None, name="drop")
     job = env.submit()
-    result = job.wait(timeout=60)
+    result = job.wait(timeout=120)
     assert result.status == "finished", result.error
     assert result.metrics["double"]["records_in"] == 200
     return job.job_id
@@ -53,39 +69,58 @@ def listed_status(job_id: str, home: Path) -> str:
     return rows[0].split("│")[3].strip()
 
 
-def test_job_list_survives_a_jobmanager_restart(sage_home):
+def answering_jobmanager(client: JobManagerClient, other_than: int) -> int | None:
+    """The pid of a JobManager other than ``other_than`` once it answers, else None."""
+    pid = read_jobmanager_pid()
+    if pid in (None, other_than):
+        return None
+    try:
+        client.health()
+    except JobManagerError:
+        return None
+    return pid
+
+
+def test_a_killed_jobmanager_is_restarted_and_its_running_job_failed_with_the_cause(sage_home):
     home = sage_home
     started = sage("cluster", "start", "--head", "--port", str(GCS_PORT), "--client-port", str(CLIENT_PORT),
                    "--jobmanager-port", str(JOBMANAGER_PORT), "--num-cpus", "1", home=home)
     assert started.returncode == 0, started.stderr
-    groups = [read_head_state().ray_pgid]
+    head = read_head_state()
+    jobmanagers = [read_jobmanager_pid()]
     try:
         token = (home / "cluster" / "token").read_text()
-        first = run_job("before-restart", token)
-        assert listed_status(first, home) == "finished"
+        client = JobManagerClient("127.0.0.1", JOBMANAGER_PORT, token=token, timeout_s=10)
+        first = run_job("before-crash", token)
+        env = RemoteEnvironment("forever", port=JOBMANAGER_PORT, config={"token": token})
+        env.from_source(Forever()).sink(lambda x: None, name="drop")
+        running = env.submit()
+        wait_for(lambda: running.metrics().get("drop", {}).get("records_in", 0) > 0, poll_s=0.5)
 
-        old = read_head_state()
-        os.killpg(old.jobmanager_pid, signal.SIGKILL)  # a crash: no graceful shutdown
-        deadline = time.monotonic() + 10
-        while group_alive(old.jobmanager_pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not group_alive(old.jobmanager_pid)
-        assert sage("job", "list", "--port", str(JOBMANAGER_PORT), home=home).returncode == 1
-        assert group_alive(old.ray_pgid)
+        os.kill(jobmanagers[0], signal.SIGKILL)  # a crash: no clean shutdown
+        jobmanagers.append(wait_for(lambda: answering_jobmanager(client, jobmanagers[0]),
+                                    timeout_s=BACK_WITHIN_S, poll_s=0.5))
+
+        record = client.job(running.job_id)
+        assert record["status"] == "failed"
+        assert record["error"].startswith("the JobManager died (killed by signal 9) while the job ran; ")
+        assert listed_status(running.job_id, home) == "failed"
+        assert listed_status(first, home) == "finished"
+        second = run_job("after-crash", token)
+        assert listed_status(second, home) == "finished"
 
         restarted = sage("cluster", "restart-jobmanager", home=home)
         assert restarted.returncode == 0, restarted.stderr
-        new = read_head_state()
-        groups.append(new.jobmanager_pid)
-        assert new.jobmanager_pid != old.jobmanager_pid
-        assert f"pid {new.jobmanager_pid}" in restarted.stderr
-
-        assert listed_status(first, home) == "finished"
-        second = run_job("after-restart", token)
+        jobmanagers.append(read_jobmanager_pid())
+        assert jobmanagers[2] != jobmanagers[1]
+        assert f"pid {jobmanagers[2]}" in restarted.stderr
+        assert read_head_state().supervisor_pid == head.supervisor_pid
         assert listed_status(second, home) == "finished"
-        assert listed_status(first, home) == "finished"
+        run_job("after-restart", token)
     finally:
         stopped = sage("cluster", "stop", home=home)
         assert stopped.returncode == 0, stopped.stderr
     assert read_head_state() is None
-    assert not any(group_alive(pgid) for pgid in groups)
+    assert not group_alive(head.supervisor_pid)
+    assert not group_alive(head.ray_pgid)
+    assert not any(process_alive(pid) for pid in jobmanagers)

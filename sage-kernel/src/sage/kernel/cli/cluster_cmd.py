@@ -17,6 +17,7 @@ from sage.kernel.cluster.processes import (
     stop_cluster,
 )
 from sage.kernel.home.cluster_state import cluster_dir, read_head_state, read_worker_state
+from sage.kernel.jobmanager.retention import RetentionPolicy
 
 app = typer.Typer(help="Start, join, inspect and stop a SAGE cluster.", no_args_is_help=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -41,14 +42,26 @@ def start(
     node_ip: str = typer.Option(None, help="With --worker: this node's address as the head sees it."),
     min_worker_port: int = typer.Option(None, help="Lowest port of Ray worker processes."),
     max_worker_port: int = typer.Option(None, help="Highest port of Ray worker processes."),
+    keep_jobs: int = typer.Option(
+        None, help=f"With --head: finished jobs the JobManager keeps (default {RetentionPolicy().keep_jobs})."),
+    keep_days: float = typer.Option(
+        None, help=f"With --head: days a finished job is kept (default {RetentionPolicy().keep_days:g})."),
 ) -> None:
     """Start a head (``--head``) or join a worker (``--worker --head-address=HOST:10001``)."""
     if head == worker:
         _fail("choose one of --head or --worker")
+    retention = {k: v for k, v in (("keep_jobs", keep_jobs), ("keep_days", keep_days)) if v is not None}
+    if worker and retention:
+        _fail("--keep-jobs and --keep-days are the head's JobManager's; give them with --head")
+    try:
+        RetentionPolicy(**retention)
+    except (TypeError, ValueError) as exc:
+        _fail(f"{exc}: --keep-jobs must be at least 1 and --keep-days above 0")
     ports = {k: v for k, v in (("min_worker_port", min_worker_port), ("max_worker_port", max_worker_port)) if v}
     try:
         if head:
-            state = start_head(bind, port, client_port, jobmanager_port, num_cpus, num_gpus, **ports)
+            state = start_head(bind, port, client_port, jobmanager_port, num_cpus, num_gpus, **ports,
+                               **retention)
             err.print(f"Ray head on {state.gcs_address} (client {state.client_address}), "
                       f"JobManager on {state.jobmanager_address}", highlight=False, markup=False)
             err.print(f"token and addresses in {cluster_dir()}; join workers with "
@@ -76,12 +89,13 @@ def stop() -> None:
 
 @app.command("restart-jobmanager")
 def restart() -> None:
-    """Start the head's JobManager again (after a crash); Ray and job records stay as they are."""
+    """Restart the head's JobManager (its running jobs stop first); Ray and job records stay as
+    they are. The head's supervisor restarts a JobManager that dies by itself."""
     try:
-        state = restart_jobmanager()
+        state, pid = restart_jobmanager()
     except ClusterError as exc:
         _fail(str(exc))
-    err.print(f"JobManager on {state.jobmanager_address} (pid {state.jobmanager_pid})", highlight=False, markup=False)
+    err.print(f"JobManager on {state.jobmanager_address} (pid {pid})", highlight=False, markup=False)
 
 
 def _gb(value: float) -> str:

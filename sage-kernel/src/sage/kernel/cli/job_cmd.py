@@ -64,6 +64,9 @@ def status(job_id: str, host: str = HostOption, port: int = PortOption) -> None:
                   highlight=False, markup=False)
     if job.get("error"):
         console.print(f"error: {job['error']}", highlight=False, markup=False)
+    if job.get("output_lines_dropped"):
+        console.print(f"{job['output_lines_dropped']} lines the job printed were dropped (sage job logs "
+                      "marks where)", highlight=False, markup=False)
     table = Table("operator", "instance", "records in", "records out", "records/s", "queue depth", "errors")
     for row in job["instances"]:
         table.add_row(Text(row["operator"]), str(row["instance"]), str(row["records_in"]), str(row["records_out"]),
@@ -91,14 +94,16 @@ def stop(job_id: str, host: str = HostOption, port: int = PortOption) -> None:
 @app.command("logs")
 def logs(job_id: str, follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the job ends."),
          host: str = HostOption, port: int = PortOption) -> None:
-    """What the job's functions printed, and its lifecycle events."""
+    """What the job's functions printed, and its lifecycle events (read page by page)."""
     client = _client(host, port)
     offset = 0
     while True:
-        chunk = _call(client.logs, job_id, offset)
-        sys.stdout.write(chunk["text"])
+        page = _call(client.logs, job_id, offset)
+        sys.stdout.write(page["text"])
         sys.stdout.flush()
-        offset = chunk["offset"]
-        if not follow or (chunk["done"] and not chunk["text"]):
+        offset = page["offset"]
+        if offset < page["size"] and page["text"]:
+            continue  # more of the log is there already
+        if not follow or page["done"]:
             return
         time.sleep(0.5)

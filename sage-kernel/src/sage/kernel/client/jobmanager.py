@@ -157,8 +157,12 @@ class JobManagerClient:
     def metrics(self, job_id: str) -> dict[str, Any]:
         return self._json("GET", f"/v1/jobs/{quote(job_id, safe='')}/metrics")
 
-    def logs(self, job_id: str, offset: int = 0) -> dict[str, Any]:
-        return self._json("GET", f"/v1/jobs/{quote(job_id, safe='')}/logs?offset={offset}")
+    def logs(self, job_id: str, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
+        """A page of the job's log from byte ``offset``: ``text``, ``offset`` of the next page,
+        the log's ``size``, and ``done`` once the job has ended and the page reaches the end.
+        A page holds at most ``limit`` bytes, and never more than the JobManager's page size."""
+        query = f"offset={offset}" + (f"&limit={limit}" if limit is not None else "")
+        return self._json("GET", f"/v1/jobs/{quote(job_id, safe='')}/logs?{query}")
 
     def stop(self, job_id: str) -> dict[str, Any]:
         return self._json("POST", f"/v1/jobs/{quote(job_id, safe='')}/stop")

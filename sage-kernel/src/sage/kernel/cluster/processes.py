@@ -1,14 +1,13 @@
 """Starting and stopping the processes of a SAGE cluster on this machine.
 
 Each ``ray start`` runs in a new session, so that every process it leaves behind (GCS,
-raylet, agents, workers) shares one process group; the JobManager gets its own. Stopping
-signals exactly those groups: other Ray clusters of the user are left alone, unlike
-``ray stop``.
+raylet, agents, workers) shares one process group; the JobManager's supervisor and the
+JobManager share another (``supervisor.py``). Stopping signals exactly those groups: other
+Ray clusters of the user are left alone, unlike ``ray stop``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import signal
@@ -22,15 +21,26 @@ import attrs
 import structlog
 from sage.kernel.client.jobmanager import JobManagerClient, JobManagerError
 from sage.kernel.client.protocol import connect_host
-from sage.kernel.errors import SageError
+from sage.kernel.cluster.errors import ClusterError
+from sage.kernel.cluster.process_groups import (
+    STOP_GRACE_S,
+    group_alive,
+    process_alive,
+    runs_module,
+    stop_group,
+)
+from sage.kernel.cluster.ray_auth import check_head_refuses_strangers, check_ray_version
+from sage.kernel.cluster.supervisor import START_TIMEOUT_S, SUPERVISOR_MODULE, JobManagerCommand
 from sage.kernel.home.cluster_state import (
     LOOPBACK,
     HeadState,
     WorkerState,
     cluster_dir,
     new_token,
+    private_cluster_dir,
     ray_environment,
     read_head_state,
+    read_jobmanager_pid,
     read_token,
     read_token_file,
     read_worker_state,
@@ -38,65 +48,24 @@ from sage.kernel.home.cluster_state import (
     save_token,
     write_state,
 )
+from sage.kernel.home.private_files import open_private, private_dir
 
 RAY_START_TIMEOUT_S = 120.0
-JOBMANAGER_START_TIMEOUT_S = 90.0
-STOP_GRACE_S = 5.0
+JOBMANAGER_START_TIMEOUT_S = START_TIMEOUT_S + 10.0
 SOCKET_PATH_BUDGET = 40
 log = structlog.get_logger("sage.cluster")
-
-
-class ClusterError(SageError):
-    """A cluster could not be started, joined or stopped."""
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return _has_live_member(pgid)
-
-
-def _has_live_member(pgid: int) -> bool:
-    """Whether the group has a member that is not a zombie (Linux /proc; else assume yes)."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return True
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
-
-
-def stop_group(pgid: int, grace_s: float = STOP_GRACE_S) -> None:
-    """SIGTERM a process group, then SIGKILL whatever is left after ``grace_s``."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not group_alive(pgid):
-            return
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
+__all__ = ["ClusterError", "group_alive", "process_alive", "restart_jobmanager", "start_head",
+           "start_worker", "stop_cluster", "stop_group"]
 
 
 def _ray_temp_dir(name: str) -> Path:
-    """A Ray temp dir for this cluster; short, because Ray puts Unix sockets inside it."""
+    """A Ray temp dir for this cluster, in a folder only this user can enter (Ray makes the
+    temp dir itself readable to all); short, because Ray puts Unix sockets inside it."""
     preferred = cluster_dir() / name
     if len(str(preferred.resolve())) <= SOCKET_PATH_BUDGET:
         return preferred
     digest = hashlib.sha1(str(preferred.resolve()).encode()).hexdigest()[:10]
-    return Path("/tmp") / f"sage-{os.getuid()}-{digest}"
+    return private_dir(Path("/tmp") / f"sage-{os.getuid()}") / digest
 
 
 def _free_port(first: int = 52366, last: int = 52465) -> int:
@@ -119,11 +88,10 @@ def _port_in_use(host: str, port: int) -> bool:
 
 def _run_ray_start(args: list[str], env: dict[str, str], log_path: Path) -> int:
     """Run ``ray start`` in a new session; return the process group it leaves behind."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **env}
     if env.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == "0" and "--head" not in args:
         del env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"]  # a worker node refuses to start with it
-    with log_path.open("ab") as out:
+    with open_private(log_path, "ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "sage.kernel.cluster.launch_ray", "start", *args],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
@@ -135,15 +103,25 @@ def _run_ray_start(args: list[str], env: dict[str, str], log_path: Path) -> int:
         raise ClusterError(f"`ray start` did not finish within {RAY_START_TIMEOUT_S:.0f}s; see {log_path}") from None
     if code != 0:
         stop_group(process.pid, 2)
-        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
-        raise ClusterError(f"`ray start` failed (exit {code}); the end of {log_path}:\n{tail}")
+        raise ClusterError(f"`ray start` failed (exit {code}); the end of {log_path}:\n{_tail(log_path)}")
     return process.pid
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
 
 
 def start_head(host: str = "127.0.0.1", gcs_port: int = 6379, client_port: int = 10001,
                jobmanager_port: int = 19001, num_cpus: int | None = None, num_gpus: int | None = None,
-               min_worker_port: int = 20002, max_worker_port: int = 29999) -> HeadState:
-    """Start a Ray head and the JobManager; return once both answer."""
+               min_worker_port: int = 20002, max_worker_port: int = 29999, keep_jobs: int | None = None,
+               keep_days: float | None = None) -> HeadState:
+    """Start a Ray head and the JobManager's supervisor; return once Ray refuses clients
+    without the token and the JobManager answers. ``keep_jobs``/``keep_days``: the
+    JobManager's retention of finished jobs (None: its default)."""
+    check_ray_version()
     existing = read_head_state()
     if existing is not None and group_alive(existing.ray_pgid):
         raise ClusterError(
@@ -154,8 +132,9 @@ def start_head(host: str = "127.0.0.1", gcs_port: int = 6379, client_port: int =
         if _port_in_use(host, port):
             raise ClusterError(f"the {name} port {port} on {host} is in use; choose another with its flag "
                                "(`sage cluster start --help`)")
-    new_token()
-    temp_dir = _ray_temp_dir("ray-head")
+    private_cluster_dir()
+    token = new_token()
+    temp_dir = private_dir(_ray_temp_dir("ray-head"))
     loopback = host in LOOPBACK
     env = ray_environment(loopback=loopback)
     args = ["--head", f"--node-ip-address={host}", f"--port={gcs_port}",
@@ -168,55 +147,79 @@ def start_head(host: str = "127.0.0.1", gcs_port: int = 6379, client_port: int =
         args.append(f"--num-gpus={num_gpus}")
     started = time.time()
     ray_pgid = _run_ray_start(args, env, cluster_dir() / "ray-head.log")
+    command = JobManagerCommand(host, jobmanager_port, f"{host}:{gcs_port}", client_port, keep_jobs, keep_days)
     try:
-        jm_pid = _start_jobmanager(host, jobmanager_port, f"{host}:{gcs_port}", client_port, env)
+        check_head_refuses_strangers(f"{connect_host(host)}:{gcs_port}", token)
+        supervisor_pid = _start_supervisor(command, ray_pgid, env)
     except BaseException:
         stop_group(ray_pgid)
         raise
     state = HeadState(host=host, gcs_port=gcs_port, client_port=client_port, jobmanager_port=jobmanager_port,
-                      temp_dir=str(temp_dir), ray_pgid=ray_pgid, jobmanager_pid=jm_pid, started_at=started)
+                      temp_dir=str(temp_dir), ray_pgid=ray_pgid, supervisor_pid=supervisor_pid,
+                      started_at=started, keep_jobs=keep_jobs, keep_days=keep_days)
     write_state(state)
     return state
 
 
-def _start_jobmanager(host: str, port: int, gcs_address: str, client_port: int, env: dict[str, str]) -> int:
-    log_path = cluster_dir() / "jobmanager.log"
-    with log_path.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sage.kernel.jobmanager", "--host", host, "--port", str(port),
-             "--ray-address", gcs_address, "--client-port", str(client_port)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **env}, start_new_session=True, cwd=str(cluster_dir()))
-    client = JobManagerClient(connect_host(host), port, timeout_s=2.0)
+def _start_supervisor(command: JobManagerCommand, ray_pgid: int, env: dict[str, str]) -> int:
+    """Start the supervisor (which starts the JobManager) in a session of its own; return its
+    pid, the group of both, once the JobManager answers."""
+    log_path = private_cluster_dir() / "supervisor.log"
+    with open_private(log_path, "ab") as out:
+        process = subprocess.Popen(command.supervisor_argv(ray_pgid), stdout=out, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, env={**os.environ, **env},
+                                   start_new_session=True, cwd=str(cluster_dir()))
+    jobmanager_log = cluster_dir() / "jobmanager.log"
+    client = JobManagerClient(connect_host(command.host), command.port, timeout_s=2.0)
     deadline = time.monotonic() + JOBMANAGER_START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
-            raise ClusterError(f"the JobManager exited (code {process.returncode}); the end of {log_path}:\n{tail}")
+            raise ClusterError(f"the JobManager did not start; the end of {jobmanager_log}:\n"
+                               f"{_tail(jobmanager_log)}\nand of {log_path}:\n{_tail(log_path, 5)}")
         try:
             client.health()
             return process.pid
         except JobManagerError:
             time.sleep(0.3)
     stop_group(process.pid)
-    raise ClusterError(f"the JobManager did not answer on {host}:{port} within "
-                       f"{JOBMANAGER_START_TIMEOUT_S:.0f}s; see {log_path}")
+    raise ClusterError(f"the JobManager did not answer on {command.host}:{command.port} within "
+                       f"{JOBMANAGER_START_TIMEOUT_S:.0f}s; see {jobmanager_log}")
 
 
-def restart_jobmanager() -> HeadState:
-    """Stop the JobManager of the head started from this SAGE home, if it still runs, and start
-    it again on the same address, as ``start_head`` does; it reads its job records back from disk.
-    Ray is left running."""
+def restart_jobmanager() -> tuple[HeadState, int]:
+    """Restart the JobManager of the head started from this SAGE home (after its clean shutdown:
+    running jobs stop first), through its supervisor; start a new supervisor if that one is gone.
+    Ray is left running; the JobManager reads its job records back from disk. Returns the head's
+    state and the new JobManager's pid."""
     head = read_head_state()
     if head is None or not group_alive(head.ray_pgid):
         raise ClusterError(f"no running head was started from {cluster_dir()}; "
                            "`sage cluster start --head` starts one")
-    stop_group(head.jobmanager_pid)
-    env = ray_environment(loopback=head.host in LOOPBACK)
-    jm_pid = _start_jobmanager(head.host, head.jobmanager_port, head.gcs_address, head.client_port, env)
-    state = attrs.evolve(head, jobmanager_pid=jm_pid)
-    write_state(state)
-    return state
+    old_pid = read_jobmanager_pid()
+    if runs_module(head.supervisor_pid, SUPERVISOR_MODULE):
+        os.kill(head.supervisor_pid, signal.SIGHUP)
+    else:
+        stop_group(head.supervisor_pid)  # a JobManager left behind by a supervisor that died
+        command = JobManagerCommand(head.host, head.jobmanager_port, head.gcs_address, head.client_port,
+                                    head.keep_jobs, head.keep_days)
+        env = ray_environment(loopback=head.host in LOOPBACK)
+        head = attrs.evolve(head, supervisor_pid=_start_supervisor(command, head.ray_pgid, env))
+        write_state(head)
+    client = JobManagerClient(connect_host(head.host), head.jobmanager_port, timeout_s=2.0)
+    deadline = time.monotonic() + JOBMANAGER_START_TIMEOUT_S + 60.0  # its jobs stop first
+    while time.monotonic() < deadline:
+        pid = read_jobmanager_pid()
+        if pid is not None and pid != old_pid:
+            try:
+                client.health()
+                return head, pid
+            except JobManagerError:
+                pass
+        if not runs_module(head.supervisor_pid, SUPERVISOR_MODULE):
+            break
+        time.sleep(0.3)
+    raise ClusterError(f"the JobManager did not come back; see {cluster_dir() / 'jobmanager.log'} and "
+                       f"{cluster_dir() / 'supervisor.log'}")
 
 
 def _gcs_address_of(head_address: str, jobmanager_port: int) -> str:
@@ -237,6 +240,7 @@ def start_worker(head_address: str, jobmanager_port: int = 19001, num_cpus: int 
                  num_gpus: int | None = None, node_ip: str | None = None,
                  min_worker_port: int = 30002, max_worker_port: int = 39999) -> WorkerState:
     """Join this machine to the cluster whose head's Ray client server is ``head_address``."""
+    check_ray_version()
     existing = read_worker_state()
     if existing is not None and group_alive(existing.ray_pgid):
         raise ClusterError(f"this machine already runs a SAGE worker joined to {existing.head_address} "
@@ -251,7 +255,7 @@ def start_worker(head_address: str, jobmanager_port: int = 19001, num_cpus: int 
     gcs_host = gcs_address.rpartition(":")[0]
     loopback = gcs_host in LOOPBACK
     node_ip = node_ip or ("127.0.0.1" if loopback else None)
-    temp_dir = _ray_temp_dir("ray-worker")
+    temp_dir = private_dir(_ray_temp_dir("ray-worker"))
     env = ray_environment(loopback=False)
     args = [f"--address={gcs_address}", f"--min-worker-port={min_worker_port}",
             f"--max-worker-port={max_worker_port}", f"--dashboard-agent-listen-port={_free_port()}",
@@ -282,11 +286,14 @@ def stop_cluster() -> list[str]:
     if head is not None:
         client = JobManagerClient(connect_host(head.host), head.jobmanager_port, timeout_s=30.0)
         try:
-            client.shutdown()
+            client.shutdown()  # the JobManager stops its jobs, then exits, and so does its supervisor
         except JobManagerError as exc:
             log.warning("jobmanager did not shut down cleanly", error=str(exc))
-        stop_group(head.jobmanager_pid, grace_s=5.0)
-        stopped.append(f"JobManager on {head.jobmanager_address}")
+        deadline = time.monotonic() + STOP_GRACE_S
+        while group_alive(head.supervisor_pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        stop_group(head.supervisor_pid)
+        stopped.append(f"JobManager on {head.jobmanager_address} and its supervisor")
         stop_group(head.ray_pgid)
         remove_state(HeadState)
         stopped.append(f"Ray head on {head.gcs_address}")

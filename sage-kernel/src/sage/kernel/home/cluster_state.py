@@ -1,7 +1,8 @@
 """What ``sage cluster start`` leaves in the SAGE home: addresses, process groups, the token.
 
 ``SAGE_HOME/cluster/head.json`` describes a head this machine started, ``worker.json`` a
-worker it joined, ``token`` the cluster token (mode 0600). ``sage cluster stop`` stops only
+worker it joined, ``token`` the cluster token, ``jobmanager.pid`` the JobManager the head's
+supervisor runs now. The folder is 0700 and its files 0600. ``sage cluster stop`` stops only
 the process groups recorded there, never other Ray clusters of the user.
 
 Every process of the cluster's Ray (head, workers, the JobManager, each driver) runs with
@@ -22,21 +23,32 @@ from typing import Any
 
 import attrs
 from sage.kernel.home import sage_home
+from sage.kernel.home.private_files import private_dir, write_private
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 def cluster_dir() -> Path:
     return sage_home() / "cluster"
 
 
+def private_cluster_dir() -> Path:
+    """``cluster_dir()``, created (or tightened) as a folder only this user can enter."""
+    return private_dir(cluster_dir())
+
+
 def token_path() -> Path:
     return cluster_dir() / "token"
 
 
+def jobmanager_pid_path() -> Path:
+    return cluster_dir() / "jobmanager.pid"
+
+
 @attrs.frozen
 class HeadState:
-    """A Ray head and JobManager started on this machine."""
+    """A Ray head, and the supervisor that keeps its JobManager running, started on this
+    machine; ``keep_jobs``/``keep_days`` are the JobManager's retention flags (None: its default)."""
 
     host: str
     gcs_port: int
@@ -44,8 +56,10 @@ class HeadState:
     jobmanager_port: int
     temp_dir: str
     ray_pgid: int
-    jobmanager_pid: int
+    supervisor_pid: int
     started_at: float
+    keep_jobs: int | None = None
+    keep_days: float | None = None
     version: int = STATE_VERSION
 
     @property
@@ -83,16 +97,19 @@ def _path(kind: type) -> Path:
 
 
 def write_state(state: HeadState | WorkerState) -> None:
-    path = _path(type(state))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(attrs.asdict(state), indent=2))
+    write_private(_path(type(state)), json.dumps(attrs.asdict(state), indent=2))
 
 
 def _read(kind: type) -> Any:
     path = _path(kind)
     try:
-        return kind(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
+        data = json.loads(path.read_text())
+        if kind is HeadState and data.get("version") == 1:
+            # A head started before the supervisor: its JobManager led its own process group.
+            data["supervisor_pid"] = data.pop("jobmanager_pid")
+            data["version"] = STATE_VERSION
+        return kind(**data)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
 
 
@@ -107,6 +124,22 @@ def read_worker_state() -> WorkerState | None:
 def remove_state(kind: type) -> None:
     with contextlib.suppress(FileNotFoundError):
         _path(kind).unlink()
+    if kind is HeadState:
+        with contextlib.suppress(FileNotFoundError):
+            jobmanager_pid_path().unlink()
+
+
+def write_jobmanager_pid(pid: int) -> None:
+    """Record the JobManager process the supervisor started (its own process group)."""
+    write_private(jobmanager_pid_path(), str(pid))
+
+
+def read_jobmanager_pid() -> int | None:
+    """The JobManager process the head's supervisor started last, if any."""
+    try:
+        return int(jobmanager_pid_path().read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def new_token() -> str:
@@ -117,12 +150,7 @@ def new_token() -> str:
 
 
 def save_token(token: str) -> None:
-    path = token_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # O_CREAT's mode applies only to a new file
-    with os.fdopen(fd, "w") as out:
-        out.write(token)
+    write_private(token_path(), token)
 
 
 def read_token(explicit: str | None = None) -> str | None:

@@ -2,13 +2,15 @@
 
 Each job has ``SAGE_HOME/jobs/<job id>/record.json`` and ``job.log``; the JobManager
 rewrites the record while the job runs and reads every record back when it restarts, so
-the job list survives a restart.
+the job list survives a restart. Folders are 0700 and files 0600 (tightened if an older
+SAGE left them looser): a job's log holds whatever its functions printed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -16,6 +18,12 @@ from typing import Any
 
 import attrs
 from sage.kernel.api.job import FAILED, RUNNING
+from sage.kernel.home.private_files import DIR_MODE, FILE_MODE, open_private, private_dir
+
+LOG_PAGE_BYTES = 1 << 20
+"""The most bytes of a job's log one read returns (``sage job logs`` reads page after page)."""
+MIN_LOG_PAGE_BYTES = 64
+STOPPED = "the JobManager stopped while this job ran; submit it again"
 
 
 @attrs.define
@@ -32,6 +40,7 @@ class JobRecord:
     metrics: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     instances: list[dict[str, Any]] = attrs.field(factory=list)
     throughput: dict[str, float] = attrs.field(factory=dict)
+    output_lines_dropped: int = 0
 
     @property
     def duration_s(self) -> float | None:
@@ -55,7 +64,7 @@ class JobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+        private_dir(root)
 
     def job_dir(self, job_id: str) -> Path:
         return self.root / job_id
@@ -64,8 +73,7 @@ class JobStore:
         return self.job_dir(job_id) / "job.log"
 
     def save(self, record: JobRecord) -> None:
-        directory = self.job_dir(record.job_id)
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = private_dir(self.job_dir(record.job_id))
         # One temporary file per write: the submit and monitor threads may save a job at once.
         fd, tmp = tempfile.mkstemp(dir=directory, prefix="record.", suffix=".tmp")
         try:
@@ -79,32 +87,70 @@ class JobStore:
     def append_log(self, job_id: str, lines: list[str]) -> None:
         if not lines:
             return
-        path = self.log_path(job_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as out:
+        with open_private(self.log_path(job_id), "a") as out:
             out.write("".join(line + "\n" for line in lines))
 
-    def read_log(self, job_id: str, offset: int) -> tuple[str, int]:
+    def read_log(self, job_id: str, offset: int, limit: int = LOG_PAGE_BYTES) -> tuple[str, int, int]:
+        """A page of the job's log from byte ``offset``: (text, offset of the next page, log size).
+
+        A page holds at most ``limit`` bytes (capped at ``LOG_PAGE_BYTES``) and ends after a
+        line when it holds one, else on a character boundary, so that pages read one after
+        the other add up to the whole log.
+        """
+        limit = min(max(limit, MIN_LOG_PAGE_BYTES), LOG_PAGE_BYTES)
         try:
             with self.log_path(job_id).open("rb") as source:
-                source.seek(offset)
-                data = source.read()
+                size = os.fstat(source.fileno()).st_size
+                source.seek(max(offset, 0))
+                data = source.read(limit)
         except FileNotFoundError:
-            return "", offset
-        return data.decode("utf-8", "replace"), offset + len(data)
+            return "", offset, 0
+        if len(data) == limit or not data.endswith(b"\n"):
+            data = _whole_lines(data)
+        return data.decode("utf-8", "replace"), max(offset, 0) + len(data), max(size, offset)
 
-    def load_all(self) -> list[JobRecord]:
-        """Every record on disk; jobs that were running when the JobManager stopped are failed."""
+    def delete(self, job_id: str) -> None:
+        """Remove the job's folder (record, log, dead letters)."""
+        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+    def load_all(self, cause: str | None = None) -> list[JobRecord]:
+        """Every record on disk, its folder made private; jobs that were running when the
+        JobManager stopped are failed, with ``cause`` (how the last JobManager ended) if known."""
         records = []
         for path in sorted(self.root.glob("*/record.json")):
+            _make_private(path.parent)
             try:
                 record = JobRecord.from_dict(json.loads(path.read_text()))
             except (OSError, ValueError, TypeError):
                 continue
             if record.status == RUNNING:
                 record.status = FAILED
-                record.error = "the JobManager stopped while this job ran; submit it again"
+                record.error = (f"the JobManager died ({cause}) while the job ran; submit it again "
+                                "(an interrupted job is not resumed)" if cause else STOPPED)
                 record.finished_at = record.finished_at or path.stat().st_mtime
                 self.save(record)
             records.append(record)
         return records
+
+
+def _whole_lines(data: bytes) -> bytes:
+    """``data`` up to its last line end, or, without one, without a character cut at its end."""
+    end = data.rfind(b"\n") + 1
+    if end:
+        return data[:end]
+    tail = 0  # continuation bytes at the end
+    while tail < min(3, len(data)) and data[-1 - tail] & 0xC0 == 0x80:
+        tail += 1
+    lead_at = len(data) - 1 - tail
+    if lead_at < 0 or data[lead_at] < 0xC0:
+        return data
+    length = 2 if data[lead_at] < 0xE0 else 3 if data[lead_at] < 0xF0 else 4
+    return data if tail + 1 >= length else data[:lead_at]
+
+
+def _make_private(directory: Path) -> None:
+    """Tighten a job folder and everything in it that an older SAGE left readable to others."""
+    for folder, _, files in os.walk(directory):
+        os.chmod(folder, DIR_MODE)
+        for name in files:
+            os.chmod(os.path.join(folder, name), FILE_MODE)

@@ -3,7 +3,8 @@
 It is the Ray driver of every job it runs (``RayRuntime.submit`` in this process), which
 keeps live per-instance metrics one actor call away. A monitor thread refreshes each running
 job's record (metrics, per-instance counts, throughput, logs) once a second and writes it
-under ``SAGE_HOME/jobs``.
+under ``SAGE_HOME/jobs``. Finished jobs are kept under a retention policy (``retention.py``),
+applied when the JobManager starts and whenever a job ends.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ from sage.kernel.client.protocol import (
 from sage.kernel.errors import SageError
 from sage.kernel.jobmanager.limits import BoundedHTTPServer, DeadlineReader, ServerLimits
 from sage.kernel.jobmanager.nonces import NonceBook
-from sage.kernel.jobmanager.records import JobRecord, JobStore
+from sage.kernel.jobmanager.records import LOG_PAGE_BYTES, JobRecord, JobStore
+from sage.kernel.jobmanager.retention import RetentionPolicy
 from sage.kernel.plan.job_info import JobInfo
 from sage.kernel.plugins import lookup
 
@@ -75,23 +77,28 @@ class JobManager:
     """Jobs, their records and the Ray connection; the HTTP layer only translates.
 
     ``connect_ray=False`` serves the stored records without a Ray cluster (tests of the HTTP
-    layer); submitting a job or asking for the cluster then fails.
+    layer); submitting a job or asking for the cluster then fails. ``previous_exit``: how the
+    last JobManager ended (``killed by signal 9``), for the jobs it left recorded as running.
     """
 
-    def __init__(self, store: JobStore, gcs_address: str, client_port: int | None = None, *,
+    def __init__(self, store: JobStore, gcs_address: str, client_port: int | None = None,
+                 retention: RetentionPolicy | None = None, previous_exit: str | None = None, *,
                  connect_ray: bool = True) -> None:
         self.store = store
         self.gcs_address = gcs_address
         self.client_port = client_port
+        self.retention = retention or RetentionPolicy()
         self.jobs: dict[str, _ActiveJob] = {}
-        self.records: dict[str, JobRecord] = {r.job_id: r for r in store.load_all()}
+        self.records: dict[str, JobRecord] = {r.job_id: r for r in store.load_all(previous_exit)}
         self._lock = threading.Lock()
         self._stopped = threading.Event()
+        self._apply_retention()
         self._runtime_class = lookup("runtime", "ray").load()
         if connect_ray:
             from sage.kernel.runtime.ray.connection import connect
 
-            connect({"address": gcs_address, "log_to_driver": True})
+            # Workers' output reaches job.log through the actors; Ray's copy of it is not wanted here.
+            connect({"address": gcs_address, "log_to_driver": False})
         threading.Thread(target=self._monitor, daemon=True, name="sage-jobmanager-monitor").start()
 
     # -- jobs ---------------------------------------------------------------------------
@@ -118,7 +125,7 @@ class JobManager:
                        batch_size=config.batch_size, batch_timeout_ms=config.batch_timeout_ms,
                        watermark_interval_ms=config.watermark_interval_ms, object_reuse=config.object_reuse,
                        stop_grace_s=config.stop_grace_s, channel_capacity=config.channel_capacity,
-                       job_dir=str(self.store.job_dir(job_id)))
+                       job_dir=str(self.store.job_dir(job_id)), capture_output=True)
         reporters = _reporters(config.metrics)
         try:
             handle = self._runtime_class(config).submit(
@@ -154,7 +161,9 @@ class JobManager:
         with self._lock:
             record = self.records.get(job_id)
         if record is None:
-            raise RequestError(HTTPStatus.NOT_FOUND, f"no job {job_id!r}; `sage job list` shows the known jobs")
+            raise RequestError(HTTPStatus.NOT_FOUND,
+                               f"unknown job {job_id!r}: this JobManager keeps {self.retention.describe()}; "
+                               "`sage job list` shows the known jobs")
         return record
 
     def list(self) -> list[JobRecord]:
@@ -179,12 +188,15 @@ class JobManager:
         return JobResult(job_id=job_id, job_name=record.name, status=record.status,
                          duration_s=record.duration_s or 0.0, metrics=record.metrics, error=record.error)
 
-    def logs(self, job_id: str, offset: int) -> dict[str, Any]:
+    def logs(self, job_id: str, offset: int, limit: int = LOG_PAGE_BYTES) -> dict[str, Any]:
+        """A page of the job's log from byte ``offset`` (``records.JobStore.read_log``): its
+        text, the offset of the next page, the log's size, and ``done`` once the job has ended
+        and this page reaches the end of its log."""
         # Read the status first: the last lines are written before the status changes, so a
         # follower told "done" has already been sent them.
-        done = self.record(job_id).status != RUNNING
-        text, end = self.store.read_log(job_id, offset)
-        return {"text": text, "offset": end, "done": done}
+        ended = self.record(job_id).status != RUNNING
+        text, end, size = self.store.read_log(job_id, offset, limit)
+        return {"text": text, "offset": end, "size": size, "done": ended and end >= size}
 
     def cluster(self) -> dict[str, Any]:
         import ray
@@ -250,8 +262,12 @@ class JobManager:
             for name, m in metrics.items()
         }
         lines = handle.take_logs()
+        record.output_lines_dropped = handle.output_lines_dropped()
         if result is not None:
             lines.extend(f"{_now()} {note}" for note in result.notes)
+            if record.output_lines_dropped:
+                lines.append(f"{_now()} {record.output_lines_dropped} lines the job printed were dropped "
+                             "(the places are marked above)")
             lines.append(f"{_now()} job {result.status} in {result.duration_s:.2f}s"
                          + (f": {result.error}" if result.error else ""))
         self.store.append_log(record.job_id, lines)
@@ -261,6 +277,20 @@ class JobManager:
             job.result = result
             record.status = result.status
         self.store.save(record)
+        if result is not None:
+            self._apply_retention()
+
+    def _apply_retention(self) -> None:
+        """Forget the finished jobs the retention policy no longer keeps, and delete their folders."""
+        with self._lock:
+            expired = self.retention.expired(list(self.records.values()), time.time())
+            for job_id in expired:
+                del self.records[job_id]
+                self.jobs.pop(job_id, None)
+        for job_id in expired:
+            self.store.delete(job_id)
+            log.info("finished job removed by the retention policy", job_id=job_id,
+                     policy=self.retention.describe())
 
 
 def _submitted_config(submission: Submission) -> JobConfig:
@@ -329,9 +359,9 @@ def _same_machine(theirs: str, ours: str) -> bool:
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
 
 
-def _whole_number(query: dict[str, list[str]], name: str) -> int:
-    """``?name=`` as an int >= 0 (0 when absent), or a 400."""
-    values = query.get(name, ["0"])
+def _whole_number(query: dict[str, list[str]], name: str, default: int = 0) -> int:
+    """``?name=`` as an int >= 0 (``default`` when absent), or a 400."""
+    values = query.get(name, [str(default)])
     if len(values) != 1 or not _WHOLE_NUMBER.fullmatch(values[0]):
         raise RequestError(HTTPStatus.BAD_REQUEST, f"?{name}= must be one whole number >= 0, got {values!r}")
     return int(values[0])
@@ -479,7 +509,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(HTTPStatus.OK, {"metrics": record.metrics, "instances": record.instances,
                                            "throughput": record.throughput})
             case "GET", ["v1", "jobs", job_id, "logs"]:
-                self._send(HTTPStatus.OK, manager.logs(job_id, _whole_number(query, "offset")))
+                self._send(HTTPStatus.OK, manager.logs(job_id, _whole_number(query, "offset"),
+                                                       _whole_number(query, "limit", LOG_PAGE_BYTES)))
             case "GET", ["v1", "jobs", job_id, "result"]:
                 self._send(HTTPStatus.OK, cloudpickle.dumps(manager.result(job_id)), PICKLE_TYPE)
             case "POST", ["v1", "jobs", job_id, "stop"]:

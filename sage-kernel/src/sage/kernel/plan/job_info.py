@@ -22,6 +22,7 @@ class JobInfo:
     object_reuse: bool = False
     copies_records: bool = True  # the runtime shares record objects between consumers in memory
     job_dir: str | None = None
+    capture_output: bool = False  # workers keep what functions print for the driver (job.log)
 
     @property
     def dead_letter_dir(self) -> Path | None:

@@ -11,6 +11,7 @@ from typing import Any
 from sage.kernel.api.metrics import MetricGroup
 from sage.kernel.api.record_events import record_failed
 from sage.kernel.errors import OperatorError, short_repr
+from sage.kernel.home.private_files import open_private
 
 
 class ErrorHandler:
@@ -76,10 +77,9 @@ class ErrorHandler:
         with self._lock:
             if self._file is None:
                 assert self._dead_letter_dir is not None
-                self._dead_letter_dir.mkdir(parents=True, exist_ok=True)
                 safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.operator)
                 path = self._dead_letter_dir / f"{safe}-{self.instance}.jsonl"
-                self._file = path.open("a", encoding="utf-8")
+                self._file = open_private(path, "a")  # failed records: readable by their owner only
             self._file.write(json.dumps(entry) + "\n")
             self._file.flush()
 

@@ -13,7 +13,6 @@ be watched, cancelled or aborted while data methods are busy or blocked.
 
 from __future__ import annotations
 
-import collections
 import copy
 import queue
 import sys
@@ -25,13 +24,13 @@ import ray
 from sage.kernel.errors import SageError
 from sage.kernel.log import configure_default_logging
 from sage.kernel.runtime.ray.channels import OutputChannels
+from sage.kernel.runtime.ray.output_buffer import OutputBuffer
 from sage.kernel.runtime.task import END, POLL_S, Aborted, ChainTask, JobInfo
-
-LOG_LINES_KEPT = 10_000
 
 
 class OutputTap:
-    """Writes through to the worker's stream and keeps the lines for ``sage job logs``."""
+    """Writes through to the worker's stream and, when the job's driver collects output (the
+    JobManager, for ``job.log``), keeps each line in the worker's ``OutputBuffer``."""
 
     def __init__(self, stream: Any, owner: ChainActor) -> None:
         self.stream = stream
@@ -41,7 +40,8 @@ class OutputTap:
     def write(self, text: str) -> int:
         self.stream.write(text)
         *complete, self._partial = (self._partial + text).split("\n")
-        self.owner.log_lines.extend(self.owner.log_prefix + line for line in complete)
+        if complete:
+            self.owner.output.add([self.owner.log_prefix + line for line in complete])
         return len(text)
 
     def flush(self) -> None:
@@ -59,7 +59,7 @@ class ChainActor:
 
     def __init__(self) -> None:
         configure_default_logging()
-        self.log_lines: collections.deque[str] = collections.deque(maxlen=LOG_LINES_KEPT)
+        self.output = OutputBuffer()
         self.log_prefix = ""
         sys.stdout = OutputTap(sys.stdout, self)
         sys.stderr = OutputTap(sys.stderr, self)
@@ -71,7 +71,7 @@ class ChainActor:
         """Build and open this job's chain instance; start its task thread (not a source's).
         Whatever fails here (a module missing on the worker, an open() that raises) is this
         instance's error, which its result() reports."""
-        self.log_lines.clear()
+        self.output.start(job.capture_output)
         self.abort_flag = threading.Event()
         self.stop_flag = threading.Event()
         self.done = threading.Event()
@@ -111,6 +111,7 @@ class ChainActor:
                     and not self.task.running_threads())
         if reusable:
             self.ready.clear()
+            self.output.stop()
         return reusable
 
     def _wait_ready(self) -> bool:
@@ -174,16 +175,18 @@ class ChainActor:
         """Block until this instance is done; its outcome, final metrics and last logs."""
         self.ready.wait()
         self.done.wait()
+        lines, dropped = self._drain_logs()
         return {"error": _portable(self.error), "aborted": self.aborted, "sink_results": self.sink_results,
-                "metrics": self._metrics(), "logs": self._drain_logs(),
+                "metrics": self._metrics(), "logs": lines, "dropped": dropped,
                 "abandoned": self.task.abandoned if self.task is not None else None}
 
     @ray.method(concurrency_group="control")
     def snapshot(self) -> dict[str, Any]:
         """Live metrics, batches in flight to each target, and new log lines."""
         self.ready.wait()
+        lines, dropped = self._drain_logs()
         return {"metrics": self._metrics(), "in_flight": self.outputs.depths() if self.task else [],
-                "logs": self._drain_logs(), "done": self.done.is_set()}
+                "logs": lines, "dropped": dropped, "done": self.done.is_set()}
 
     @ray.method(concurrency_group="control")
     def abort(self) -> None:
@@ -206,11 +209,14 @@ class ChainActor:
                 continue
         return copy.deepcopy(self.task.metrics)
 
-    def _drain_logs(self) -> list[str]:
-        lines = []
-        while self.log_lines:
-            lines.append(self.log_lines.popleft())
-        return lines
+    def _drain_logs(self) -> tuple[list[str], int]:
+        """The printed lines kept since the last call, and how many were dropped after them
+        (marked by a line in their place)."""
+        lines, dropped = self.output.take()
+        if dropped:
+            lines.append(f"{self.log_prefix}[{dropped} printed lines dropped here: the job's driver "
+                         f"did not collect output for {self.output.wait_s:.0f}s]")
+        return lines, dropped
 
     def _finish(self) -> None:
         errors = self._close()

@@ -83,6 +83,7 @@ class _Instance:
         self.metrics: dict[str, MetricGroup] = {}
         self.in_flight: list[tuple[int, int, int]] = []
         self.logs: list[str] = []
+        self.dropped = 0  # printed lines the worker could not keep
         self.done = False
 
 
@@ -188,6 +189,7 @@ class RayJob(RunningJob):
         with self._lock:
             inst.metrics = outcome["metrics"]
             inst.logs.extend(outcome["logs"])
+            inst.dropped += outcome["dropped"]
             inst.in_flight = []
             inst.done = True
         self.store_sink_results(inst.chain, inst.index, outcome["sink_results"])
@@ -235,6 +237,7 @@ class RayJob(RunningJob):
                 continue
             with self._lock:
                 inst.logs.extend(snap["logs"])
+                inst.dropped += snap["dropped"]
                 if not inst.done:
                     inst.metrics = snap["metrics"]
                     inst.in_flight = snap["in_flight"]
@@ -271,6 +274,11 @@ class RayJob(RunningJob):
             for inst in self.instances.values():
                 inst.logs.clear()
         return lines
+
+    def output_lines_dropped(self) -> int:
+        """Printed lines the workers dropped because nobody collected them in time."""
+        with self._lock:
+            return sum(inst.dropped for inst in self.instances.values())
 
     def _with_queue_depth(self, inst: _Instance) -> dict[str, MetricGroup]:
         """The instance's metric groups, its head's ``queue_depth`` set to the batches in flight
