@@ -47,7 +47,7 @@ def test_markup_in_names_and_errors_is_printed_as_written(start_jobmanager, sage
 
     missing = sage("job", "status", "[/nothing]", *port, home=sage_home, env=env)
     assert missing.returncode == 1
-    assert "no job '[/nothing]'" in missing.stderr
+    assert "unknown job '[/nothing]'" in missing.stderr
 
 
 def test_the_id_of_a_job_named_dot_dot_works_as_an_argument(start_jobmanager, sage_home):
