@@ -64,13 +64,18 @@ def status(job_id: str, host: str = HostOption, port: int = PortOption) -> None:
                   highlight=False, markup=False)
     if job.get("error"):
         console.print(f"error: {job['error']}", highlight=False, markup=False)
+    for warning in job.get("warnings") or []:
+        console.print(f"warning: {warning}", highlight=False, markup=False)
     if job.get("output_lines_dropped"):
         console.print(f"{job['output_lines_dropped']} lines the job printed were dropped (sage job logs "
                       "marks where)", highlight=False, markup=False)
     table = Table("operator", "instance", "records in", "records out", "records/s", "queue depth", "errors")
+    seconds = job.get("duration_s") or 0
     for row in job["instances"]:
+        handled = row["records_out"] if row["records_in"] == 0 else row["records_in"]  # a source: what it read
+        rate = f"{handled / seconds:,.0f}" if seconds > 0 else "-"
         table.add_row(Text(row["operator"]), str(row["instance"]), str(row["records_in"]), str(row["records_out"]),
-                      "", str(row["queue_depth"]), str(row["errors"]))
+                      rate, str(row["queue_depth"]), str(row["errors"]))
     for name, metrics in job["metrics"].items():
         table.add_row(Text(name, style="bold"), "all", str(metrics["records_in"]), str(metrics["records_out"]),
                       f"{job['throughput'].get(name, 0.0):,.0f}", str(metrics.get("queue_depth", 0)),

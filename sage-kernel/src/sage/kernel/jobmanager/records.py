@@ -41,9 +41,15 @@ class JobRecord:
     instances: list[dict[str, Any]] = attrs.field(factory=list)
     throughput: dict[str, float] = attrs.field(factory=dict)
     output_lines_dropped: int = 0
+    warnings: list[str] = attrs.field(factory=list)  # JobResult.warnings: skew, idle instances
+    run_s: float | None = None  # JobResult.duration_s, once the job has ended
 
     @property
     def duration_s(self) -> float | None:
+        """The job's duration as its JobResult defines it (the runtime's start to the end);
+        while it runs, the time since it started."""
+        if self.run_s is not None:
+            return self.run_s
         if self.started_at is None:
             return None
         return (self.finished_at or time.time()) - self.started_at

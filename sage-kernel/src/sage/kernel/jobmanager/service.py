@@ -264,7 +264,7 @@ class JobManager:
         lines = handle.take_logs()
         record.output_lines_dropped = handle.output_lines_dropped()
         if result is not None:
-            lines.extend(f"{_now()} {note}" for note in result.notes)
+            lines.extend(f"{_now()} {note}" for note in [*result.notes, *result.warnings])
             if record.output_lines_dropped:
                 lines.append(f"{_now()} {record.output_lines_dropped} lines the job printed were dropped "
                              "(the places are marked above)")
@@ -273,6 +273,8 @@ class JobManager:
         self.store.append_log(record.job_id, lines)
         if result is not None:  # after the last log lines, so that a follower sees them all
             record.error = result.error
+            record.warnings = list(result.warnings)
+            record.run_s = result.duration_s
             record.finished_at = time.time()
             job.result = result
             record.status = result.status
