@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import uuid
 from datetime import UTC, datetime
@@ -169,7 +170,8 @@ class BaseEnvironment:
         print(text)
         return text
 
-    def _job_info(self) -> JobInfo:
+    def _job_info(self, resume_from: str | os.PathLike[str] | None = None,
+                  allow_dropped_state: bool = False) -> JobInfo:
         job_id = new_job_id(self.name)
         job_dir = Path(self.config.job_dir) if self.config.job_dir else jobs_dir() / job_id
         return JobInfo(job_id=job_id, job_name=self.name, error_policy=self.config.error_policy,
@@ -177,19 +179,27 @@ class BaseEnvironment:
                        watermark_interval_ms=self.config.watermark_interval_ms,
                        stop_grace_s=self.config.stop_grace_s, channel_capacity=self.config.channel_capacity,
                        object_reuse=self.config.object_reuse,
-                       job_dir=str(job_dir))
+                       job_dir=str(job_dir),
+                       resume_from=os.fspath(resume_from) if resume_from is not None else None,
+                       allow_dropped_state=allow_dropped_state)
 
     # -- running -------------------------------------------------------------------
-    def submit(self) -> JobHandle:
+    def submit(self, resume_from: str | os.PathLike[str] | None = None,
+               allow_dropped_state: bool = False) -> JobHandle:
+        """Start the job and return its handle; ``resume_from`` a savepoint folder (see
+        ``JobHandle.stop``) starts every operator with the state saved under its name."""
         raise NotImplementedError
 
-    def execute(self) -> JobResult:
+    def execute(self, resume_from: str | os.PathLike[str] | None = None,
+                allow_dropped_state: bool = False) -> JobResult:
         """Run the job until its bounded sources are exhausted; raise JobFailedError on failure.
 
+        ``resume_from``: a savepoint folder to continue from (new operators start empty; the
+        state of an operator this pipeline lacks is an error unless ``allow_dropped_state``).
         Ctrl-C cancels the job, waits for it to end (at most the ``stop_grace_s`` grace
         period) and raises KeyboardInterrupt again.
         """
-        return self._run(self.submit())
+        return self._run(self.submit(resume_from, allow_dropped_state))
 
     def _run(self, handle: JobHandle, **wait_options: Any) -> JobResult:
         """Wait for the job; on Ctrl-C cancel it, wait out the grace period and re-raise."""
@@ -208,12 +218,17 @@ class BaseEnvironment:
 class LocalEnvironment(BaseEnvironment):
     """Runs pipelines in this process (``runtime: local``) or on a local Ray (``runtime: ray``)."""
 
-    def submit(self) -> JobHandle:
+    def submit(self, resume_from: str | os.PathLike[str] | None = None,
+               allow_dropped_state: bool = False) -> JobHandle:
         plan = self.physical_plan()
         runtime = self.runtime_spec.load()(self.config)
         metrics = self.config.metrics
         reporters = [lookup("metrics_reporter", n)(**metrics.get(n, {})) for n in metrics.get("reporters", [])]
-        return runtime.submit(plan, self._job_info(), channel_capacity=self.config.channel_capacity,
+        if resume_from is not None and self.config.runtime != "local":
+            raise PipelineDefinitionError(
+                f"resume_from: savepoints work on the local runtime so far, not {self.config.runtime!r}")
+        info = self._job_info(resume_from, allow_dropped_state)
+        return runtime.submit(plan, info, channel_capacity=self.config.channel_capacity,
                               reporters=reporters, report_interval_s=float(metrics.get("interval_s", 5.0)))
 
     def serve(self, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:

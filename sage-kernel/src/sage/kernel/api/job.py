@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ class JobResult:
     """How the job ended when that needs saying: an abandoned source, a task left running."""
     warnings: list[str] = attrs.field(factory=list)
     """Skewed operators and idle instances found in the per-instance counts, with hints."""
+    savepoint: str | None = None
+    """The folder ``stop(savepoint=...)`` wrote; ``execute(resume_from=...)`` continues from it."""
 
     def collected(self, name: str | None = None) -> list[Any]:
         """The records a ``collect()`` sink gathered, in instance order."""
@@ -69,6 +72,12 @@ class JobHandle:
 
     def cancel(self) -> None:
         """Stop the sources; records already read still pass every operator."""
+        raise NotImplementedError
+
+    def stop(self, savepoint: str | os.PathLike[str] | None = None) -> None:
+        """Stop like ``cancel``; with ``savepoint`` (a folder that does not exist yet), write
+        the job's state there once everything read has passed every operator, to resume it
+        with ``execute(resume_from=savepoint)``. Windows and timers carry over unfired."""
         raise NotImplementedError
 
     def metrics(self) -> dict[str, dict[str, Any]]:

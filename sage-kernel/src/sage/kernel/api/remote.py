@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -11,6 +12,7 @@ from sage.kernel.api.environment import BaseEnvironment
 from sage.kernel.api.job import RUNNING, JobHandle, JobResult
 from sage.kernel.client.jobmanager import JobManagerClient
 from sage.kernel.client.protocol import DEFAULT_HOST, DEFAULT_PORT, SHIPPED_CONFIG_KEYS
+from sage.kernel.errors import PipelineDefinitionError, SageError
 from sage.kernel.plan.shipping import dumps_plan
 from sage.kernel.plugins import RuntimeSpec, lookup
 
@@ -54,6 +56,12 @@ class RemoteJob(JobHandle):
     def cancel(self) -> None:
         self.client.stop(self.job_id)
 
+    def stop(self, savepoint: str | os.PathLike[str] | None = None) -> None:
+        if savepoint is not None:
+            raise SageError("stop(savepoint=...): savepoints work on the local runtime so far, "
+                            "not through the JobManager")
+        self.cancel()
+
     def metrics(self) -> dict[str, dict[str, Any]]:
         return self.client.metrics(self.job_id)["metrics"]
 
@@ -80,15 +88,20 @@ class RemoteEnvironment(BaseEnvironment):
         # Functions are shipped to the cluster, so they are checked for pickling as they are added.
         return lookup("runtime", "ray")
 
-    def submit(self) -> RemoteJob:
+    def submit(self, resume_from: str | os.PathLike[str] | None = None,
+               allow_dropped_state: bool = False) -> RemoteJob:
         """Send the pipeline to the JobManager; return a handle at once."""
+        if resume_from is not None:
+            raise PipelineDefinitionError("resume_from: savepoints work on the local runtime so far, "
+                                          "not through the JobManager")
         plan = self.physical_plan()
         config = {key: getattr(self.config, key) for key in SHIPPED_CONFIG_KEYS}
         job = self.client.submit(self.name, dumps_plan(plan), config)
         return RemoteJob(self.client, job["job_id"], self.name)
 
-    def execute(self) -> JobResult:
+    def execute(self, resume_from: str | os.PathLike[str] | None = None,
+                allow_dropped_state: bool = False) -> JobResult:
         """Run the job on the cluster until it ends, printing progress to stderr; Ctrl-C stops it."""
-        handle = self.submit()
+        handle = self.submit(resume_from, allow_dropped_state)
         print(f"[sage] submitted {handle.job_id} to the JobManager at {self.client.address}", file=sys.stderr)
         return self._run(handle, progress=True)

@@ -23,6 +23,7 @@ class CollectionSource(SourceFunction):
     def __init__(self, items: Iterable[Any]) -> None:
         self.items = items if isinstance(items, list | tuple | range) else list(items)
         self._index, self._parallelism = 0, 1
+        self._next = 0  # position in this instance's share of the next record to read
 
     def __deepcopy__(self, memo: dict[int, Any]) -> CollectionSource:
         # Instances only read the collection: share it instead of copying every item, and copy
@@ -43,10 +44,26 @@ class CollectionSource(SourceFunction):
         return self.items[self._index :: self._parallelism]
 
     def read(self) -> Iterator[Any]:
-        yield from self._share()
+        share = self._share()
+        for position in range(self._next, len(share)):
+            self._next = position + 1
+            yield share[position]
 
     def read_batches(self, max_size: int) -> Iterator[list[Any]]:
         share = self._share()
-        for start in range(0, len(share), max_size):
+        for start in range(self._next, len(share), max_size):
             part = share[start : start + max_size]
+            self._next = start + len(part)
             yield part if type(part) is list else list(part)
+
+    def snapshot(self) -> dict[str, int]:
+        """Where this instance is in its share: every record before ``next`` was read."""
+        return {"instance": self._index, "parallelism": self._parallelism, "next": self._next}
+
+    def restore(self, state: dict[str, int]) -> None:
+        """Continue after the records a ``snapshot()`` of the same instance had read."""
+        if (state["instance"], state["parallelism"]) != (self._index, self._parallelism):
+            raise ValueError(
+                f"the saved position is of instance {state['instance']} of {state['parallelism']}, this is "
+                f"instance {self._index} of {self._parallelism}; resume with the parallelism it had")
+        self._next = state["next"]

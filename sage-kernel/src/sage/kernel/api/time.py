@@ -44,6 +44,13 @@ class TimestampAssigner(MapFunction):
         self.seen += 1
         return record
 
+    def snapshot(self) -> dict[str, float]:
+        """The largest timestamp seen, so that a resumed job's watermark does not start over."""
+        return {"max_timestamp": self.max_timestamp}
+
+    def restore(self, state: dict[str, float]) -> None:
+        self.max_timestamp = max(self.max_timestamp, state["max_timestamp"])
+
     def watermark(self) -> float:
         """No record with a smaller timestamp is expected any more (later ones are late)."""
         return self.max_timestamp - self.max_out_of_orderness

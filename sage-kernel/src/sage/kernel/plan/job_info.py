@@ -22,6 +22,8 @@ class JobInfo:
     object_reuse: bool = False
     copies_records: bool = True  # the runtime shares record objects between consumers in memory
     job_dir: str | None = None
+    resume_from: str | None = None  # a savepoint folder to take the operators' state from
+    allow_dropped_state: bool = False  # resuming may drop the state of operators that are gone
     capture_output: bool = False  # workers keep what functions print for the driver (job.log)
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any
@@ -13,6 +14,7 @@ from sage.kernel.plan.job_info import JobInfo
 from sage.kernel.plan.physical import Chain, PhysicalPlan
 from sage.kernel.runtime.balance import balance_warnings
 from sage.kernel.runtime.reporting import ReportingThread
+from sage.kernel.runtime.savepoints import write_savepoint
 
 ABANDON_AT = 0.5
 """A stopped source whose read() has not returned after this fraction of the grace period is abandoned."""
@@ -41,6 +43,8 @@ class RunningJob(JobHandle):
         self._cancelled = False
         self._stopping_at: float | None = None
         self._notes: list[str] = []
+        self._savepoint: str | os.PathLike[str] | None = None
+        self._snapshots: dict[str, dict[int, dict[str, Any]]] = {}
         self._done = threading.Event()
         self._result: JobResult | None = None
         self._reporting = ReportingThread(reporters, report_interval_s, job, self.metrics)
@@ -54,6 +58,39 @@ class RunningJob(JobHandle):
         self._cancelled = True
         self.mark_stopping()
         self.stop_sources()
+
+    def stop(self, savepoint: str | os.PathLike[str] | None = None) -> None:
+        """Stop the sources; with ``savepoint``, write the job's state to that folder once every
+        record read has passed every operator (windows and timers carry over, unfired)."""
+        if savepoint is not None:
+            self._savepoint = savepoint
+        self.cancel()
+
+    def savepointing(self) -> bool:
+        return self._savepoint is not None
+
+    def store_snapshot(self, chain: Chain, index: int, states: dict[str, dict[str, Any]]) -> None:
+        """Keep one task's state for the savepoint (``ChainTask.snapshot``)."""
+        with self._lock:
+            for name, state in states.items():
+                self._snapshots.setdefault(name, {})[index] = state
+
+    def _write_savepoint(self) -> str | None:
+        """Write the savepoint asked for, when every task gave its state; else say why not."""
+        if self._savepoint is None:
+            return None
+        expected = sum(chain.parallelism for chain in self.plan.chains for _ in chain.operators)
+        taken = sum(len(instances) for instances in self._snapshots.values())
+        if self._errors or self._notes or taken != expected:
+            why = "the job failed" if self._errors else "a task did not stop cleanly" if self._notes else \
+                "not every task reached the end of its input"
+            self.add_note(f"no savepoint was written to {os.fspath(self._savepoint)}: {why}")
+            return None
+        try:
+            return str(write_savepoint(self._savepoint, self.info.job_name, self.plan, self._snapshots))
+        except Exception as exc:
+            self.add_note(f"no savepoint was written to {os.fspath(self._savepoint)}: {exc}")
+            return None
 
     def stop_sources(self) -> None:
         """Ask every source task to stop reading (records read still pass every operator)."""
@@ -89,6 +126,7 @@ class RunningJob(JobHandle):
         """Build the JobResult, give reporters the final metrics and release ``wait``."""
         self._reporting.stop()
         status = FAILED if self._errors else CANCELLED if self._cancelled else FINISHED
+        savepoint = self._write_savepoint()
         self._result = JobResult(
             job_id=self.job_id,
             job_name=self.info.job_name,
@@ -100,6 +138,7 @@ class RunningJob(JobHandle):
             dead_letter_dir=str(self.info.dead_letter_dir) if self.info.dead_letter_dir else None,
             notes=list(self._notes),
             warnings=balance_warnings(self.plan, self.instance_metric_groups()),
+            savepoint=savepoint,
         )
         self._reporting.final(self._result.metrics)
         self._done.set()

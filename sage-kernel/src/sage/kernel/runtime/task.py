@@ -108,6 +108,10 @@ def chain_batch_timeout_ms(plan: PhysicalPlan, chain: Chain, default_ms: float) 
     return min(bounds)
 
 
+def _never() -> bool:
+    return False
+
+
 def _then(first: Callable[[list[Any]], list[Any]], then: Callable[[list[Any]], None]) -> Callable[[list[Any]], None]:
     """``then(first(batch))`` when ``first`` leaves anything."""
     def run(batch: list[Any]) -> None:
@@ -180,6 +184,8 @@ class ChainTask:
         # Every consumer after the first gets its own copies; Ray's channels copy anyway.
         self._copies = not job.object_reuse and job.copies_records
         self.abandoned: str | None = None  # why the source's reader was left behind, if it was
+        self.savepointing: Callable[[], bool] = _never  # a stop that carries state over: no end-of-input firing
+        self.restore_state: dict[str, dict[str, Any]] | None = None  # per operator, from a savepoint
         self._reader: SourceReader | None = None
         self._source_out = self.metrics[chain.head.name].counter("records_out") if chain.is_source else None
 
@@ -262,6 +268,8 @@ class ChainTask:
             except Exception as exc:
                 raise self._fail(position, "open()", exc) from exc
             self._opened = position + 1
+        if self.restore_state:
+            self._restore(self.restore_state)
         # Bound after open() so that a function may set up its methods there.
         steps: list[tuple[Step, Operator, bool]] = []
         for position, op in enumerate(self.chain.operators):
@@ -406,12 +414,47 @@ class ChainTask:
         self._end_of_input()
 
     def _end_of_input(self) -> None:
-        """Every pending async call, timer and window is done; send everything on."""
+        """Every pending async call, timer and window is done; send everything on. A stop
+        with a savepoint fires no timer: they and their windows carry over to the resumed job."""
         self._drain_async()
-        if self.clock is not None:
+        if self.clock is not None and not self.savepointing():
             self.clock.end_of_input()
             self._drain_async()
         self.outputs.flush()
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """Per operator: its function's ``snapshot()`` (None without one), its per-key state
+        and (a keyed head) its timers. Taken after the task's input ended and its output left."""
+        states = {}
+        for position, (op, function, context) in enumerate(
+                zip(self.chain.operators, self.functions, self.contexts, strict=True)):
+            take = getattr(function, "snapshot", None)
+            states[op.name] = {
+                "function": take() if callable(take) else None,
+                "keyed": dict(context._keyed_state),
+                "timers": context._timers.snapshot() if position == 0 and context._timers is not None else {},
+            }
+        return states
+
+    def _restore(self, states: dict[str, dict[str, Any]]) -> None:
+        """Give each operator its state from a savepoint (after open, before the first record)."""
+        for position, (op, function, context) in enumerate(
+                zip(self.chain.operators, self.functions, self.contexts, strict=True)):
+            state = states.get(op.name)
+            if not state:
+                continue
+            if state.get("function") is not None:
+                restore = getattr(function, "restore", None)
+                if not callable(restore):
+                    raise self._fail(position, "restore()", TypeError(
+                        f"{type(function).__name__} has a saved position but no restore(state) method"))
+                try:
+                    restore(state["function"])
+                except Exception as exc:
+                    raise self._fail(position, "restore()", exc) from exc
+            context._keyed_state.update(state.get("keyed", {}))
+            if state.get("timers") and context._timers is not None:
+                context._timers.restore(state["timers"])
 
     def _hand_on(self, batch: list[Any], since: float | None) -> None:
         """Count a batch the source read and take it through the chain; ``since`` is when its

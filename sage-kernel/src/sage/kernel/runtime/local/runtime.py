@@ -22,6 +22,7 @@ from sage.kernel.errors import SageError
 from sage.kernel.plan.job_info import JobInfo
 from sage.kernel.plan.physical import PhysicalPlan
 from sage.kernel.runtime.running_job import ABORT_AT, RunningJob
+from sage.kernel.runtime.savepoints import read_savepoint, states_for
 from sage.kernel.runtime.task import END, POLL_S, Aborted, ChainTask
 
 log = structlog.get_logger("sage.runtime.local")
@@ -64,11 +65,16 @@ class LocalJob(RunningJob):
             for chain in plan.chains if not chain.is_source
         }
         self.tasks: list[ChainTask] = []
+        restored = (states_for(plan, read_savepoint(job.resume_from), job.allow_dropped_state,
+                               f"resuming {job.job_name!r} from {job.resume_from}")
+                    if job.resume_from else {})
         for chain in plan.chains:
             for index in range(chain.parallelism):
                 functions = [_copy_function(op.function, op.name) for op in chain.operators]
-                self.tasks.append(ChainTask(plan, chain, index, job, functions,
-                                            self._emitter(chain.id)))
+                task = ChainTask(plan, chain, index, job, functions, self._emitter(chain.id))
+                task.savepointing = self.savepointing
+                task.restore_state = restored.get((chain.id, index))
+                self.tasks.append(task)
         self.threads = [
             threading.Thread(target=self._run_task, args=(task,), daemon=True,
                              name=f"sage-{task.chain.name}-{task.index}")
@@ -104,6 +110,8 @@ class LocalJob(RunningJob):
             else:
                 task.run_inbox(self.queues[task.chain.id][task.index], self._abort.is_set,
                                self.plan.expected_end_markers(task.chain.id))
+            if self.savepointing() and not task.abandoned:
+                self.store_snapshot(task.chain, task.index, task.snapshot())
             failed = False
         except Aborted:
             pass

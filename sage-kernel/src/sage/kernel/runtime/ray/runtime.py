@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import threading
 import weakref
 from typing import Any
@@ -89,6 +90,11 @@ class _Instance:
 
 class RayJob(RunningJob):
     """A job running on Ray actors; see :class:`JobHandle`."""
+
+    def stop(self, savepoint: str | os.PathLike[str] | None = None) -> None:
+        if savepoint is not None:
+            raise SageError("stop(savepoint=...): savepoints work on the local runtime so far, not on Ray")
+        self.cancel()
 
     def __init__(self, plan: PhysicalPlan, job: JobInfo, capacity: int, reporters: list[Any],
                  report_interval_s: float, plan_bytes: bytes) -> None:
