@@ -9,6 +9,8 @@ Every other block is run by a test: ``PAGE_TESTS`` in tests/test_docs_blocks.py 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import textwrap
 from pathlib import Path
@@ -60,3 +62,17 @@ def blocks(name: str) -> list[Block]:
 def runnable(name: str, language: str = "python") -> list[Block]:
     """The blocks of ``name`` in ``language`` that are not fragments."""
     return [b for b in blocks(name) if b.language == language and not b.fragment]
+
+
+def run_blocks(blocks_: list[Block]) -> tuple[dict, str]:
+    """Run python blocks in order in one namespace; the namespace and what they printed.
+
+    Standard output is redirected rather than captured with ``capsys``: SAGE's log stream is
+    bound once per process, and must not be a capture that a test closes.
+    """
+    namespace: dict = {"__name__": "docs"}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        for block in blocks_:
+            block.run(namespace)
+    return namespace, out.getvalue()

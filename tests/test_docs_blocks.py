@@ -6,6 +6,8 @@ and checks that every page with runnable blocks names the test that runs them.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import subprocess
@@ -17,7 +19,7 @@ import pytest
 import yaml
 from sage.kernel.pipeline_file import build_pipeline
 
-from tests.docs_blocks import PAGES, REPO, blocks, runnable
+from tests.docs_blocks import PAGES, REPO, blocks, run_blocks, runnable
 
 # page -> the tests that run its blocks (a page with no runnable block needs none)
 PAGE_TESTS = {
@@ -35,13 +37,10 @@ RUN_LANGUAGES = {"python", "yaml", "toml"}
 STATEFUL_PART = "# Stateful streaming"
 
 
-def run_python(blocks_, tmp_path, monkeypatch) -> dict:
+def run_python(blocks_, tmp_path, monkeypatch) -> tuple[dict, str]:
     """Run python blocks in order, in one namespace, in an empty directory."""
     monkeypatch.chdir(tmp_path)
-    namespace = {"__name__": "docs"}
-    for block in blocks_:
-        block.run(namespace)
-    return namespace
+    return run_blocks(blocks_)
 
 
 def test_every_runnable_block_has_a_test_and_a_known_language():
@@ -56,26 +55,27 @@ def test_every_runnable_block_has_a_test_and_a_known_language():
                 assert (REPO / test).is_file(), f"{page.name}: {test} does not exist"
 
 
-def test_readme_first_example(tmp_path, monkeypatch, capsys):
-    run_python(runnable("README.md")[:1], tmp_path, monkeypatch)
-    words = dict(eval(capsys.readouterr().out))
+def test_readme_first_example(tmp_path, monkeypatch):
+    _, out = run_python(runnable("README.md")[:1], tmp_path, monkeypatch)
+    words = dict(eval(out))
     assert words["be"] == 1 and len(words) == 8
 
 
-def test_user_guide_examples(tmp_path, monkeypatch, capsys):
-    namespace = run_python(runnable("user-guide.md"), tmp_path, monkeypatch)
-    out = capsys.readouterr().out
+def test_user_guide_examples(tmp_path, monkeypatch):
+    namespace, out = run_python(runnable("user-guide.md"), tmp_path, monkeypatch)
     assert "[0, 6, 12, 18]" in out
     assert "['A', 'BB', 'CCC']" in out
     assert "[('ann', 1, 3), ('ann', 2, 7), ('bob', 1, 5)]" in out
     namespace["test_doubles"]()
 
 
-def test_user_guide_pipeline_file_runs(capfd):
+def test_user_guide_pipeline_file_runs():
     """shout.yaml names the fixture plugin's operator, partitioner and sink (sage-test-plugin)."""
     (spec,) = [yaml.safe_load(b.code) for b in runnable("user-guide.md", "yaml")]
-    build_pipeline(spec, "user-guide.md").execute()
-    assert sorted(capfd.readouterr().out.split()) == ["APPLE!", "BANANA!"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        build_pipeline(spec, "user-guide.md").execute()
+    assert sorted(out.getvalue().split()) == ["APPLE!", "BANANA!"]
 
 
 def test_cli_sample_output_is_what_sage_run_prints(tmp_path):
@@ -127,7 +127,7 @@ def test_plugin_guide_three_files_make_an_installable_plugin(tmp_path):
 
 
 def test_plugin_guide_examples(tmp_path, monkeypatch):
-    namespace = run_python(runnable("plugins.md"), tmp_path, monkeypatch)
+    namespace, _ = run_python(runnable("plugins.md"), tmp_path, monkeypatch)
     assert namespace["Shout"]().map("hi") == "HI!"
     assert namespace["env"].name == "docs"
 

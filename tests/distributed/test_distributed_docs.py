@@ -7,18 +7,19 @@ the only thing changed before the block runs.
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
-from tests.docs_blocks import runnable
+from tests.docs_blocks import run_blocks, runnable
 
 pytestmark = pytest.mark.integration
 
 
-def test_the_job_example_runs_on_the_cluster(cluster, tmp_path, monkeypatch, capsys):
+def test_the_job_example_runs_on_the_cluster(cluster, tmp_path, monkeypatch):
     (block,) = runnable("distributed.md")
     code = (block.code.replace("port=19001", f"port={cluster.jobmanager_port}")
             .replace("ray://localhost:10001", f"ray://localhost:{cluster.client_port}"))
     assert code != block.code
     monkeypatch.chdir(tmp_path)
-    exec(compile("\n" * block.line + code, block.page, "exec"), {"__name__": "docs"})
-    assert capsys.readouterr().out.strip().splitlines()[-1] == "2"
+    _, out = run_blocks([attrs.evolve(block, code=code)])
+    assert out.strip().splitlines()[-1] == "2"

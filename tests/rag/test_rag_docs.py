@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.docs_blocks import REPO, runnable
+from tests.docs_blocks import REPO, run_blocks, runnable
 from tests.rag.conftest import CHAT_MODEL
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -20,21 +20,13 @@ def llm(vllm_chat_server, monkeypatch):
     monkeypatch.chdir(REPO)  # the examples ingest docs/ from the repository root
 
 
-def run(blocks) -> dict:
-    namespace = {"__name__": "docs"}
-    for block in blocks:
-        block.run(namespace)
-    return namespace
-
-
-def test_rag_page_examples(llm, sage_home, capsys):
-    namespace = run(runnable("rag.md"))
-    out = capsys.readouterr().out
+def test_rag_page_examples(llm, sage_home):
+    namespace, out = run_blocks(runnable("rag.md"))
     assert "How does key_by route records?" in out and "What does sage job stop do?" in out
     collection = namespace["ChromaRetrieverOperator"](collection="docs").location.connect("test")
     assert collection.get_collection("docs").count() > 100
 
 
-def test_readme_rag_example(llm, sage_home, capsys):
-    run(runnable("README.md")[1:2])
-    assert "How does key_by route records?" in capsys.readouterr().out
+def test_readme_rag_example(llm, sage_home):
+    _, out = run_blocks(runnable("README.md")[1:2])
+    assert "How does key_by route records?" in out
