@@ -17,7 +17,7 @@ $(STAMP): $(PACKAGES)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned: the CPU build on these machines (an unpinned torch pulls CUDA wheels)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e "sage-kernel[ray,serve]" -e "sage-libs[pdf]" -e sage-middleware \
+	$(PY) -m pip install -q -e "sage-kernel[ray,serve]" -e "sage-libs[pdf,tokens]" -e "sage-middleware[all]" \
 	    -e plugins/sage-metrics-prometheus -e plugins/sage-example-textops -e tests/plugins/sage-test-plugin -e ".[dev]"
 	touch $(STAMP)
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import yaml
 from sage.kernel.pipeline_file import build_pipeline
 
+from tests.docs_blocks import runnable
+
 DOC = Path(__file__).resolve().parents[2] / "docs" / "io.md"
 
 
 def blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+    return [block.code for block in runnable(DOC.name, language)]
 
 
 def test_python_examples_run(tmp_path, monkeypatch, capsys):

@@ -56,7 +56,7 @@ def expected_totals():
 
 def stop_half_way(env, path):
     handle = env.submit()
-    wait_for(lambda: 0 < handle.metrics().get("Numbers", {}).get("records_out", 0), poll_s=0.01)
+    wait_for(lambda: handle.metrics().get("Numbers", {}).get("records_out", 0) > 0, poll_s=0.01)
     time.sleep(0.1)
     handle.stop(savepoint=path)
     return handle.wait(timeout=30)

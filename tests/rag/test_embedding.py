@@ -119,5 +119,5 @@ def test_the_vllm_backend_without_vllm_says_how_to_install_it():
 
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vllm is installed here")
-    with pytest.raises(JobFailedError, match=r"install sage-middleware\[vllm\]"):
+    with pytest.raises(JobFailedError, match=r"pip install 'sage-middleware\[vllm\]'"):
         run_pipeline(["x"], lambda s: s.map(VLLMEmbeddingOperator(model=MINILM, backend="vllm")))

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.metadata
 import os
 from typing import Any
 
 import attrs
-import importlib_metadata
 import pluggy
 import structlog
 from sage.kernel import __version__, hookspecs
@@ -88,7 +88,7 @@ class Registry:
     def _load_entry_points(self) -> None:
         allowed = os.environ.get("SAGE_PLUGINS")
         allow = None if allowed is None else {n.strip() for n in allowed.split(",") if n.strip()}
-        for ep in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP):
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             dist = ep.dist.name if ep.dist else "unknown"
             version = ep.dist.version if ep.dist else "?"
             if allow is not None and ep.name not in allow and dist not in allow:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.metadata
 import sys
 import sysconfig
 from collections.abc import Iterator
@@ -18,7 +19,6 @@ from pathlib import Path
 from types import ModuleType
 
 import cloudpickle
-import importlib_metadata
 from sage.kernel.errors import PipelineDefinitionError
 from sage.kernel.plan.physical import PhysicalPlan
 
@@ -27,7 +27,7 @@ from sage.kernel.plan.physical import PhysicalPlan
 def _installed_top_levels() -> frozenset[str]:
     """Top-level names that installed distributions provide (scanning them takes about a
     second, so once per process)."""
-    return frozenset(importlib_metadata.packages_distributions())
+    return frozenset(importlib.metadata.packages_distributions())
 
 
 @functools.cache

@@ -9,7 +9,7 @@ from typing import Any
 
 from sage.kernel.api import RuntimeContext, SourceFunction
 from sage.libs.io.arguments import check_positive_or_none
-from sage.libs.io.chunking import ChunkSpec, chunk_id, chunk_spans, content_hash
+from sage.libs.io.chunking import ChunkSpec, chunk_id, chunk_spans, content_hash, token_chunk_spans
 from sage.libs.io.document_readers import (
     DOCUMENT_SUFFIXES,
     PDF_SUFFIXES,
@@ -19,6 +19,7 @@ from sage.libs.io.document_readers import (
 from sage.libs.io.errors import BadInputError
 from sage.libs.io.file_splits import assign_splits, listed_files, plan_splits
 from sage.libs.io.paths import is_glob, list_files, relative_name, resolve_input
+from sage.libs.io.tokenizers import SPECIAL_TOKENS, load_tokenizer
 
 
 class ChunkedFileSource(SourceFunction):
@@ -28,21 +29,36 @@ class ChunkedFileSource(SourceFunction):
     only on the file's path relative to ``path``, its content and the chunk settings, so
     re-ingesting the same documents upserts the same ids. ``glob`` (``"**/*.md"``) picks
     the files of a directory; without it every file with a document extension is read.
+
+    ``chunk_size`` and ``chunk_overlap`` count characters (default 1000 and 200), or, with
+    ``tokenizer`` (the embedding model's name or folder), that tokenizer's tokens: by default
+    as many as the model reads (254 for MiniLM: 256 less its two special tokens) and a fifth
+    of that shared, so that no chunk is truncated by the model that embeds it.
     """
 
     def __init__(
         self,
         path: str | os.PathLike[str],
-        chunk_size: int = 1000,
-        chunk_overlap: int = 200,
+        chunk_size: int | None = None,
+        chunk_overlap: int | None = None,
         glob: str | None = None,
         *,
+        tokenizer: str | None = None,
         encoding: str = "utf-8",
         parallelism: int | None = None,
     ) -> None:
         owner = f"ChunkedFileSource({os.fspath(path)!r})"
+        if tokenizer is not None:
+            limit = load_tokenizer(tokenizer, owner).max_tokens - SPECIAL_TOKENS
+            chunk_size = limit if chunk_size is None else chunk_size
+            if isinstance(chunk_size, int) and chunk_size > limit:
+                raise ValueError(f"{owner}: chunk_size={chunk_size} tokens is more than the {limit} that "
+                                 f"{tokenizer} reads (besides its special tokens); the model would "
+                                 f"truncate such chunks; use chunk_size <= {limit}")
+        default_overlap = 200 if tokenizer is None else (chunk_size // 5 if isinstance(chunk_size, int) else 0)
         try:
-            self.spec = ChunkSpec(chunk_size, chunk_overlap)
+            self.spec = ChunkSpec(1000 if chunk_size is None else chunk_size,
+                                  default_overlap if chunk_overlap is None else chunk_overlap, tokenizer)
         except ValueError as exc:
             raise ValueError(f"{owner}: {exc}") from exc
         check_positive_or_none(owner, "parallelism", parallelism)
@@ -115,7 +131,11 @@ class ChunkedFileSource(SourceFunction):
         data, text = read_document(path, self.encoding)
         source = relative_name(path, self.path)
         digest = content_hash(data)
-        spans = chunk_spans(text, self.spec)
+        if self.spec.tokenizer is None:
+            spans = chunk_spans(text, self.spec)
+        else:
+            tokenizer = load_tokenizer(self.spec.tokenizer, self._owner)
+            spans = token_chunk_spans(text, self.spec, tokenizer.offsets(text))
         return [
             {
                 "id": chunk_id(source, digest, self.spec, index),

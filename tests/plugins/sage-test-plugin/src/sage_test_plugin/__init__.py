@@ -1,5 +1,7 @@
 """A fixture plugin: one operator, one sink and one partitioner, registered by name."""
 
+import sys
+
 from sage.kernel.api import MapFunction, Partitioner, SinkFunction
 from sage.kernel.hookspecs import hookimpl
 
@@ -15,10 +17,12 @@ class Shout(MapFunction):
 
 
 class PrintSink(SinkFunction):
-    """Prints each record on a line of its own."""
+    """Prints each record on a line of its own (one write, so parallel instances never
+    interleave within a line)."""
 
     def sink(self, record):
-        print(record, flush=True)
+        sys.stdout.write(f"{record}\n")
+        sys.stdout.flush()
 
 
 class FirstLetter(Partitioner):

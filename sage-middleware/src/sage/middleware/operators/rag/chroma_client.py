@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 from sage.kernel.api import sage_home
+from sage.middleware.operators.rag.optional_backends import require
 
 MODEL_KEY = "embedding_model"
 DIMENSION_KEY = "embedding_dimension"
@@ -44,9 +45,9 @@ class ChromaLocation:
             return f"the Chroma server at {self.host or '127.0.0.1'}:{self.port or DEFAULT_PORT}"
         return f"the embedded Chroma at {self.path or default_path()}"
 
-    def connect(self) -> Any:
-        """A Chroma client for this location."""
-        import chromadb
+    def connect(self, owner: str) -> Any:
+        """A Chroma client for this location, for ``owner`` (named when chromadb is missing)."""
+        chromadb = require("chromadb", owner, "Chroma")
         from chromadb.config import Settings
 
         settings = Settings(anonymized_telemetry=False)

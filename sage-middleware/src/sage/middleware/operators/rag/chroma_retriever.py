@@ -76,9 +76,9 @@ class ChromaRetrieverOperator(MapFunction):
         return f'ChromaRetrieverOperator(collection="{self.collection}")'
 
     def open(self, context: RuntimeContext) -> None:
+        client = self.location.connect(self._label())
         from chromadb.errors import NotFoundError
 
-        client = self.location.connect()
         try:
             self._collection = client.get_collection(self.collection, embedding_function=None)
         except NotFoundError:
@@ -98,7 +98,7 @@ class ChromaRetrieverOperator(MapFunction):
             )
         backend, reason = choose_backend(self.backend, self.base_url)
         self._embedder = load_embedder(backend, model, base_url=self.base_url, api_key=self.api_key,
-                                       device=self.device)
+                                       device=self.device, owner=self._label())
         if dimension is not None and self._embedder.dimension not in (None, int(dimension)):
             raise EmbeddingMismatchError(
                 f'{self._label()}: the collection holds {dimension}-dimensional embeddings of "{model}", '

@@ -102,7 +102,7 @@ class ChromaUpsertOperator(SinkFunction):
         return f'ChromaUpsertOperator(collection="{self.collection}")'
 
     def open(self, context: RuntimeContext) -> None:
-        self._client = self.location.connect()
+        self._client = self.location.connect(self._label())
         self._metrics = context.get_metrics()
         self._context = context
         self._buffer, self._seen, self._written = {}, 0, 0

@@ -76,7 +76,7 @@ class VLLMEmbeddingOperator(MapFunction):
         started = time.perf_counter()
         self._embedder = load_embedder(backend, self.model, base_url=self.base_url, api_key=self.api_key,
                                        normalize=self.normalize, device=self.device,
-                                       engine_args=self.engine_args)
+                                       engine_args=self.engine_args, owner=self._label())
         location = getattr(getattr(self._embedder, "resolved", None), "location", self.base_url)
         context.logger.info("embedding backend chosen", backend=backend, reason=reason, model=self.model,
                             location=location, dimension=self._embedder.dimension,

@@ -12,8 +12,8 @@ import os
 from typing import Any, Protocol
 
 import numpy as np
-from sage.middleware.operators.rag.errors import BackendUnavailableError
 from sage.middleware.operators.rag.model_resolution import resolve_model
+from sage.middleware.operators.rag.optional_backends import require
 
 BACKENDS = ("auto", "vllm", "openai", "sentence-transformers")
 
@@ -59,12 +59,13 @@ class SentenceTransformerEmbedder:
 
     backend = "sentence-transformers"
 
-    def __init__(self, model: str, normalize: bool = True, device: str | None = None) -> None:
-        from sentence_transformers import SentenceTransformer
+    def __init__(self, model: str, normalize: bool = True, device: str | None = None,
+                 owner: str = "SentenceTransformerEmbedder") -> None:
+        sentence_transformers = require("sentence_transformers", owner, "the sentence-transformers backend")
 
         self.resolved = resolve_model(model)
         self.normalize = normalize
-        self._model = SentenceTransformer(self.resolved.location, device=device)
+        self._model = sentence_transformers.SentenceTransformer(self.resolved.location, device=device)
         dimension = getattr(self._model, "get_embedding_dimension", None) or \
             self._model.get_sentence_embedding_dimension
         self.dimension: int | None = dimension()
@@ -119,20 +120,15 @@ class VLLMEmbedder:
     backend = "vllm"
 
     def __init__(self, model: str, normalize: bool = True, device: str | None = None,
-                 engine_args: dict[str, Any] | None = None) -> None:
-        if importlib.util.find_spec("vllm") is None:
-            raise BackendUnavailableError(
-                "the vllm backend needs the vllm package on the machine that runs the operator; "
-                "install sage-middleware[vllm] there, or use backend='sentence-transformers'"
-            )
-        from vllm import LLM
+                 engine_args: dict[str, Any] | None = None, owner: str = "VLLMEmbedder") -> None:
+        vllm = require("vllm", owner, "the vllm backend (or use backend='sentence-transformers')")
 
         self.resolved = resolve_model(model)
         self.normalize = normalize
         args = {"runner": "pooling", "enforce_eager": True, **(engine_args or {})}
         if device:
             args.setdefault("device", device)
-        self._llm = LLM(model=self.resolved.location, **args)
+        self._llm = vllm.LLM(model=self.resolved.location, **args)
         self.dimension: int | None = None
 
     def embed(self, texts: list[str]) -> list[list[float]]:
@@ -149,14 +145,14 @@ class VLLMEmbedder:
 
 def load_embedder(backend: str, model: str, *, base_url: str | None = None, api_key: str | None = None,
                   normalize: bool = True, device: str | None = None,
-                  engine_args: dict[str, Any] | None = None) -> Embedder:
-    """Load ``model`` on ``backend`` (already chosen, not ``auto``)."""
+                  engine_args: dict[str, Any] | None = None, owner: str = "load_embedder") -> Embedder:
+    """Load ``model`` on ``backend`` (already chosen, not ``auto``) for ``owner`` (named in errors)."""
     if backend == "sentence-transformers":
-        return SentenceTransformerEmbedder(model, normalize=normalize, device=device)
+        return SentenceTransformerEmbedder(model, normalize=normalize, device=device, owner=owner)
     if backend == "openai":
         embedder = OpenAIEmbedder(model, base_url, api_key=api_key, normalize=normalize)
         embedder.probe()
         return embedder
     if backend == "vllm":
-        return VLLMEmbedder(model, normalize=normalize, device=device, engine_args=engine_args)
+        return VLLMEmbedder(model, normalize=normalize, device=device, engine_args=engine_args, owner=owner)
     raise ValueError(f"unknown embedding backend {backend!r}; use one of {', '.join(BACKENDS)}")
