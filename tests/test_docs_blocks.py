@@ -26,6 +26,7 @@ PAGE_TESTS = {
     "README.md": ["tests/test_docs_blocks.py", "tests/rag/test_rag_docs.py"],
     "cli.md": ["tests/test_docs_blocks.py"],
     "distributed.md": ["tests/distributed/test_distributed_docs.py"],
+    "fault-tolerance.md": ["tests/kernel/test_savepoints.py"],
     "io.md": ["tests/io/test_docs_examples.py"],
     "monitoring.md": ["tests/kernel/test_monitoring_docs.py"],
     "plugins.md": ["tests/test_docs_blocks.py"],
