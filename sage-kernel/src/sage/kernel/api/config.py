@@ -34,6 +34,12 @@ def _non_negative(instance: Any, attribute: attrs.Attribute, value: float) -> No
         raise PipelineDefinitionError(f"config[{attribute.name!r}] must be a number >= 0, got {value!r}")
 
 
+def _progress(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, bool) and not is_number(value, above_zero=True):
+        raise PipelineDefinitionError(
+            f"config['progress'] must be True, False or the seconds between progress lines, got {value!r}")
+
+
 def _positive_number(instance: Any, attribute: attrs.Attribute, value: float) -> None:
     if not is_number(value, above_zero=True):
         raise PipelineDefinitionError(f"config[{attribute.name!r}] must be a number > 0, got {value!r}")
@@ -55,6 +61,7 @@ class JobConfig:
     watermark_interval_ms: float = attrs.field(default=200.0, validator=_non_negative)
     stop_grace_s: float = attrs.field(default=5.0, validator=_positive_number)
     object_reuse: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    progress: bool | float = attrs.field(default=True, validator=_progress)
     job_dir: str | None = None
     metrics: dict[str, Any] = attrs.field(factory=dict)
     ray: dict[str, Any] = attrs.field(factory=dict)

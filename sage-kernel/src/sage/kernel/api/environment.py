@@ -15,6 +15,7 @@ import cloudpickle
 from sage.kernel.api.config import JobConfig, is_number
 from sage.kernel.api.datastream import DataStream
 from sage.kernel.api.job import FAILED, JobHandle, JobResult
+from sage.kernel.api.progress import ProgressDisplay, Source, expected_records
 from sage.kernel.api.sources import CollectionSource
 from sage.kernel.errors import JobFailedError, PipelineDefinitionError
 from sage.kernel.home import jobs_dir
@@ -202,7 +203,9 @@ class BaseEnvironment:
         return self._run(self.submit(resume_from, allow_dropped_state))
 
     def _run(self, handle: JobHandle, **wait_options: Any) -> JobResult:
-        """Wait for the job; on Ctrl-C cancel it, wait out the grace period and re-raise."""
+        """Wait for the job, showing its progress; on Ctrl-C cancel it, wait out the grace
+        period and re-raise."""
+        display = self._progress(handle)
         try:
             result = handle.wait(**wait_options)
         except KeyboardInterrupt:
@@ -210,9 +213,22 @@ class BaseEnvironment:
             with contextlib.suppress(TimeoutError):
                 handle.wait(timeout=self.config.stop_grace_s + 2)
             raise
+        finally:
+            if display is not None:
+                display.stop()
         if result.status == FAILED:
             raise JobFailedError(f"job {self.name!r} failed: {result.error}", result) from getattr(handle, "exception", None)
         return result
+
+
+    def _progress(self, handle: JobHandle) -> ProgressDisplay | None:
+        """The progress display of a job, unless ``config["progress"]`` is False."""
+        setting = self.config.progress
+        if setting is False:
+            return None
+        sources = [Source(op.name, expected_records(op.function)) for op in self._operators if op.kind == "source"]
+        interval = None if setting is True else float(setting)
+        return ProgressDisplay(self.name, handle.metrics, sources, interval).start()
 
 
 class LocalEnvironment(BaseEnvironment):

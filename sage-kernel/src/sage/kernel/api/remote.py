@@ -17,7 +17,6 @@ from sage.kernel.plan.shipping import dumps_plan
 from sage.kernel.plugins import RuntimeSpec, lookup
 
 POLL_S = 0.5
-PROGRESS_EVERY_S = 2.0
 
 
 class RemoteJob(JobHandle):
@@ -31,27 +30,14 @@ class RemoteJob(JobHandle):
     def status(self) -> str:
         return self.client.job(self.job_id)["status"]
 
-    def wait(self, timeout: float | None = None, progress: bool = False) -> JobResult:
-        """Poll until the job ends (printing progress to stderr when asked) and fetch its result."""
+    def wait(self, timeout: float | None = None) -> JobResult:
+        """Poll until the job ends and fetch its result."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        last_print = 0.0
-        while True:
-            job = self.client.job(self.job_id)
-            if job["status"] != RUNNING:
-                break
-            if progress and time.monotonic() - last_print >= PROGRESS_EVERY_S:
-                last_print = time.monotonic()
-                counts = ", ".join(f"{name} {m['records_in'] or m['records_out']:,}"
-                                   for name, m in job["metrics"].items())
-                print(f"[sage] {self.job_id} running {job['duration_s'] or 0:.0f}s: {counts or 'starting'}",
-                      file=sys.stderr)
+        while self.client.job(self.job_id)["status"] == RUNNING:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"job {self.job_id} still running after {timeout}s")
             time.sleep(POLL_S)
-        result = self.client.result(self.job_id)
-        if progress:
-            print(f"[sage] {self.job_id} {result.status} in {result.duration_s:.1f}s", file=sys.stderr)
-        return result
+        return self.client.result(self.job_id)
 
     def cancel(self) -> None:
         self.client.stop(self.job_id)
@@ -104,4 +90,6 @@ class RemoteEnvironment(BaseEnvironment):
         """Run the job on the cluster until it ends, printing progress to stderr; Ctrl-C stops it."""
         handle = self.submit(resume_from, allow_dropped_state)
         print(f"[sage] submitted {handle.job_id} to the JobManager at {self.client.address}", file=sys.stderr)
-        return self._run(handle, progress=True)
+        result = self._run(handle)
+        print(f"[sage] {handle.job_id} {result.status} in {result.duration_s:.1f}s", file=sys.stderr)
+        return result

@@ -56,6 +56,10 @@ class CollectionSource(SourceFunction):
             self._next = start + len(part)
             yield part if type(part) is list else list(part)
 
+    def expected_records(self) -> int:
+        """All the records of the collection (every instance's share), for progress displays."""
+        return len(self.items)
+
     def snapshot(self) -> dict[str, int]:
         """Where this instance is in its share: every record before ``next`` was read."""
         return {"instance": self._index, "parallelism": self._parallelism, "next": self._next}
