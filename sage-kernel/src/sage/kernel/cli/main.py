@@ -16,9 +16,11 @@ app.command("serve")(serve_cmd.serve)
 def _add_optional_groups() -> None:
     """Command groups that need more than the kernel's core (the cluster and job commands)."""
     try:
-        from sage.kernel.cli import cluster_cmd, job_cmd
+        from sage.kernel.cli import cluster_cmd, job_cmd, top_cmd
     except ImportError:
         return
+    job_cmd.app.command("top")(top_cmd.top)
+    job_cmd.app.command("graph")(top_cmd.graph)
     app.add_typer(cluster_cmd.app, name="cluster")
     app.add_typer(job_cmd.app, name="job")
 

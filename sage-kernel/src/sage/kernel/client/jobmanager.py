@@ -157,6 +157,10 @@ class JobManagerClient:
     def metrics(self, job_id: str) -> dict[str, Any]:
         return self._json("GET", f"/v1/jobs/{quote(job_id, safe='')}/metrics")
 
+    def graph(self, job_id: str) -> dict[str, str]:
+        """The job's plan with its latest counts: ``text``, ``mermaid`` and ``dot``."""
+        return self._json("GET", f"/v1/jobs/{quote(job_id, safe='')}/graph")
+
     def logs(self, job_id: str, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
         """A page of the job's log from byte ``offset``: ``text``, ``offset`` of the next page,
         the log's ``size``, and ``done`` once the job has ended and the page reaches the end.

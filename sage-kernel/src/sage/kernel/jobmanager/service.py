@@ -188,6 +188,18 @@ class JobManager:
         return JobResult(job_id=job_id, job_name=record.name, status=record.status,
                          duration_s=record.duration_s or 0.0, metrics=record.metrics, error=record.error)
 
+    def graph(self, job_id: str) -> dict[str, str]:
+        """The job's compiled plan with its latest counts: text, Mermaid and DOT."""
+        record = self.record(job_id)
+        with self._lock:
+            active = self.jobs.get(job_id)
+        if active is None:
+            raise RequestError(HTTPStatus.NOT_FOUND, f"the plan of job {job_id!r} is not kept: it ran before "
+                                                     "this JobManager started")
+        plan = active.handle.plan
+        return {"text": plan.explain(record.metrics), "mermaid": plan.to_mermaid(record.metrics),
+                "dot": plan.to_dot(record.metrics)}
+
     def logs(self, job_id: str, offset: int, limit: int = LOG_PAGE_BYTES) -> dict[str, Any]:
         """A page of the job's log from byte ``offset`` (``records.JobStore.read_log``): its
         text, the offset of the next page, the log's size, and ``done`` once the job has ended
@@ -510,6 +522,8 @@ class _Handler(BaseHTTPRequestHandler):
                 record = manager.record(job_id)
                 self._send(HTTPStatus.OK, {"metrics": record.metrics, "instances": record.instances,
                                            "throughput": record.throughput})
+            case "GET", ["v1", "jobs", job_id, "graph"]:
+                self._send(HTTPStatus.OK, manager.graph(job_id))
             case "GET", ["v1", "jobs", job_id, "logs"]:
                 self._send(HTTPStatus.OK, manager.logs(job_id, _whole_number(query, "offset"),
                                                        _whole_number(query, "limit", LOG_PAGE_BYTES)))

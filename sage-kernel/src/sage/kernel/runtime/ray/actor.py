@@ -186,7 +186,8 @@ class ChainActor:
         self.ready.wait()
         lines, dropped = self._drain_logs()
         return {"metrics": self._metrics(), "in_flight": self.outputs.depths() if self.task else [],
-                "logs": lines, "dropped": dropped, "done": self.done.is_set()}
+                "logs": lines, "dropped": dropped, "done": self.done.is_set(),
+                "node": ray.util.get_node_ip_address()}
 
     @ray.method(concurrency_group="control")
     def abort(self) -> None:

@@ -86,6 +86,7 @@ class _Instance:
         self.logs: list[str] = []
         self.dropped = 0  # printed lines the worker could not keep
         self.done = False
+        self.node = ""  # the address of the node the actor runs on, once it said
 
 
 class RayJob(RunningJob):
@@ -244,6 +245,7 @@ class RayJob(RunningJob):
             with self._lock:
                 inst.logs.extend(snap["logs"])
                 inst.dropped += snap["dropped"]
+                inst.node = snap.get("node", inst.node)
                 if not inst.done:
                     inst.metrics = snap["metrics"]
                     inst.in_flight = snap["in_flight"]
@@ -270,6 +272,7 @@ class RayJob(RunningJob):
                         "operator": name, "instance": inst.index, "done": inst.done,
                         "records_in": summary["records_in"], "records_out": summary["records_out"],
                         "errors": summary["errors"], "queue_depth": summary.get("queue_depth", 0),
+                        "blocked_ms": summary.get("blocked_ms", 0), "node": inst.node,
                     })
         return rows
 
