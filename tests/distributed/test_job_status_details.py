@@ -25,5 +25,7 @@ def test_status_shows_the_results_duration_rates_and_skew(cluster):
     status = sage("job", "status", result.job_id, "--port", str(cluster.jobmanager_port), home=cluster.home)
     assert f"running time {result.duration_s:.1f}s" in status.stdout
     assert "warning: operator 'by_user' is skewed" in status.stdout
-    rows = [line.split() for line in status.stdout.splitlines() if line.strip().startswith("by_user")]
-    assert rows and all(row[4] not in ("", "-") for row in rows)  # records/s of every instance
+    rows = [[cell.strip() for cell in line.strip("│ ").split("│")]
+            for line in status.stdout.splitlines() if "by_user" in line and "│" in line]
+    instances = [row for row in rows if row[1].isdigit()]
+    assert len(instances) == 4 and all(row[4] not in ("", "-") for row in instances), status.stdout  # records/s

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-import pytest
-from sage.kernel.api import RemoteEnvironment
+import itertools
+import time
 
-from tests.distributed.test_job_cli import Ticks
+import pytest
+from sage.kernel.api import RemoteEnvironment, SourceFunction
+
 from tests.services import sage
 from tests.streaming_cases import wait_for
 
 pytestmark = pytest.mark.integration
+
+
+class Ticks(SourceFunction):
+    """An unbounded source: a number every millisecond."""
+
+    def read(self):
+        for i in itertools.count():
+            time.sleep(0.001)
+            yield i
 
 
 def test_top_and_graph_show_a_running_job(cluster):
