@@ -180,6 +180,7 @@ class BaseEnvironment:
                        watermark_interval_ms=self.config.watermark_interval_ms,
                        stop_grace_s=self.config.stop_grace_s, channel_capacity=self.config.channel_capacity,
                        object_reuse=self.config.object_reuse,
+                       timings=bool(self.config.metrics.get("timings", True)),
                        job_dir=str(job_dir),
                        resume_from=os.fspath(resume_from) if resume_from is not None else None,
                        allow_dropped_state=allow_dropped_state)

@@ -124,6 +124,7 @@ class JobManager:
         info = JobInfo(job_id=job_id, job_name=submission.name, error_policy=config.error_policy,
                        batch_size=config.batch_size, batch_timeout_ms=config.batch_timeout_ms,
                        watermark_interval_ms=config.watermark_interval_ms, object_reuse=config.object_reuse,
+                       timings=bool(config.metrics.get("timings", True)),
                        stop_grace_s=config.stop_grace_s, channel_capacity=config.channel_capacity,
                        job_dir=str(self.store.job_dir(job_id)), capture_output=True)
         reporters = _reporters(config.metrics)

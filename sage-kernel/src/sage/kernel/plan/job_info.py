@@ -20,6 +20,7 @@ class JobInfo:
     stop_grace_s: float = 5.0
     channel_capacity: int = 16
     object_reuse: bool = False
+    timings: bool = True  # built-in processing_ms and blocked_ms (config metrics.timings)
     copies_records: bool = True  # the runtime shares record objects between consumers in memory
     job_dir: str | None = None
     resume_from: str | None = None  # a savepoint folder to take the operators' state from

@@ -174,7 +174,9 @@ class ChainTask:
         self.clock = self._clock(plan, job)
         ttl = chain.head.state_ttl_s if chain.head.keyed else None
         self.expiry = StateExpiry(self.contexts[0], ttl) if ttl else None
-        self.emit = self._timed(emit, self.metrics[chain.operators[-1].name].counter("blocked_ms"))
+        self.emit = self._timed(emit, self.metrics[chain.operators[-1].name].counter("blocked_ms")) \
+            if job.timings else emit
+        self._timings = job.timings
         self._latency = self.metrics[chain.head.name]
         self._batches = 0
         self.batch_size = job.batch_size
@@ -208,7 +210,7 @@ class ChainTask:
     def _process_sampled(self, batch: list[Any]) -> None:
         """``process``, timing one batch in SAMPLE_EVERY into the head's ``processing_ms``."""
         self._batches += 1
-        if self._batches % SAMPLE_EVERY:
+        if self._batches % SAMPLE_EVERY or not self._timings:
             self.process(batch)
             return
         start = time.perf_counter()
