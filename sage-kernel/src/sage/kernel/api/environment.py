@@ -16,6 +16,7 @@ from sage.kernel.api.config import JobConfig, is_number
 from sage.kernel.api.datastream import DataStream
 from sage.kernel.api.job import FAILED, JobHandle, JobResult
 from sage.kernel.api.progress import ProgressDisplay, Source, expected_records
+from sage.kernel.api.reporter import build_reporter
 from sage.kernel.api.sources import CollectionSource
 from sage.kernel.errors import JobFailedError, PipelineDefinitionError
 from sage.kernel.home import jobs_dir
@@ -240,7 +241,7 @@ class LocalEnvironment(BaseEnvironment):
         plan = self.physical_plan()
         runtime = self.runtime_spec.load()(self.config)
         metrics = self.config.metrics
-        reporters = [lookup("metrics_reporter", n)(**metrics.get(n, {})) for n in metrics.get("reporters", [])]
+        reporters = [build_reporter(n, metrics.get(n, {})) for n in metrics.get("reporters", [])]
         if resume_from is not None and self.config.runtime != "local":
             raise PipelineDefinitionError(
                 f"resume_from: savepoints work on the local runtime so far, not {self.config.runtime!r}")

@@ -11,6 +11,8 @@ import math
 import random
 from typing import Any
 
+import attrs
+
 BUILTIN_COUNTERS = ("records_in", "records_out", "errors", "skipped", "dead_lettered")
 SAMPLE_LIMIT = 65_536
 
@@ -161,3 +163,27 @@ def summarise(names: list[str], instances: list[dict[str, MetricGroup]]) -> dict
         for name, group in groups.copy().items():
             merged.setdefault(name, MetricGroup()).merge(group)
     return {name: group.summary() for name, group in merged.items()}
+
+
+@attrs.frozen
+class InstanceMetrics:
+    """One operator instance's metrics at one moment, kept apart by kind, so that a reporter
+    can export counts as counters, gauges as gauges and recorded series as summaries."""
+
+    operator: str
+    instance: int
+    counters: dict[str, int]
+    gauges: dict[str, float]
+    series: dict[str, dict[str, float]]
+
+
+def instance_snapshots(groups: list[tuple[int, dict[str, MetricGroup]]]) -> list[InstanceMetrics]:
+    """Plain snapshots of every (instance index, metric groups by operator) a runtime holds."""
+    return [
+        InstanceMetrics(operator=name, instance=index,
+                        counters={n: c.value for n, c in group.counters.copy().items()},
+                        gauges={n: g.value for n, g in group.gauges.copy().items()},
+                        series={n: s.summary() for n, s in group.series.copy().items()})
+        for index, by_operator in groups
+        for name, group in by_operator.copy().items()
+    ]

@@ -27,6 +27,7 @@ import structlog
 from sage.kernel.api.config import JobConfig, is_number
 from sage.kernel.api.environment import new_job_id
 from sage.kernel.api.job import RUNNING, JobResult
+from sage.kernel.api.reporter import build_reporter
 from sage.kernel.client.handshake import body_digest, is_nonce, same, sign_request, sign_response
 from sage.kernel.client.protocol import (
     BODY_DIGEST_HEADER,
@@ -331,7 +332,8 @@ def _submitted_config(submission: Submission) -> JobConfig:
 
 
 def _reporters(metrics: dict[str, Any]) -> list[Any]:
-    """The metrics reporters ``config['metrics']`` names, or a 400 naming the wrong entry."""
+    """The metrics reporters ``config['metrics']`` names, each built with its settings
+    (``config['metrics'][NAME]``, e.g. the Prometheus port), or a 400 naming the wrong entry."""
     names = metrics.get("reporters", [])
     if not isinstance(names, list | tuple) or not all(isinstance(name, str) for name in names):
         raise RequestError(HTTPStatus.BAD_REQUEST, f"config['metrics']['reporters'] must be a list of "
@@ -341,9 +343,9 @@ def _reporters(metrics: dict[str, Any]) -> list[Any]:
         raise RequestError(HTTPStatus.BAD_REQUEST, f"config['metrics']['interval_s'] must be a number > 0, "
                                                    f"got {interval!r}")
     try:
-        return [lookup("metrics_reporter", name)() for name in names]
+        return [build_reporter(name, metrics.get(name, {})) for name in names]
     except SageError as exc:
-        raise RequestError(HTTPStatus.BAD_REQUEST, f"config['metrics']['reporters']: {exc}") from exc
+        raise RequestError(HTTPStatus.BAD_REQUEST, f"config['metrics']: {exc}") from exc
 
 
 def _resolve(host: str) -> str:

@@ -47,7 +47,8 @@ class RunningJob(JobHandle):
         self._snapshots: dict[str, dict[int, dict[str, Any]]] = {}
         self._done = threading.Event()
         self._result: JobResult | None = None
-        self._reporting = ReportingThread(reporters, report_interval_s, job, self.metrics)
+        self._reporting = ReportingThread(reporters, report_interval_s, job, self.metrics,
+                                          self.instance_metric_groups)
 
     def abort(self) -> None:
         """Stop every task without processing more (called on the first error)."""
