@@ -45,6 +45,56 @@ def _positive_number(instance: Any, attribute: attrs.Attribute, value: float) ->
         raise PipelineDefinitionError(f"config[{attribute.name!r}] must be a number > 0, got {value!r}")
 
 
+METRICS_KEYS = ("reporters", "interval_s")
+"""Keys of ``config["metrics"]`` besides the reporters' own settings (each under its name)."""
+RAY_KEYS = ("address", "num_cpus", "num_gpus", "log_to_driver")
+"""Keys of ``config["ray"]``."""
+
+
+def _unknown_keys(where: str, value: dict[str, Any], known: list[str], hint: str = "") -> None:
+    unknown = sorted(str(key) for key in set(value) - set(known))
+    if unknown:
+        raise PipelineDefinitionError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(known)}{hint}")
+
+
+def _metrics(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """``config["metrics"]``: reporter names, their interval, and each reporter's settings under its name."""
+    if not isinstance(value, dict):
+        raise PipelineDefinitionError(
+            f"config['metrics'] must be a dict such as {{'reporters': ['log'], 'interval_s': 5}}, got {value!r}")
+    names = value.get("reporters", [])
+    if not isinstance(names, list | tuple) or not all(isinstance(name, str) for name in names):
+        raise PipelineDefinitionError(f"config['metrics']['reporters'] must be a list of reporter names "
+                                      f"(see `sage plugins list --kind metrics_reporter`), got {names!r}")
+    if "interval_s" in value and not is_number(value["interval_s"], above_zero=True):
+        raise PipelineDefinitionError(
+            f"config['metrics']['interval_s'] must be a number > 0, got {value['interval_s']!r}")
+    _unknown_keys("config['metrics']", value, [*METRICS_KEYS, *names],
+                  " (a reporter's settings go under its name, which must be listed in 'reporters')")
+    for name in names:
+        if not isinstance(value.get(name, {}), dict):
+            raise PipelineDefinitionError(
+                f"config['metrics'][{name!r}] holds the settings of reporter {name!r} and must be a dict, "
+                f"got {value[name]!r}")
+
+
+def _ray(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """``config["ray"]``: the cluster's address, the job's CPU/GPU budget, whether workers' output is shown."""
+    if not isinstance(value, dict):
+        raise PipelineDefinitionError(
+            f"config['ray'] must be a dict such as {{'address': 'HOST:6379'}}, got {value!r}")
+    _unknown_keys("config['ray']", value, list(RAY_KEYS))
+    address = value.get("address")
+    if address is not None and not isinstance(address, str):
+        raise PipelineDefinitionError(f"config['ray']['address'] must be a str such as 'HOST:6379', got {address!r}")
+    for key in ("num_cpus", "num_gpus"):
+        if value.get(key) is not None and not is_number(value[key]):
+            raise PipelineDefinitionError(f"config['ray'][{key!r}] must be a number >= 0, got {value[key]!r}")
+    if not isinstance(value.get("log_to_driver", True), bool):
+        raise PipelineDefinitionError(
+            f"config['ray']['log_to_driver'] must be True or False, got {value['log_to_driver']!r}")
+
+
 DEFAULT_BATCH_TIMEOUT_MS = 1.0
 """How long a record may wait for its batch to fill; chosen from benchmarks/latency.py."""
 
@@ -63,8 +113,8 @@ class JobConfig:
     object_reuse: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     progress: bool | float = attrs.field(default=True, validator=_progress)
     job_dir: str | None = None
-    metrics: dict[str, Any] = attrs.field(factory=dict)
-    ray: dict[str, Any] = attrs.field(factory=dict)
+    metrics: dict[str, Any] = attrs.field(factory=dict, validator=_metrics)
+    ray: dict[str, Any] = attrs.field(factory=dict, validator=_ray)
     token: str | None = None
 
     @classmethod
