@@ -8,7 +8,7 @@ import threading
 
 import pytest
 from sage.kernel.api import LocalEnvironment
-from sage.kernel.errors import PipelineDefinitionError
+from sage.kernel.api import PipelineDefinitionError
 
 from tests.prometheus_scrape import counts_by_operator, scrape, wait_for_scrape
 

@@ -6,7 +6,7 @@ import threading
 
 import attrs
 from prometheus_client import CollectorRegistry, start_http_server
-from sage.kernel.errors import PipelineDefinitionError
+from sage.kernel.api import PipelineDefinitionError
 
 from sage_metrics_prometheus.collector import JobsCollector
 

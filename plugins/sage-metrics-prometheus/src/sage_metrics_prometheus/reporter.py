@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+from sage.kernel.api import PipelineDefinitionError
 from sage.kernel.api.metrics import InstanceMetrics
 from sage.kernel.api.reporter import MetricsReporter
-from sage.kernel.errors import PipelineDefinitionError
 
 from sage_metrics_prometheus.endpoint import Endpoint, endpoint
 

@@ -18,7 +18,8 @@ def sage_runtimes() -> dict[str, Any]:
         "local": RuntimeSpec("sage.kernel.runtime.local:LocalRuntime", ships_functions=False,
                              description="threads in this process"),
         "ray": RuntimeSpec("sage.kernel.runtime.ray:RayRuntime", ships_functions=True,
-                           description="one Ray actor per chain instance"),
+                           description="one Ray actor per chain instance", requires=("ray",),
+                           install="sage-kernel[ray]"),
     }
 
 

@@ -65,6 +65,10 @@ class PluginNotFoundError(SageError, LookupError):
     """A name was asked of the plugin registry that no loaded plugin provides."""
 
 
+class RuntimeUnavailableError(SageError):
+    """A runtime was asked for whose packages are not installed (Ray for ``runtime: ray``)."""
+
+
 class StepError(SageError):
     """A function failed outside a single record: in open(), close() or a source's read()."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.metadata
+import importlib.util
 import os
 from typing import Any
 
@@ -18,7 +19,7 @@ import attrs
 import pluggy
 import structlog
 from sage.kernel import __version__, hookspecs
-from sage.kernel.errors import PluginNotFoundError
+from sage.kernel.errors import PluginNotFoundError, RuntimeUnavailableError
 
 ENTRY_POINT_GROUP = "sage"
 KINDS = {
@@ -43,6 +44,12 @@ class PluginEntry:
     plugin: str
     obj: Any = attrs.field(eq=False, repr=False)
 
+    @property
+    def unavailable(self) -> str | None:
+        """Why this cannot be used here (a runtime whose package is not installed), or None."""
+        check = getattr(self.obj, "unavailable", None)
+        return check(self.name) if callable(check) else None
+
 
 @attrs.frozen
 class PluginFailure:
@@ -54,17 +61,50 @@ class PluginFailure:
     error: str
 
 
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 @attrs.frozen
 class RuntimeSpec:
-    """A runtime by import path, so that naming it does not import it (nor Ray)."""
+    """A runtime by import path, so that naming it does not import it (nor Ray).
+
+    ``requires``: top-level modules the runtime imports; ``install``: the pip requirement that
+    brings them (``sage-kernel[ray]``), named in the error when they are missing."""
 
     path: str
     ships_functions: bool = False
     description: str = ""
+    requires: tuple[str, ...] = ()
+    install: str = ""
+
+    def unavailable(self, name: str) -> str | None:
+        """Why runtime ``name`` cannot run here (its packages are missing), or None."""
+        missing = [module for module in self.requires if not _importable(module)]
+        if not missing:
+            return None
+        return (f"runtime {name!r} needs {', '.join(missing)}, which is not installed here; "
+                f"install it with: pip install '{self.install}'")
+
+    def check(self, name: str) -> None:
+        """Raise RuntimeUnavailableError when runtime ``name`` cannot run here."""
+        reason = self.unavailable(name)
+        if reason is not None:
+            raise RuntimeUnavailableError(reason)
 
     def load(self) -> type:
         module, _, attr = self.path.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or exc.name.partition(".")[0] not in self.requires:
+                raise
+            raise RuntimeUnavailableError(
+                f"{self.path} needs {exc.name}, which is not installed here; install it with: "
+                f"pip install '{self.install}'") from None
 
 
 class Registry:

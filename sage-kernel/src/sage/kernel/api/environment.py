@@ -71,7 +71,10 @@ class BaseEnvironment:
         self.runtime_spec: RuntimeSpec = self._runtime_spec()
 
     def _runtime_spec(self) -> RuntimeSpec:
-        return lookup("runtime", self.config.runtime)
+        spec = lookup("runtime", self.config.runtime)
+        if isinstance(spec, RuntimeSpec):
+            spec.check(self.config.runtime)
+        return spec
 
     # -- building ------------------------------------------------------------------
     def from_source(self, source: Any, parallelism: int | None = None, name: str | None = None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -47,7 +49,7 @@ def start(
     keep_days: float = typer.Option(
         None, help=f"With --head: days a finished job is kept (default {RetentionPolicy().keep_days:g})."),
 ) -> None:
-    """Start a head (``--head``) or join a worker (``--worker --head-address=HOST:10001``)."""
+    """Start a head (--head) or join a worker (--worker --head-address=HOST:10001)."""
     if head == worker:
         _fail("choose one of --head or --worker")
     retention = {k: v for k, v in (("keep_jobs", keep_jobs), ("keep_days", keep_days)) if v is not None}
@@ -106,6 +108,7 @@ def _gb(value: float) -> str:
 def status(
     host: str = typer.Option(None, help="JobManager host (default: from the SAGE home, else 127.0.0.1)."),
     port: int = typer.Option(None, help="JobManager port (default: from the SAGE home, else 19001)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JobManager's answers as JSON instead of a table."),
 ) -> None:
     """Nodes with CPUs/GPUs/memory used and free, JobManager health, and jobs."""
     head = read_head_state()
@@ -115,7 +118,7 @@ def status(
     if port is None:
         port = head.jobmanager_port if head else DEFAULT_PORT
     console = Console(width=160)
-    if worker is not None:
+    if worker is not None and not as_json:
         console.print(f"this machine runs a worker node joined to {worker.head_address}", highlight=False,
                       markup=False)
     client = JobManagerClient(connect_host(host), port, timeout_s=10.0)
@@ -124,6 +127,11 @@ def status(
         info = client.cluster()
     except JobManagerError as exc:
         _fail(f"JobManager unhealthy: {exc}")
+        return
+    if as_json:
+        print(json.dumps({"jobmanager": {"address": client.address, **health},
+                          "worker_of": worker.head_address if worker is not None else None, **info},
+                         indent=2, default=str))
         return
     console.print(f"JobManager at {client.address}: {health['status']} (protocol {health['protocol']}); "
                   f"Ray GCS at {info['gcs_address']}", highlight=False, markup=False)

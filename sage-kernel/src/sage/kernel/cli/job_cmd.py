@@ -21,6 +21,7 @@ app = typer.Typer(help="List, inspect, stop and follow jobs on the JobManager.",
 err = Console(stderr=True, soft_wrap=True)
 HostOption = typer.Option(None, "--host", help="JobManager host (default: from the SAGE home).")
 PortOption = typer.Option(None, "--port", help="JobManager port (default: from the SAGE home).")
+JsonOption = typer.Option(False, "--json", help="Print the JobManager's answer as JSON instead of a table.")
 
 
 def _client(host: str | None, port: int | None) -> JobManagerClient:
@@ -43,9 +44,12 @@ def _when(stamp: float | None) -> str:
 
 
 @app.command("list")
-def list_jobs(host: str = HostOption, port: int = PortOption) -> None:
+def list_jobs(host: str = HostOption, port: int = PortOption, as_json: bool = JsonOption) -> None:
     """Every job the JobManager knows, oldest first."""
     jobs = _call(_client(host, port).jobs)
+    if as_json:
+        print(json.dumps({"jobs": jobs}, indent=2, default=str))
+        return
     table = Table("job id", "name", "status", "started", "duration", "error")
     for job in jobs:
         duration = f"{job['duration_s']:.1f}s" if job.get("duration_s") is not None else "-"
@@ -55,9 +59,12 @@ def list_jobs(host: str = HostOption, port: int = PortOption) -> None:
 
 
 @app.command("status")
-def status(job_id: str, host: str = HostOption, port: int = PortOption) -> None:
+def status(job_id: str, host: str = HostOption, port: int = PortOption, as_json: bool = JsonOption) -> None:
     """A job's status with per-operator, per-instance records in/out, throughput, queue depth and errors."""
     job = _call(_client(host, port).job, job_id)
+    if as_json:
+        print(json.dumps(job, indent=2, default=str))
+        return
     console = Console(width=200)
     duration = f"{job['duration_s']:.1f}s" if job.get("duration_s") is not None else "-"
     console.print(f"{job['job_id']} ({job['name']}): {job['status']}, running time {duration}",
@@ -93,7 +100,12 @@ def metrics(job_id: str, host: str = HostOption, port: int = PortOption) -> None
 def stop(job_id: str, host: str = HostOption, port: int = PortOption) -> None:
     """Stop a job's sources; records already read still pass every operator."""
     job = _call(_client(host, port).stop, job_id)
-    err.print(f"stop requested for {job['job_id']} ({job['status']})", highlight=False, markup=False)
+    if job["status"] != "running":
+        err.print(f"job {job['job_id']} has already ended ({job['status']}); nothing to stop",
+                  highlight=False, markup=False)
+        return
+    err.print(f"stop requested for {job['job_id']}; it ends within its stop_grace_s "
+              f"(`sage job status {job['job_id']}`)", highlight=False, markup=False)
 
 
 @app.command("logs")
