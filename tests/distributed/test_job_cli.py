@@ -67,3 +67,27 @@ def test_an_unknown_job_is_reported(cluster):
     missing = sage("job", "status", "no-such-job", "--port", str(cluster.jobmanager_port), home=cluster.home)
     assert missing.returncode == 1
     assert "unknown job 'no-such-job'" in missing.stderr
+
+
+def test_job_and_cluster_commands_answer_in_json_and_stopping_an_ended_job_says_so(cluster):
+    env = RemoteEnvironment("short", port=cluster.jobmanager_port)
+    env.from_collection(list(range(10))).map(lambda x: x * 2, name="double").sink(lambda x: None, name="drop")
+    result = env.execute()
+    home, port = cluster.home, ["--port", str(cluster.jobmanager_port)]
+
+    listed = json.loads(sage("job", "list", "--json", *port, home=home).stdout)
+    assert {"job_id": result.job_id, "status": "finished"}.items() <= next(
+        job for job in listed["jobs"] if job["job_id"] == result.job_id).items()
+
+    status = json.loads(sage("job", "status", result.job_id, "--json", *port, home=home).stdout)
+    assert status["status"] == "finished"
+    assert status["metrics"]["double"]["records_in"] == 10
+
+    state = json.loads(sage("cluster", "status", "--json", *port, home=home).stdout)
+    assert state["jobmanager"]["status"] == "ok"
+    assert state["nodes"] and state["nodes"][0]["alive"]
+    assert state["jobs"]["total"] >= 1
+
+    stopped = sage("job", "stop", result.job_id, *port, home=home)
+    assert stopped.returncode == 0
+    assert f"job {result.job_id} has already ended (finished); nothing to stop" in stopped.stderr
