@@ -168,3 +168,15 @@ def test_without_ray_using_the_ray_runtime_says_how_to_install_it(tmp_path, with
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ, **without_ray}, timeout=60)
     assert "pip install 'sage-kernel[ray]'" in done.stdout, done.stderr
+
+
+def test_the_bad_file_in_cli_md_prints_what_the_page_shows(tmp_path):
+    from tests.docs_blocks import blocks
+
+    page = blocks("cli.md")
+    bad = next(b for b in page if b.language == "yaml" and "wth" in b.code)
+    shown = next(b for b in page if b.code.startswith("error: bad.yaml"))
+    (tmp_path / "bad.yaml").write_text(bad.code)
+    done = subprocess.run([SAGE, "run", "bad.yaml"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip() == shown.code.strip()
