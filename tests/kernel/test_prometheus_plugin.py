@@ -3,12 +3,12 @@ and parsed the way Prometheus reads them (``prometheus_client.parser``)."""
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 
 import pytest
-from sage.kernel.api import LocalEnvironment
-from sage.kernel.api import PipelineDefinitionError
+from sage.kernel.api import LocalEnvironment, PipelineDefinitionError
 
 from tests.prometheus_scrape import counts_by_operator, scrape, wait_for_scrape
 
@@ -92,3 +92,18 @@ def test_a_port_in_use_is_an_error_that_says_how_to_choose_another():
         with pytest.raises(PipelineDefinitionError, match=rf"cannot serve on 127.0.0.1:{port} .*choose another "
                                                           r"port with config\['metrics'\]\['prometheus'\]\['port'\]"):
             env.execute()
+
+
+def test_the_monitoring_page_example_prints_what_the_page_shows():
+    from tests.docs_blocks import blocks, run_blocks
+
+    page = blocks("monitoring.md")
+    example = next(b for b in page if b.language == "python" and "prometheus" in b.code)
+    shown = next(b for b in page if b.language == "text" and b.code.startswith("sage_records_in_total"))
+    namespace, printed = run_blocks([example])
+
+    def without_job_id(text):
+        return re.sub(r'job_id="[^"]+"', 'job_id="ID"', text).strip()
+
+    assert without_job_id(printed) == without_job_id(shown.code)
+    assert f'job_id="{namespace["result"].job_id}"' in printed
