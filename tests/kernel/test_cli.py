@@ -94,7 +94,7 @@ BUILD_ERRORS = {
         config: {metrics: {reporter: [log]}}
         source: {use: collection, with: {items: [1]}}
         steps: [{sink: print}]
-        """, ["config['metrics']: unknown key(s) ['reporter']; known keys are ['interval_s', 'reporters']"]),
+        """, ["config['metrics']: unknown key(s) ['reporter']; known keys are ['interval_s', 'reporters', 'timings']"]),
 }
 
 

@@ -9,13 +9,14 @@ from sage.kernel.api import LocalEnvironment, PipelineDefinitionError
 
 @pytest.mark.parametrize(("config", "message"), [
     ({"metrics": {"reporter": ["log"]}},
-     r"config\['metrics'\]: unknown key\(s\) \['reporter'\]; known keys are \['interval_s', 'reporters'\]"),
+     r"config\['metrics'\]: unknown key\(s\) \['reporter'\]; known keys are \['interval_s', 'reporters', 'timings'\]"),
     ({"metrics": {"reporters": ["prometheus"], "promethues": {"port": 9465}}},
-     r"unknown key\(s\) \['promethues'\]; known keys are \['interval_s', 'prometheus', 'reporters'\]"),
+     r"unknown key\(s\) \['promethues'\]; known keys are \['interval_s', 'prometheus', 'reporters', 'timings'\]"),
     ({"metrics": {"interval_s": 0}}, r"config\['metrics'\]\['interval_s'\] must be a number > 0, got 0"),
     ({"metrics": {"reporters": "log"}}, r"config\['metrics'\]\['reporters'\] must be a list of reporter names"),
     ({"metrics": {"reporters": ["log"], "log": 5}}, r"config\['metrics'\]\['log'\] holds the settings"),
     ({"metrics": ["log"]}, r"config\['metrics'\] must be a dict"),
+    ({"metrics": {"timings": "off"}}, r"config\['metrics'\]\['timings'\] must be True or False, got 'off'"),
     ({"ray": {"adress": "127.0.0.1:6379"}},
      r"config\['ray'\]: unknown key\(s\) \['adress'\]; known keys are \['address', 'log_to_driver', "
      r"'num_cpus', 'num_gpus'\]"),
@@ -28,6 +29,6 @@ def test_a_wrong_nested_key_or_value_fails_when_the_environment_is_created(confi
 
 
 def test_known_nested_keys_are_accepted():
-    env = LocalEnvironment(config={"metrics": {"reporters": ["log"], "interval_s": 1, "log": {}},
+    env = LocalEnvironment(config={"metrics": {"reporters": ["log"], "interval_s": 1, "timings": False, "log": {}},
                                    "ray": {"address": "127.0.0.1:6379", "num_cpus": 2, "num_gpus": 0}})
     assert env.config.metrics["interval_s"] == 1 and env.config.ray["num_cpus"] == 2

@@ -45,7 +45,7 @@ def _positive_number(instance: Any, attribute: attrs.Attribute, value: float) ->
         raise PipelineDefinitionError(f"config[{attribute.name!r}] must be a number > 0, got {value!r}")
 
 
-METRICS_KEYS = ("reporters", "interval_s")
+METRICS_KEYS = ("reporters", "interval_s", "timings")
 """Keys of ``config["metrics"]`` besides the reporters' own settings (each under its name)."""
 RAY_KEYS = ("address", "num_cpus", "num_gpus", "log_to_driver")
 """Keys of ``config["ray"]``."""
@@ -69,6 +69,9 @@ def _metrics(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if "interval_s" in value and not is_number(value["interval_s"], above_zero=True):
         raise PipelineDefinitionError(
             f"config['metrics']['interval_s'] must be a number > 0, got {value['interval_s']!r}")
+    if not isinstance(value.get("timings", True), bool):
+        raise PipelineDefinitionError(
+            f"config['metrics']['timings'] must be True or False, got {value['timings']!r}")
     _unknown_keys("config['metrics']", value, [*METRICS_KEYS, *names],
                   " (a reporter's settings go under its name, which must be listed in 'reporters')")
     for name in names:
