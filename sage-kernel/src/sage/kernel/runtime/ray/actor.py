@@ -21,6 +21,7 @@ from typing import Any
 
 import cloudpickle
 import ray
+from sage.kernel.api.record_events import listen
 from sage.kernel.errors import SageError
 from sage.kernel.log import configure_default_logging
 from sage.kernel.runtime.ray.channels import OutputChannels
@@ -80,6 +81,7 @@ class ChainActor:
         self.closed = False
         self.sink_results: dict[str, Any] = {}
         self.task: ChainTask | None = None
+        self._unlisten = [listen(job.job_id, listener) for listener in job.record_listeners]
         try:
             plan = cloudpickle.loads(plan_bytes)
             self.chain = plan.chains[chain_id]
@@ -227,6 +229,8 @@ class ChainActor:
         self.done.set()
 
     def _close(self) -> list[BaseException]:
+        while self._unlisten:
+            self._unlisten.pop()()
         if self.closed or self.task is None:
             return []
         self.closed = True
