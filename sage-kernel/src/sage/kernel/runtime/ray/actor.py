@@ -73,6 +73,7 @@ class ChainActor:
         Whatever fails here (a module missing on the worker, an open() that raises) is this
         instance's error, which its result() reports."""
         self.output.start(job.capture_output)
+        self.job_id = job.job_id
         self.abort_flag = threading.Event()
         self.stop_flag = threading.Event()
         self.done = threading.Event()
@@ -196,9 +197,12 @@ class ChainActor:
         self.abort_flag.set()
 
     @ray.method(concurrency_group="control")
-    def stop_source(self) -> None:
+    def stop_source(self, job_id: str | None = None) -> None:
+        """Stop the source of job ``job_id``: a stop that arrives after its job ended, once this
+        worker runs the next job, is ignored rather than stopping that one."""
         self.ready.wait()
-        self.stop_flag.set()
+        if job_id is None or job_id == self.job_id:
+            self.stop_flag.set()
 
     # -- internals -----------------------------------------------------------------
     def _metrics(self) -> dict[str, Any]:
