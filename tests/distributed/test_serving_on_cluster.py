@@ -17,7 +17,7 @@ import pytest
 from sage.kernel.api import LocalEnvironment, MapFunction, RemoteEnvironment
 from sage.kernel.api.sources import CollectionSource
 from sage.kernel.client.jobmanager import JobManagerError
-from sage.kernel.serving import AnswerSink, RequestSource
+from sage.kernel.serving import AnswerSink, RequestSource, still_wanted
 
 from tests.services import sage
 from tests.streaming_cases import wait_for
@@ -229,3 +229,22 @@ def test_sage_serve_cluster_and_sage_job_stop(cluster, tmp_path):
     wait_for(refused, poll_s=0.2)
     status = sage("job", "status", job_id, "--port", str(cluster.jobmanager_port), home=cluster.home)
     assert "cancelled" in status.stdout
+
+
+def test_a_client_that_disconnects_has_its_record_dropped_before_further_work(serve_on_cluster, tmp_path):
+    gate = FileGate(tmp_path)
+    worked = tmp_path / "worked"
+
+    def expensive(record: dict[str, Any]) -> dict[str, Any]:
+        with worked.open("a") as out:
+            out.write(record["query"] + "\n")
+        return {**record, "answer": "done"}
+
+    served = serve_on_cluster("dropping", lambda env: env.from_source(RequestSource()).map(gate, name="gate")
+                              .filter(still_wanted).map(expensive, name="expensive").sink(AnswerSink()))
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(served.url + "/query", json={"query": "gone"}, timeout=httpx.Timeout(30, read=0.5))
+    wait_for(lambda: httpx.get(served.url + "/metrics").json()["serving"]["abandoned"] >= 1)
+    gate.open()
+    assert httpx.post(served.url + "/query", json={"query": "kept"}).json()["answer"] == "done"
+    assert worked.read_text().split() == ["kept"]
