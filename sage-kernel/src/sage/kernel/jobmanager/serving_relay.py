@@ -26,6 +26,7 @@ from sage.kernel.serving.requests import REQUEST_KEY, RequestHub, request_id_of
 
 NAMESPACE = "sage"
 EVENTS_WAIT_S = 0.5
+KNOWN_REQUESTS = 4096  # the newest requests a worker remembers whether they stream
 log = structlog.get_logger("sage.serving")
 
 
@@ -70,15 +71,17 @@ class ServingRelay:
         self.events_ready.set()
 
     # -- the pipeline's side ---------------------------------------------------------
-    async def take_records(self, timeout_s: float) -> list[dict[str, Any]] | None:
-        """The queued records whose clients still wait (waiting up to ``timeout_s``); None once stopped."""
+    async def take_records(self, timeout_s: float) -> list[tuple[dict[str, Any], bool]] | None:
+        """The queued records whose clients still wait, each with whether its client streams
+        (waiting up to ``timeout_s``); None once stopped."""
         if not self.inbox and not self.stopped:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.records_ready.wait(), timeout_s)
         if self.stopped:
             return None
         self.records_ready.clear()
-        records = [record for record in self.inbox if record[REQUEST_KEY] in self.wanted]
+        records = [(record, record[REQUEST_KEY] in self.streaming) for record in self.inbox
+                   if record[REQUEST_KEY] in self.wanted]
         self.inbox.clear()
         return records
 
@@ -113,6 +116,9 @@ class RelayChannel:
         self.stopped: str | None = None
         self._relay: Any = None
         self._taken: collections.deque[dict[str, Any]] = collections.deque()
+        # Whether the requests this process's source took stream: the generator asks per record,
+        # and asking the relay would block its event loop for a round trip each time.
+        self._streams: collections.OrderedDict[str, bool] = collections.OrderedDict()
 
     def __getstate__(self) -> dict[str, Any]:
         return {"relay_name": self.relay_name}
@@ -133,7 +139,11 @@ class RelayChannel:
             if records is None:
                 self.stopped = "the server stopped"
                 return None
-            self._taken.extend(records)
+            for record, streaming in records:
+                self._taken.append(record)
+                self._streams[record[REQUEST_KEY]] = streaming
+            while len(self._streams) > KNOWN_REQUESTS:
+                self._streams.popitem(last=False)
         return self._taken.popleft() if self._taken else None
 
     def answer(self, record: Any) -> bool:
@@ -155,7 +165,11 @@ class RelayChannel:
 
     def wants_partial_outputs(self, record: Any) -> bool:
         request_id = request_id_of(record)
-        return request_id is not None and bool(ray.get(self.relay.wants_partials.remote(request_id)))
+        if request_id is None:
+            return False
+        if request_id in self._streams:
+            return self._streams[request_id]
+        return bool(ray.get(self.relay.wants_partials.remote(request_id)))
 
     def partial_output(self, record: Any, chunk: Any) -> None:
         request_id = request_id_of(record)
