@@ -1,4 +1,5 @@
-"""``sage serve PIPELINE.py``: serve a pipeline over HTTP with OpenAI-compatible endpoints."""
+"""``sage serve PIPELINE.py``: serve a pipeline over HTTP with OpenAI-compatible endpoints, here or
+(``--cluster``) on the head of a SAGE cluster through its JobManager."""
 
 from __future__ import annotations
 
@@ -6,30 +7,55 @@ import os
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from sage.kernel.errors import SageError
 from sage.kernel.pipeline_module import load_environment
 
 
 def serve(
     pipeline: str = typer.Argument(..., help="FILE.py (its pipeline() function), FILE.py:FUNCTION, or a YAML file."),
-    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0: every interface)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0: every interface); with "
+                                               "--cluster, an address of the head."),
     port: int = typer.Option(8000, help="Port to listen on."),
     max_in_flight: int = typer.Option(64, help="Requests worked on at once; one more gets 429."),
     request_timeout_s: float = typer.Option(60.0, help="A request not answered within this gets 504."),
     api_key: str = typer.Option(None, help="Require 'Authorization: Bearer KEY' (default: $SAGE_SERVE_API_KEY)."),
+    cluster: bool = typer.Option(False, "--cluster", help="Run the job on the SAGE cluster and serve it on "
+                                                          "its head, through the JobManager; returns once it listens."),
+    jobmanager_host: str = typer.Option(None, help="With --cluster: the JobManager's host (default: from the SAGE home)."),
+    jobmanager_port: int = typer.Option(None, help="With --cluster: the JobManager's port (default: from the SAGE home)."),
 ) -> None:
-    """Serve a pipeline that starts with RequestSource() and ends in AnswerSink(), until Ctrl-C."""
+    """Serve a pipeline that starts with RequestSource() and ends in AnswerSink(), until Ctrl-C
+    (with --cluster: until `sage job stop JOB_ID`)."""
     console = Console(stderr=True, soft_wrap=True)
+    options = {"max_in_flight": max_in_flight, "request_timeout_s": request_timeout_s,
+               "api_key": api_key or os.environ.get("SAGE_SERVE_API_KEY") or None}
     try:
+        env = load_environment(pipeline)
+        if cluster:
+            _serve_on_cluster(env, host, port, jobmanager_host, jobmanager_port, options)
+            return
         from sage.kernel.serving import serve as run_server
 
-        env = load_environment(pipeline)
         console.print(f"serving {env.name!r} on http://{host}:{port} (model name {env.name!r})")
-        run_server(env, host, port, max_in_flight=max_in_flight, request_timeout_s=request_timeout_s,
-                   api_key=api_key or os.environ.get("SAGE_SERVE_API_KEY") or None)
+        run_server(env, host, port, **options)
     except SageError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         console.print("stopped: the server and its job ended")
         raise typer.Exit(130) from None
+
+
+def _serve_on_cluster(env, host: str, port: int, jobmanager_host: str | None, jobmanager_port: int | None,
+                      options: dict) -> None:
+    """Send the pipeline to the JobManager, which serves it on the head; print where, and the job id."""
+    from sage.kernel.api.remote import RemoteEnvironment
+    from sage.kernel.client.protocol import DEFAULT_PORT, connect_host
+    from sage.kernel.home.cluster_state import read_head_state
+
+    head = read_head_state()
+    jm_host = connect_host(jobmanager_host or (head.host if head else "127.0.0.1"))
+    jm_port = jobmanager_port or (head.jobmanager_port if head else DEFAULT_PORT)
+    job = RemoteEnvironment.of(env, jm_host, jm_port).serve(host, port, wait=False, **options)
+    print(f"{job.job_id} {job.url}")

@@ -148,6 +148,12 @@ class JobManagerClient:
         body = pickle.dumps(Submission(name=name, config=config, plan=plan_bytes))
         return json.loads(self._request("POST", "/v1/jobs", body, PICKLE_TYPE)[1])
 
+    def serve(self, name: str, plan_bytes: bytes, config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+        """Run a pipeline and serve it over HTTP on the head with ``settings`` (``ServeSettings``
+        as a dict); the job's record, plus ``serving``: the ``host`` and ``port`` it listens on."""
+        body = pickle.dumps(Submission(name=name, config=config, plan=plan_bytes, serve=settings))
+        return json.loads(self._request("POST", "/v1/serve", body, PICKLE_TYPE)[1])
+
     def jobs(self) -> list[dict[str, Any]]:
         return self._json("GET", "/v1/jobs")["jobs"]
 

@@ -8,7 +8,8 @@ body digest); the server signs its answer with an HMAC over the client's nonce a
 answer, and the client uses nothing it did not verify (``client/handshake.py`` computes both).
 ``/v1/health`` and ``/v1/nonce`` need no signature. A request without a valid signature is
 refused with 401 before its body is read, so nothing a stranger sends is deserialised. A job
-is submitted as a cloudpickled :class:`Submission`; a result comes back cloudpickled (the
+is submitted as a cloudpickled :class:`Submission` (``POST /v1/jobs``; ``POST /v1/serve`` to
+serve it over HTTP on the head); a result comes back cloudpickled (the
 records a ``collect()`` sink gathered are arbitrary Python objects); everything else is JSON.
 """
 
@@ -37,11 +38,13 @@ SHIPPED_CONFIG_KEYS = ("error_policy", "batch_size", "batch_timeout_ms", "channe
 
 @attrs.frozen
 class Submission:
-    """A job as sent by a client: its name, its job config and the pickled physical plan."""
+    """A job as sent by a client: its name, its job config and the pickled physical plan; a
+    pipeline to serve also carries its server's settings (``ServeSettings`` as a dict)."""
 
     name: str
     config: dict[str, Any]
     plan: bytes = attrs.field(repr=False)
+    serve: dict[str, Any] | None = attrs.field(default=None, repr=False)
 
 
 def version_mismatch(theirs: str | None) -> str:

@@ -48,6 +48,7 @@ from sage.kernel.jobmanager.limits import BoundedHTTPServer, DeadlineReader, Ser
 from sage.kernel.jobmanager.nonces import NonceBook
 from sage.kernel.jobmanager.records import LOG_PAGE_BYTES, JobRecord, JobStore
 from sage.kernel.jobmanager.retention import RetentionPolicy
+from sage.kernel.jobmanager.served_jobs import serve_on_cluster
 from sage.kernel.plan.job_info import JobInfo
 from sage.kernel.plugins import lookup
 
@@ -68,6 +69,7 @@ class _ActiveJob:
     record: JobRecord
     handle: Any
     result: JobResult | None = None
+    server: Any = None  # the RunningServer of a served pipeline
 
 
 def _now() -> str:
@@ -104,6 +106,31 @@ class JobManager:
 
     # -- jobs ---------------------------------------------------------------------------
     def submit(self, body: bytes) -> JobRecord:
+        submission, config, plan = self._read_submission(body)
+        return self._launch(submission, config, plan, submission.plan).record
+
+    def serve(self, body: bytes) -> dict[str, Any]:
+        """Run a submitted pipeline and serve it over HTTP on this machine (sage.kernel.serving):
+        the server and its request table here, the job on the cluster, a relay actor between
+        them. The job ends, and its server with it, when it is stopped like any other."""
+        submission, config, plan = self._read_submission(body)
+        try:
+            served, running = serve_on_cluster(
+                submission, plan, lambda listeners: self._launch(submission, config, plan, None, listeners).handle,
+                config.stop_grace_s)
+        except RequestError:
+            raise
+        except SageError as exc:
+            raise RequestError(HTTPStatus.BAD_REQUEST, f"job {submission.name!r}: {exc}") from exc
+        job_id = served.job_id
+        assert job_id is not None
+        with self._lock:
+            self.jobs[job_id].server = running
+        self.store.append_log(job_id, [f"{_now()} serving on http://{running.host}:{running.port}"])
+        return {**self.record(job_id).to_dict(), "serving": {"host": running.host, "port": running.port}}
+
+    def _read_submission(self, body: bytes) -> tuple[Submission, JobConfig, Any]:
+        """The submission, its job config and its plan, or a 400 naming what is wrong."""
         try:
             submission = pickle.loads(body)
         except Exception as exc:
@@ -121,30 +148,37 @@ class JobManager:
                 "pipeline uses is missing on the cluster: install it there, or run the script from "
                 "the directory that holds the module so that it is shipped with the plan",
             ) from exc
+        return submission, config, plan
+
+    def _launch(self, submission: Submission, config: JobConfig, plan: Any, plan_bytes: bytes | None,
+                record_listeners: tuple[Any, ...] = ()) -> _ActiveJob:
+        """Start the job on Ray and record it (``plan_bytes`` None: the plan was changed here)."""
         job_id = new_job_id(submission.name)
         info = JobInfo(job_id=job_id, job_name=submission.name, error_policy=config.error_policy,
                        batch_size=config.batch_size, batch_timeout_ms=config.batch_timeout_ms,
                        watermark_interval_ms=config.watermark_interval_ms, object_reuse=config.object_reuse,
                        timings=bool(config.metrics.get("timings", True)),
                        stop_grace_s=config.stop_grace_s, channel_capacity=config.channel_capacity,
-                       job_dir=str(self.store.job_dir(job_id)), capture_output=True)
+                       job_dir=str(self.store.job_dir(job_id)), capture_output=True,
+                       record_listeners=record_listeners)
         reporters = _reporters(config.metrics)
         try:
             handle = self._runtime_class(config).submit(
                 plan, info, channel_capacity=config.channel_capacity, reporters=reporters,
-                report_interval_s=config.metrics.get("interval_s", 5.0), plan_bytes=submission.plan)
+                report_interval_s=config.metrics.get("interval_s", 5.0), plan_bytes=plan_bytes)
         except (SageError, TypeError, ValueError) as exc:
             raise RequestError(HTTPStatus.BAD_REQUEST, f"job {submission.name!r}: {exc}") from exc
         now = time.time()
         record = JobRecord(job_id=job_id, name=submission.name, status=RUNNING, submitted_at=now, started_at=now)
+        active = _ActiveJob(record, handle)
         with self._lock:
-            self.jobs[job_id] = _ActiveJob(record, handle)
+            self.jobs[job_id] = active
             self.records[job_id] = record
         self.store.save(record)
         self.store.append_log(job_id, [f"{_now()} submitted job {submission.name!r} as {job_id} "
                                        f"({sum(c.parallelism for c in plan.chains)} actors)"])
         log.info("job submitted", job=submission.name, job_id=job_id)
-        return record
+        return active
 
     def _check_address(self, address: str | None) -> None:
         if not address or address == "auto":
@@ -519,6 +553,8 @@ class _Handler(BaseHTTPRequestHandler):
             case "POST", ["v1", "jobs"]:
                 record = manager.submit(body)
                 self._send(HTTPStatus.CREATED, record.to_dict())
+            case "POST", ["v1", "serve"]:
+                self._send(HTTPStatus.CREATED, manager.serve(body))
             case "GET", ["v1", "jobs", job_id]:
                 self._send(HTTPStatus.OK, manager.record(job_id).to_dict())
             case "GET", ["v1", "jobs", job_id, "metrics"]:

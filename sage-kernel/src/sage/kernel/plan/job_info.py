@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -26,6 +27,9 @@ class JobInfo:
     resume_from: str | None = None  # a savepoint folder to take the operators' state from
     allow_dropped_state: bool = False  # resuming may drop the state of operators that are gone
     capture_output: bool = False  # workers keep what functions print for the driver (job.log)
+    # Picklable RecordListeners (api/record_events.py) each worker of a cluster job registers for
+    # the job's records: how a served pipeline's record errors and partial outputs reach its server.
+    record_listeners: tuple[Any, ...] = ()
 
     @property
     def dead_letter_dir(self) -> Path | None:

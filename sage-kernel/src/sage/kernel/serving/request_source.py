@@ -8,17 +8,39 @@ from typing import Any
 
 from sage.kernel.api.function import SinkFunction, SourceFunction
 from sage.kernel.api.runtime import RuntimeContext
-from sage.kernel.serving.requests import REQUEST_KEY, RequestHub, _hubs, request_id_of
+from sage.kernel.errors import PipelineDefinitionError
+from sage.kernel.serving.requests import REQUEST_KEY, _hubs, register_channel, request_id_of
 
 POLL_S = 0.1
 
 
-def _hub(owner: str, hub_id: str | None) -> RequestHub:
+def _hub(owner: str, hub_id: str | None, channel: Any) -> Any:
+    """The server's request table: the hub of this process, or the channel to it that the
+    JobManager gave a pipeline it serves on a cluster."""
+    if channel is not None and hub_id is not None:
+        register_channel(hub_id, channel)
+        return channel
     hub = _hubs.get(hub_id) if hub_id else None
     if hub is None:
         raise RuntimeError(f"{owner}: not connected to a server; run the pipeline with env.serve() "
                            "or `sage serve`, not execute()")
     return hub
+
+
+def attach(functions: list[Any], pipeline: str, hub_id: str, channel: Any = None) -> None:
+    """Connect the request source and answer sinks among ``functions`` to a server's hub (and,
+    on a cluster, the channel to it); a pipeline without exactly one RequestSource and at least
+    one AnswerSink cannot be served."""
+    sources = [f for f in functions if isinstance(f, RequestSource)]
+    sinks = [f for f in functions if isinstance(f, AnswerSink)]
+    if len(sources) != 1 or not sinks:
+        raise PipelineDefinitionError(
+            f"serve: pipeline {pipeline!r} has {len(sources)} RequestSource(s) and {len(sinks)} "
+            "AnswerSink(s); a served pipeline starts with one env.from_source(RequestSource()) and "
+            "ends in .sink(AnswerSink())")
+    for function in (*sources, *sinks):
+        function.hub_id = hub_id
+        function.channel = channel
 
 
 class RequestSource(SourceFunction):
@@ -33,9 +55,10 @@ class RequestSource(SourceFunction):
 
     def __init__(self) -> None:
         self.hub_id: str | None = None  # set by the server before the job starts
+        self.channel: Any = None  # on a cluster: the JobManager's channel to the server's hub
 
     def open(self, context: RuntimeContext) -> None:
-        self._hub = _hub("RequestSource", self.hub_id)
+        self._hub = _hub("RequestSource", self.hub_id, self.channel)
 
     async def read(self) -> AsyncIterator[Any]:
         hub = self._hub
@@ -55,9 +78,10 @@ class AnswerSink(SinkFunction):
 
     def __init__(self) -> None:
         self.hub_id: str | None = None  # set by the server before the job starts
+        self.channel: Any = None  # on a cluster: the JobManager's channel to the server's hub
 
     def open(self, context: RuntimeContext) -> None:
-        self._hub = _hub("AnswerSink", self.hub_id)
+        self._hub = _hub("AnswerSink", self.hub_id, self.channel)
 
     def sink(self, record: Any) -> None:
         if request_id_of(record) is None:

@@ -25,7 +25,7 @@ REQUEST_KEY = "_sage_request"
 """The field of a served record that names its request; the answer sink reads it back."""
 
 log = structlog.get_logger("sage.serving")
-_hubs: dict[str, RequestHub] = {}
+_hubs: dict[str, Any] = {}  # RequestHubs, and channels to them in workers of a cluster
 _hubs_lock = threading.Lock()
 
 
@@ -71,9 +71,17 @@ def request_id_of(record: Any) -> str | None:
     return None
 
 
-def hub_of(request_id: str) -> RequestHub | None:
-    """The hub that issued ``request_id`` (ids start with their hub's id)."""
+def hub_of(request_id: str) -> Any:
+    """The hub that issued ``request_id`` (ids start with their hub's id), or, in a worker of a
+    cluster, the channel to it that the request source or answer sink of this process holds."""
     return _hubs.get(request_id.partition(":")[0])
+
+
+def register_channel(hub_id: str, channel: Any) -> None:
+    """Make the channel to hub ``hub_id`` (a served pipeline on a cluster) known to this process,
+    so that ``still_wanted`` reaches it; the first one registered stays."""
+    with _hubs_lock:
+        _hubs.setdefault(hub_id, channel)
 
 
 def still_wanted(record: Any) -> bool:
@@ -118,19 +126,28 @@ class RequestHub:
         with self._lock:
             self._pending[request_id] = pending
             self.counts["requests"] += 1
-        self.inbox.put({**record, REQUEST_KEY: request_id})
+        self._enqueue({**record, REQUEST_KEY: request_id}, request_id, streaming)
         return pending
+
+    def _enqueue(self, record: dict[str, Any], request_id: str, streaming: bool) -> None:
+        """Hand a request's record to the request source (a hub of a cluster sends it over Ray)."""
+        self.inbox.put(record)
+
+    def _forget(self, request_id: str) -> None:
+        """Nobody waits for ``request_id`` any more (a hub of a cluster tells the pipeline's side)."""
 
     def abandon(self, request_id: str, reason: str) -> None:
         """The client stopped waiting (``timed_out`` or ``abandoned``): drop the request."""
         with self._lock:
             if self._pending.pop(request_id, None) is not None:
                 self.counts[reason] += 1
+        self._forget(request_id)
 
     def finish(self, request_id: str) -> None:
         """The handler has what it waited for."""
         with self._lock:
             self._pending.pop(request_id, None)
+        self._forget(request_id)
 
     def count(self, what: str) -> None:
         with self._lock:

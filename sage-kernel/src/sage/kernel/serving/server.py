@@ -7,14 +7,14 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from sage.kernel.api.job import FAILED, JobHandle
 from sage.kernel.api.record_events import listen
 from sage.kernel.errors import JobFailedError, PipelineDefinitionError
-from sage.kernel.serving.request_source import AnswerSink, RequestSource
+from sage.kernel.serving.request_source import attach
 from sage.kernel.serving.requests import RequestHub
 from sage.kernel.serving.settings import ServeSettings
 
@@ -26,32 +26,18 @@ MISSING_EXTRA = ("serving a pipeline needs Starlette and uvicorn; install them w
                  "pip install 'sage-kernel[serve]'")
 
 
-def _functions(env: BaseEnvironment, kind: str, cls: type) -> list[Any]:
-    return [op.function for op in env.logical_plan().operators if op.kind == kind and isinstance(op.function, cls)]
-
-
 class ServedPipeline:
     """A pipeline that starts with a RequestSource and answers through AnswerSink, with the hub
-    that connects both to the server."""
+    that connects both to the server. ``launch`` starts its job: ``env.submit`` here, the
+    JobManager's own submission on a cluster."""
 
-    def __init__(self, env: BaseEnvironment, settings: ServeSettings) -> None:
-        # Only LocalEnvironment has serve(): a RemoteEnvironment's job runs elsewhere.
-        if not callable(getattr(env, "serve", None)) or env.config.runtime != "local":
-            raise PipelineDefinitionError(
-                f"serve: pipeline {env.name!r} runs on {type(env).__name__} with runtime "
-                f"{env.config.runtime!r}; serving runs a LocalEnvironment on the local runtime for now")
-        sources, sinks = _functions(env, "source", RequestSource), _functions(env, "sink", AnswerSink)
-        if len(sources) != 1 or not sinks:
-            raise PipelineDefinitionError(
-                f"serve: pipeline {env.name!r} has {len(sources)} RequestSource(s) and {len(sinks)} "
-                "AnswerSink(s); a served pipeline starts with one env.from_source(RequestSource()) and "
-                "ends in .sink(AnswerSink())")
-        self.env = env
-        self.name = env.name
+    def __init__(self, name: str, settings: ServeSettings, hub: RequestHub, launch: Callable[[], JobHandle],
+                 stop_grace_s: float) -> None:
+        self.name = name
         self.settings = settings
-        self.hub = RequestHub(env.name)
-        for function in (*sources, *sinks):
-            function.hub_id = self.hub.hub_id
+        self.hub = hub
+        self.launch = launch
+        self.stop_grace_s = stop_grace_s
         self.handle: JobHandle | None = None
         self.job_id: str | None = None
         self.started = int(time.time())
@@ -59,9 +45,22 @@ class ServedPipeline:
         self.startup_error: BaseException | None = None
         self._unlisten: Any = None
 
+    @classmethod
+    def local(cls, env: BaseEnvironment, settings: ServeSettings) -> ServedPipeline:
+        """``env``'s pipeline, run in this process next to its server."""
+        # Only LocalEnvironment serves in this process; a RemoteEnvironment's serve() asks the JobManager.
+        if env.runtime_spec.ships_functions or env.config.runtime != "local":
+            raise PipelineDefinitionError(
+                f"serve: pipeline {env.name!r} runs on {type(env).__name__} with runtime "
+                f"{env.config.runtime!r}; serving in this process runs a LocalEnvironment on the local "
+                "runtime; serve on a cluster with RemoteEnvironment.serve() or `sage serve --cluster`")
+        hub = RequestHub(env.name)
+        attach([op.function for op in env.logical_plan().operators], env.name, hub.hub_id)
+        return cls(env.name, settings, hub, env.submit, env.config.stop_grace_s)
+
     def start_job(self) -> None:
         """Start the job (its operators open their models once) and watch it end."""
-        self.handle = self.env.submit()
+        self.handle = self.launch()
         self.job_id = self.handle.job_id
         self._unlisten = listen(self.job_id, self.hub)
         threading.Thread(target=self._watch, daemon=True, name=f"sage-serve-{self.name}").start()
@@ -81,7 +80,7 @@ class ServedPipeline:
         if self.handle is not None:
             self.handle.cancel()
             with contextlib.suppress(TimeoutError):
-                self.handle.wait(timeout=self.env.config.stop_grace_s + 2)
+                self.handle.wait(timeout=self.stop_grace_s + 2)
         if self._unlisten is not None:
             self._unlisten()
         self.hub.close()
@@ -174,18 +173,22 @@ def _settings(host: str, port: int, options: dict[str, Any]) -> ServeSettings:
 def start(env: BaseEnvironment, host: str = "127.0.0.1", port: int = 0, **options: Any) -> RunningServer:
     """Serve ``env``'s pipeline on a background thread; returns once it listens (port 0: any free one)."""
     settings = _settings(host, port, options)
-    served = ServedPipeline(env, settings)
+    return start_served(ServedPipeline.local(env, settings))
+
+
+def start_served(served: ServedPipeline) -> RunningServer:
+    """Serve ``served`` on a background thread at its settings' address; returns once it listens."""
     try:
         import uvicorn  # noqa: F401
     except ImportError as exc:
         raise PipelineDefinitionError(f"{MISSING_EXTRA} ({exc})") from exc
-    return RunningServer(served, _bind(settings.host, settings.port))
+    return RunningServer(served, _bind(served.settings.host, served.settings.port))
 
 
 def serve(env: BaseEnvironment, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
     """Serve ``env``'s pipeline until Ctrl-C (or SIGTERM); raise JobFailedError when the job fails."""
     settings = _settings(host, port, options)
-    served = ServedPipeline(env, settings)
+    served = ServedPipeline.local(env, settings)
     try:
         import uvicorn
     except ImportError as exc:

@@ -21,6 +21,7 @@ from typing import Any
 
 import cloudpickle
 import ray
+from sage.kernel.api.record_events import listen
 from sage.kernel.errors import SageError
 from sage.kernel.log import configure_default_logging
 from sage.kernel.runtime.ray.channels import OutputChannels
@@ -72,6 +73,7 @@ class ChainActor:
         Whatever fails here (a module missing on the worker, an open() that raises) is this
         instance's error, which its result() reports."""
         self.output.start(job.capture_output)
+        self.job_id = job.job_id
         self.abort_flag = threading.Event()
         self.stop_flag = threading.Event()
         self.done = threading.Event()
@@ -80,6 +82,7 @@ class ChainActor:
         self.closed = False
         self.sink_results: dict[str, Any] = {}
         self.task: ChainTask | None = None
+        self._unlisten = [listen(job.job_id, listener) for listener in job.record_listeners]
         try:
             plan = cloudpickle.loads(plan_bytes)
             self.chain = plan.chains[chain_id]
@@ -195,9 +198,12 @@ class ChainActor:
         self.abort_flag.set()
 
     @ray.method(concurrency_group="control")
-    def stop_source(self) -> None:
+    def stop_source(self, job_id: str | None = None) -> None:
+        """Stop the source of job ``job_id``: a stop that arrives after its job ended, once this
+        worker runs the next job, is ignored rather than stopping that one."""
         self.ready.wait()
-        self.stop_flag.set()
+        if job_id is None or job_id == self.job_id:
+            self.stop_flag.set()
 
     # -- internals -----------------------------------------------------------------
     def _metrics(self) -> dict[str, Any]:
@@ -228,6 +234,8 @@ class ChainActor:
         self.done.set()
 
     def _close(self) -> list[BaseException]:
+        while self._unlisten:
+            self._unlisten.pop()()
         if self.closed or self.task is None:
             return []
         self.closed = True

@@ -217,7 +217,7 @@ class RayJob(RunningJob):
     # -- JobHandle ------------------------------------------------------------------
     def stop_sources(self) -> None:
         for inst in self.sources:
-            inst.actor.stop_source.remote()
+            inst.actor.stop_source.remote(self.job_id)
 
     def refresh(self) -> None:
         """Fetch live metrics, in-flight counts and new log lines from running actors."""

@@ -1,0 +1,152 @@
+"""Latency and requests/s that serving a pipeline adds over calling the LLM server directly.
+
+The LLM server is the fixed-latency OpenAI-compatible test server of
+``generation_concurrency.py`` (every chat completion answered after exactly ``--latency-ms``),
+in its own process. The served pipeline is ``RequestSource -> OpenAIGeneratorOperator -> AnswerSink``
+against that server, served by ``sage.kernel.serving`` in a process of its own (locally), or
+through the JobManager of a running SAGE cluster (``--cluster``: the endpoint on the head,
+the job in Ray actors). The same asyncio + httpx load generator sends the same chat
+completion requests to both, ``C`` at a time, and measures each request's latency; the
+baseline (direct calls) is measured in the same run, interleaved with the served runs.
+
+    .venv/bin/python benchmarks/serving.py [--latency-ms 50] [--concurrency 1 8 32] [--cluster]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import statistics
+import time
+from typing import Any
+
+import httpx
+from generation_concurrency import free_port, serve, wait_for
+from sage.kernel.api import LocalEnvironment, RemoteEnvironment
+from sage.kernel.serving import AnswerSink, RequestSource
+from sage.middleware.operators.rag import OpenAIGeneratorOperator
+
+MODEL = "serving-benchmark"
+
+
+def pipeline(env: Any, llm_url: str) -> Any:
+    (env.from_source(RequestSource())
+        .map(OpenAIGeneratorOperator(model="bench", base_url=llm_url, max_concurrency=128, max_tokens=1,
+                                     max_retries=0))
+        .sink(AnswerSink()))
+    return env
+
+
+def serve_locally(port: int, llm_url: str) -> None:
+    """The served pipeline on 127.0.0.1:port, in this (child) process, until it is stopped."""
+    import logging
+
+    logging.disable(logging.WARNING)
+    pipeline(LocalEnvironment(MODEL, config={"error_policy": "skip"}), llm_url).serve(
+        "127.0.0.1", port, max_in_flight=512, request_timeout_s=60)
+
+
+async def load(url: str, model: str, concurrency: int, requests: int) -> tuple[list[float], float]:
+    """Per-request latencies (s) and the whole run's duration of ``requests`` chat completions,
+    ``concurrency`` in flight at a time."""
+    latencies: list[float] = []
+    body = {"model": model, "messages": [{"role": "user", "content": "How does key_by route records?"}],
+            "max_tokens": 1}
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for n in range(requests):
+        queue.put_nowait(n)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+        async def worker() -> None:
+            while not queue.empty():
+                queue.get_nowait()
+                began = time.perf_counter()
+                response = await client.post("/v1/chat/completions", json=body)
+                latencies.append(time.perf_counter() - began)
+                assert response.status_code == 200, response.text
+
+        # One untimed round opens the connections, so that no measured request waits for one.
+        await asyncio.gather(*(client.post("/v1/chat/completions", json=body) for _ in range(concurrency)))
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return latencies, time.perf_counter() - began
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def run(url: str, model: str, concurrency: int, requests: int) -> dict[str, float]:
+    latencies, duration = asyncio.run(load(url, model, concurrency, requests))
+    return {"p50": statistics.median(latencies) * 1000, "p99": percentile(latencies, 0.99) * 1000,
+            "rps": len(latencies) / duration}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--requests-per-slot", type=int, default=25,
+                        help="requests per concurrent client (at least 200 per run)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per setting; medians shown")
+    parser.add_argument("--cluster", action="store_true",
+                        help="serve through the JobManager of the SAGE cluster of $SAGE_HOME")
+    parser.add_argument("--jobmanager-port", type=int, default=None)
+    args = parser.parse_args()
+    spawn = multiprocessing.get_context("spawn")
+    llm_port = free_port()
+    llm = spawn.Process(target=serve, args=(llm_port, args.latency_ms / 1000), daemon=True)
+    llm.start()
+    served_process = None
+    served_job = None
+    try:
+        wait_for(llm_port)
+        llm_url = f"http://127.0.0.1:{llm_port}"
+        if args.cluster:
+            from sage.kernel.home.cluster_state import read_head_state
+
+            head = read_head_state()
+            port = args.jobmanager_port or (head.jobmanager_port if head else 19001)
+            env = pipeline(RemoteEnvironment(MODEL, port=port, config={"error_policy": "skip"}), llm_url + "/v1")
+            served_job = env.serve("127.0.0.1", 0, wait=False, max_in_flight=512, request_timeout_s=60)
+            served_url = served_job.url
+        else:
+            served_port = free_port()
+            served_process = spawn.Process(target=serve_locally, args=(served_port, llm_url + "/v1"), daemon=True)
+            served_process.start()
+            wait_for(served_port)
+            served_url = f"http://127.0.0.1:{served_port}"
+        run(llm_url, "bench", 4, 100)  # warm up both paths: imports, connections, the operator's client
+        run(served_url, MODEL, 4, 100)
+        where = "through the JobManager, job on Ray" if args.cluster else "locally (its own process)"
+        print(f"fixed-latency LLM server: {args.latency_ms:.0f} ms per request; the served pipeline {where}; "
+              f"median of {args.repeats} interleaved runs")
+        print(f"{'conc.':>5} {'direct p50':>10} {'p99':>7} {'req/s':>7} | {'served p50':>10} {'p99':>7} "
+              f"{'req/s':>7} | {'added p50':>9} {'added p99':>9} {'req/s ratio':>11}")
+        for concurrency in args.concurrency:
+            requests = max(200, concurrency * args.requests_per_slot)
+            direct, served = [], []
+            for _ in range(args.repeats):
+                direct.append(run(llm_url, "bench", concurrency, requests))
+                served.append(run(served_url, MODEL, concurrency, requests))
+            d = {k: statistics.median(r[k] for r in direct) for k in ("p50", "p99", "rps")}
+            s = {k: statistics.median(r[k] for r in served) for k in ("p50", "p99", "rps")}
+            print(f"{concurrency:>5} {d['p50']:>8.1f}ms {d['p99']:>5.1f}ms {d['rps']:>7.1f} | {s['p50']:>8.1f}ms "
+                  f"{s['p99']:>5.1f}ms {s['rps']:>7.1f} | {s['p50'] - d['p50']:>7.1f}ms {s['p99'] - d['p99']:>7.1f}ms "
+                  f"{s['rps'] / d['rps']:>11.2f}")
+        print(f"targets: added p50 <= {'20' if args.cluster else '5'} ms; req/s ratio >= 0.90 at concurrency 32")
+    finally:
+        if served_job is not None:
+            served_job.cancel()
+            served_job.wait(timeout=60)
+        if served_process is not None:
+            served_process.terminate()
+            served_process.join(10)
+        llm.terminate()
+        llm.join(5)
+
+
+if __name__ == "__main__":
+    main()
