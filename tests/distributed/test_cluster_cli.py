@@ -36,6 +36,7 @@ def test_a_worker_joined_with_the_cli_shows_up_in_status(cluster):
                       home=worker_home, env=env)
         assert joined.returncode == 0, joined.stderr
         assert f"joined the cluster at 127.0.0.1:{cluster.gcs_port}" in joined.stderr
+        assert "waiting for Ray to join this node" in joined.stderr  # it says what it waits for
 
         status = sage("cluster", "status", "--port", str(cluster.jobmanager_port), home=worker_home, env=env)
         assert status.returncode == 0, status.stderr

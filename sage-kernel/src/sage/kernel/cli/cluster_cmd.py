@@ -31,6 +31,10 @@ def _fail(message: str) -> None:
 
 
 @app.command("start")
+def _say(text: str) -> None:
+    err.print(f"{text} ...", highlight=False, markup=False)
+
+
 def start(
     head: bool = typer.Option(False, "--head", help="Start a Ray head and the JobManager here."),
     worker: bool = typer.Option(False, "--worker", help="Join this machine to a head."),
@@ -63,7 +67,7 @@ def start(
     try:
         if head:
             state = start_head(bind, port, client_port, jobmanager_port, num_cpus, num_gpus, **ports,
-                               **retention)
+                               **retention, say=_say)
             err.print(f"Ray head on {state.gcs_address} (client {state.client_address}), "
                       f"JobManager on {state.jobmanager_address}", highlight=False, markup=False)
             err.print(f"token and addresses in {cluster_dir()}; join workers with "
@@ -72,7 +76,7 @@ def start(
         else:
             if not head_address:
                 _fail("--worker needs --head-address=HOST:10001 (the head's Ray client address)")
-            state = start_worker(head_address, jobmanager_port, num_cpus, num_gpus, node_ip, **ports)
+            state = start_worker(head_address, jobmanager_port, num_cpus, num_gpus, node_ip, **ports, say=_say)
             err.print(f"joined the cluster at {state.gcs_address} as a worker node", highlight=False, markup=False)
     except ClusterError as exc:
         _fail(str(exc))

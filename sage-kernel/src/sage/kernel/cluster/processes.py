@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import attrs
@@ -114,13 +115,18 @@ def _tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
+def _quiet(text: str) -> None:
+    """The default listener of what cluster starts wait for: nobody."""
+
+
 def start_head(host: str = "127.0.0.1", gcs_port: int = 6379, client_port: int = 10001,
                jobmanager_port: int = 19001, num_cpus: int | None = None, num_gpus: int | None = None,
                min_worker_port: int = 20002, max_worker_port: int = 29999, keep_jobs: int | None = None,
-               keep_days: float | None = None) -> HeadState:
+               keep_days: float | None = None, say: Callable[[str], None] = _quiet) -> HeadState:
     """Start a Ray head and the JobManager's supervisor; return once Ray refuses clients
     without the token and the JobManager answers. ``keep_jobs``/``keep_days``: the
-    JobManager's retention of finished jobs (None: its default)."""
+    JobManager's retention of finished jobs (None: its default). ``say`` hears what it is
+    waiting for."""
     check_ray_version()
     existing = read_head_state()
     if existing is not None and group_alive(existing.ray_pgid):
@@ -146,10 +152,14 @@ def start_head(host: str = "127.0.0.1", gcs_port: int = 6379, client_port: int =
     if num_gpus is not None:
         args.append(f"--num-gpus={num_gpus}")
     started = time.time()
+    say(f"waiting for the Ray head to start on {host}:{gcs_port} (log: {cluster_dir() / 'ray-head.log'})")
     ray_pgid = _run_ray_start(args, env, cluster_dir() / "ray-head.log")
     command = JobManagerCommand(host, jobmanager_port, f"{host}:{gcs_port}", client_port, keep_jobs, keep_days)
     try:
+        say("checking that the Ray head refuses clients without the cluster token")
         check_head_refuses_strangers(f"{connect_host(host)}:{gcs_port}", token)
+        say(f"waiting for the JobManager to answer on {host}:{jobmanager_port} "
+            f"(log: {cluster_dir() / 'jobmanager.log'})")
         supervisor_pid = _start_supervisor(command, ray_pgid, env)
     except BaseException:
         stop_group(ray_pgid)
@@ -238,7 +248,7 @@ def _gcs_address_of(head_address: str, jobmanager_port: int) -> str:
 
 def start_worker(head_address: str, jobmanager_port: int = 19001, num_cpus: int | None = None,
                  num_gpus: int | None = None, node_ip: str | None = None,
-                 min_worker_port: int = 30002, max_worker_port: int = 39999) -> WorkerState:
+                 min_worker_port: int = 30002, max_worker_port: int = 39999, say: Callable[[str], None] = _quiet) -> WorkerState:
     """Join this machine to the cluster whose head's Ray client server is ``head_address``."""
     check_ray_version()
     existing = read_worker_state()
@@ -267,6 +277,7 @@ def start_worker(head_address: str, jobmanager_port: int = 19001, num_cpus: int 
     if num_gpus is not None:
         args.append(f"--num-gpus={num_gpus}")
     started = time.time()
+    say(f"waiting for Ray to join this node to {head_address} (log: {cluster_dir() / 'ray-worker.log'})")
     pgid = _run_ray_start(args, env, cluster_dir() / "ray-worker.log")
     state = WorkerState(head_address=head_address, gcs_address=gcs_address, node_ip=node_ip or "",
                         temp_dir=str(temp_dir), ray_pgid=pgid, started_at=started)
