@@ -98,6 +98,11 @@ def _kernel_imports(module_level_only: bool = False) -> list[tuple[str, int, str
             for target in targets:
                 if target.startswith("sage.kernel") and _is_module(target):
                     found.append((module, node.lineno, target, lines[node.lineno - 1].strip()))
+                    # Importing a.b.c runs the package a.b's __init__ first: that is an import too.
+                    parent = target.rpartition(".")[0]
+                    while parent.startswith("sage.kernel.") and not _within(module, parent):
+                        found.append((module, node.lineno, parent, lines[node.lineno - 1].strip()))
+                        parent = parent.rpartition(".")[0]
     return found
 
 
@@ -121,6 +126,7 @@ LAYER_RULES = [
     ("sage.kernel.api", "sage.kernel.jobmanager", "the API talks to the service only through sage.kernel.client"),
     ("sage.kernel.api", "sage.kernel.cluster", "the API does not start or stop clusters"),
     ("sage.kernel.plan", "sage.kernel.runtime", "a plan is what runtimes execute, not the other way"),
+    ("sage.kernel.plan", "sage.kernel.api", "the API builds plans; the plan stands below it (hints aside)"),
     ("sage.kernel.plan", "sage.kernel.jobmanager", "a plan knows nothing of the service"),
     ("sage.kernel.plan", "sage.kernel.cluster", "a plan knows nothing of clusters"),
     ("sage.kernel.cluster", "sage.kernel.jobmanager", "both stand on sage.kernel.client and sage.kernel.home"),

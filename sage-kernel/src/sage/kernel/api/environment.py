@@ -12,6 +12,12 @@ from typing import Any
 
 import attrs
 import cloudpickle
+from sage.kernel.api.adapters import (
+    as_function,
+    check_async,
+    check_source_parallelism,
+    default_name,
+)
 from sage.kernel.api.config import JobConfig, is_number
 from sage.kernel.api.datastream import DataStream
 from sage.kernel.api.job import FAILED, JobHandle, JobResult
@@ -21,12 +27,6 @@ from sage.kernel.api.sources import CollectionSource
 from sage.kernel.errors import JobFailedError, PipelineDefinitionError
 from sage.kernel.home import jobs_dir
 from sage.kernel.log import configure_default_logging
-from sage.kernel.plan.functions import (
-    as_function,
-    check_async,
-    check_source_parallelism,
-    default_name,
-)
 from sage.kernel.plan.job_info import JobInfo
 from sage.kernel.plan.logical import Edge, LogicalPlan, Operator
 from sage.kernel.plan.physical import PhysicalPlan, compile_plan

@@ -30,11 +30,11 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
-@app.command("start")
 def _say(text: str) -> None:
     err.print(f"{text} ...", highlight=False, markup=False)
 
 
+@app.command("start")
 def start(
     head: bool = typer.Option(False, "--head", help="Start a Ray head and the JobManager here."),
     worker: bool = typer.Option(False, "--worker", help="Join this machine to a head."),

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
-from sage.kernel.api.connected import ConnectedKey
-from sage.kernel.api.function import Function
-from sage.kernel.api.partitioner import Partitioner
+from sage.kernel.plan.inputs import ConnectedKey
 from sage.kernel.plan.resources import Resources
+
+if TYPE_CHECKING:
+    from sage.kernel.api.function import Function
+    from sage.kernel.api.partitioner import Partitioner
 
 OperatorKind = Literal["source", "map", "filter", "flat_map", "sink"]
 EdgeKind = Literal["forward", "rebalance", "hash", "custom", "broadcast"]

@@ -26,8 +26,17 @@ from sage.kernel.plan.physical import PhysicalPlan
 @functools.cache
 def _installed_top_levels() -> frozenset[str]:
     """Top-level names that installed distributions provide (scanning them takes about a
-    second, so once per process)."""
-    return frozenset(importlib.metadata.packages_distributions())
+    second, so once per process). Only distributions installed into the environment count:
+    a project's ``*.egg-info`` lying in the working directory (setuptools leaves one beside an
+    editable install) lists the project's source files, its ``tests`` too, which no worker has."""
+    roots = _library_roots()
+    installed = set()
+    for dist in importlib.metadata.distributions():
+        base = Path(dist.locate_file("")).resolve()
+        if any(base == root or base.is_relative_to(root) for root in roots):
+            installed.add(dist.metadata["Name"])
+    return frozenset(name for name, providers in importlib.metadata.packages_distributions().items()
+                     if any(provider in installed for provider in providers))
 
 
 @functools.cache

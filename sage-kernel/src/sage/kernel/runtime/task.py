@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from sage.kernel.api.adapters import async_concurrency, is_async
 from sage.kernel.api.config import is_number
-from sage.kernel.api.connected import Second
 from sage.kernel.api.function import Function, SinkFunction, SourceFunction
 from sage.kernel.api.metrics import MetricGroup
 from sage.kernel.api.process import ProcessStep
 from sage.kernel.api.runtime import RuntimeContext
 from sage.kernel.errors import StepError
-from sage.kernel.plan.functions import async_concurrency, is_async
+from sage.kernel.plan.inputs import Second
 from sage.kernel.plan.job_info import JobInfo
 from sage.kernel.plan.logical import Operator
 from sage.kernel.plan.physical import Chain, PhysicalPlan

@@ -1,4 +1,5 @@
-"""Turn what a user passed to a DataStream method into a Function instance.
+"""Turn what a user passed to a DataStream method into a Function instance, and read what
+the runtime needs to know of one (async, its concurrency).
 
 A step accepts an instance of the matching base class, the class itself, or a plain
 callable; the plan stores a template instance that every parallel instance copies.
