@@ -25,18 +25,31 @@ from sage.kernel.plan.physical import PhysicalPlan
 
 @functools.cache
 def _installed_top_levels() -> frozenset[str]:
-    """Top-level names that installed distributions provide (scanning them takes about a
-    second, so once per process). Only distributions installed into the environment count:
-    a project's ``*.egg-info`` lying in the working directory (setuptools leaves one beside an
-    editable install) lists the project's source files, its ``tests`` too, which no worker has."""
+    """Top-level names that distributions installed into the environment provide (scanning
+    them takes about a second, so once per process). A project's ``*.egg-info`` lying in the
+    working directory (setuptools leaves one beside an editable install) is not installed: it
+    lists the project's source files, its ``tests`` too, which no worker has."""
     roots = _library_roots()
-    installed = set()
+    names: set[str] = set()
     for dist in importlib.metadata.distributions():
         base = Path(dist.locate_file("")).resolve()
         if any(base == root or base.is_relative_to(root) for root in roots):
-            installed.add(dist.metadata["Name"])
-    return frozenset(name for name, providers in importlib.metadata.packages_distributions().items()
-                     if any(provider in installed for provider in providers))
+            names.update(_top_levels(dist))
+    return frozenset(names)
+
+
+def _top_levels(dist: importlib.metadata.Distribution) -> set[str]:
+    """The top-level modules of a distribution: declared, else read off its files."""
+    declared = (dist.read_text("top_level.txt") or "").split()
+    if declared:
+        return set(declared)
+    names = set()
+    for file in dist.files or ():
+        first = file.parts[0]
+        if first in ("..", "__pycache__") or first.endswith((".dist-info", ".egg-info", ".pth")):
+            continue
+        names.add(first.split(".")[0] if len(file.parts) == 1 else first)
+    return names
 
 
 @functools.cache
