@@ -227,8 +227,12 @@ def test_sage_serve_cluster_and_sage_job_stop(cluster, tmp_path):
         return False
 
     wait_for(refused, poll_s=0.2)
-    status = sage("job", "status", job_id, "--port", str(cluster.jobmanager_port), home=cluster.home)
-    assert "cancelled" in status.stdout
+
+    def status() -> str:
+        return sage("job", "status", job_id, "--port", str(cluster.jobmanager_port), home=cluster.home).stdout
+
+    # The JobManager records the end when its monitor next looks (about a second later).
+    wait_for(lambda: "cancelled" in status(), poll_s=0.5)
 
 
 def test_a_client_that_disconnects_has_its_record_dropped_before_further_work(serve_on_cluster, tmp_path):
