@@ -157,12 +157,7 @@ class DataStream:
                 parallelism: int | None = None, timestamp: Callable[[Any], Any] | None = None) -> DataStream:
         """Call ``fn.process_element(record, context)`` per record (and, after ``key_by``,
         ``fn.on_timer(time, context)`` per timer it registered); each returns the outputs."""
-        if isinstance(fn, type) and issubclass(fn, ProcessFunction):
-            fn = fn()
-        if not isinstance(fn, ProcessFunction):
-            raise PipelineDefinitionError(
-                f"process(): expected a ProcessFunction (sage.kernel.api), got {type(fn).__name__}; "
-                "use flat_map for a plain function")
+        fn = _instance(fn, ProcessFunction, "process", "; use flat_map for a plain function")
         stamps = timestamp or self._timestamps
         where = f"process({type(fn).__name__})"
         step = ProcessStep(fn, record_timestamp(stamps, where) if stamps else None)
@@ -277,12 +272,7 @@ class KeyedStream(DataStream):
     def aggregate(self, aggregate: AggregateFunction, name: str | None = None,
                   parallelism: int | None = None) -> DataStream:
         """Emit the running result of ``aggregate`` for the record's key after every record."""
-        if isinstance(aggregate, type) and issubclass(aggregate, AggregateFunction):
-            aggregate = aggregate()
-        if not isinstance(aggregate, AggregateFunction):
-            raise PipelineDefinitionError(
-                f"aggregate(): expected an AggregateFunction (sage.kernel.api), got {type(aggregate).__name__}"
-            )
+        aggregate = _instance(aggregate, AggregateFunction, "aggregate")
         return self.map(_named(Aggregate(aggregate), f"aggregate({type(aggregate).__name__})"), parallelism,
                         name=name)
 
@@ -395,11 +385,7 @@ class WindowedStream:
     def aggregate(self, aggregate: AggregateFunction, name: str | None = None,
                   parallelism: int | None = None) -> DataStream:
         """``WindowResult(key, start, end, aggregate's result)`` per window."""
-        if isinstance(aggregate, type) and issubclass(aggregate, AggregateFunction):
-            aggregate = aggregate()
-        if not isinstance(aggregate, AggregateFunction):
-            raise PipelineDefinitionError(
-                f"aggregate(): expected an AggregateFunction (sage.kernel.api), got {type(aggregate).__name__}")
+        aggregate = _instance(aggregate, AggregateFunction, "aggregate")
         return self._apply(Aggregating(aggregate), f"aggregate({type(aggregate).__name__})", name, parallelism,
                            results=True)
 
@@ -578,9 +564,12 @@ class IntervalJoinBuilder:
         return ConnectedStreams(self._first, self._second).process(join, name=name, parallelism=parallelism)
 
 
-def _instance(fn: Any, base: type, what: str) -> Any:
+def _instance(fn: Any, base: type, what: str, hint: str = "") -> Any:
+    """``fn`` as an instance of ``base`` (a class is instantiated), or an error naming the step."""
     if isinstance(fn, type) and issubclass(fn, base):
         fn = fn()
     if not isinstance(fn, base):
-        raise PipelineDefinitionError(f"{what}(): expected a {base.__name__} (sage.kernel.api), got {type(fn).__name__}")
+        article = "an" if base.__name__[0] in "AEIOU" else "a"
+        raise PipelineDefinitionError(f"{what}(): expected {article} {base.__name__} (sage.kernel.api), "
+                                      f"got {type(fn).__name__}{hint}")
     return fn
