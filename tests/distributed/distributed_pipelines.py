@@ -3,9 +3,23 @@ so shipping it to the cluster exercises pickling of the user's own modules by va
 
 from __future__ import annotations
 
+import itertools
+import time
 from typing import Any
 
-from sage.kernel.api import MapFunction, Partitioner
+from sage.kernel.api import MapFunction, Partitioner, SourceFunction
+
+
+class Counting(SourceFunction):
+    """An unbounded source: 0, 1, 2, ... one every ``pause_s``, until the job is stopped."""
+
+    def __init__(self, pause_s: float = 0.001) -> None:
+        self.pause_s = pause_s
+
+    def read(self):
+        for i in itertools.count():
+            time.sleep(self.pause_s)
+            yield i
 
 
 def double(x: int) -> int:

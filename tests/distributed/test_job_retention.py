@@ -8,17 +8,16 @@ starts its own head (ports and SAGE home of its own), since it needs a small ret
 
 from __future__ import annotations
 
-import itertools
 import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
-from sage.kernel.api import RemoteEnvironment, SourceFunction
+from sage.kernel.api import RemoteEnvironment
 from sage.kernel.client import JobManagerClient, JobManagerError
 
+from tests.distributed.distributed_pipelines import Counting
+from tests.distributed.own_cluster import own_sage_home  # noqa: F401 - this module's sage_home fixture
 from tests.services import sage
 from tests.streaming_cases import wait_for
 
@@ -26,23 +25,6 @@ pytestmark = pytest.mark.integration
 
 GCS_PORT, CLIENT_PORT, JOBMANAGER_PORT = 6394, 10194, 19194
 PORT = ["--port", str(JOBMANAGER_PORT)]
-
-
-@pytest.fixture(autouse=True)
-def sage_home(monkeypatch):
-    """Overrides the directory's fixture: this test needs its own cluster, not the session's."""
-    home = Path(tempfile.mkdtemp(prefix="sgk", dir="/tmp"))
-    monkeypatch.setenv("SAGE_HOME", str(home))
-    monkeypatch.delenv("SAGE_TOKEN", raising=False)
-    yield home
-    shutil.rmtree(home, ignore_errors=True)
-
-
-class Forever(SourceFunction):
-    def read(self):
-        for i in itertools.count():
-            time.sleep(0.01)
-            yield i
 
 
 def finished_weeks_ago(home: Path, job_id: str) -> None:
@@ -87,7 +69,7 @@ def test_finished_jobs_beyond_the_retention_are_forgotten_and_deleted(sage_home)
         assert_forgotten("weeks-old-1", home, client)  # applied when the JobManager starts
 
         env = RemoteEnvironment("forever", port=JOBMANAGER_PORT, config={"token": token})
-        env.from_source(Forever()).sink(lambda x: None, name="drop")
+        env.from_source(Counting(pause_s=0.01)).sink(lambda x: None, name="drop")
         running = env.submit()
         ended = [run_to_end(f"quick-{i}", token) for i in range(4)]
 

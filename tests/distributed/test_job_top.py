@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import itertools
-import time
-
 import pytest
-from sage.kernel.api import RemoteEnvironment, SourceFunction
+from sage.kernel.api import RemoteEnvironment
 
+from tests.distributed.distributed_pipelines import Counting
 from tests.services import sage
 from tests.streaming_cases import wait_for
 
 pytestmark = pytest.mark.integration
 
 
-class Ticks(SourceFunction):
-    """An unbounded source: a number every millisecond."""
-
-    def read(self):
-        for i in itertools.count():
-            time.sleep(0.001)
-            yield i
-
-
 def test_top_and_graph_show_a_running_job(cluster):
     env = RemoteEnvironment("watched", port=cluster.jobmanager_port)
-    (env.from_source(Ticks(), name="ticks").key_by(lambda n: n % 4)
+    (env.from_source(Counting(), name="ticks").key_by(lambda n: n % 4)
         .map(lambda n: n, parallelism=2, name="keyed").sink(lambda n: None, name="drop"))
     job = env.submit()
     port = ["--port", str(cluster.jobmanager_port)]

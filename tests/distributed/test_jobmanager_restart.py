@@ -11,20 +11,18 @@ the session's cluster, because it kills that head's JobManager.
 
 from __future__ import annotations
 
-import itertools
 import os
-import shutil
 import signal
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
-from sage.kernel.api import RemoteEnvironment, SourceFunction
+from sage.kernel.api import RemoteEnvironment
 from sage.kernel.client import JobManagerClient, JobManagerError
 from sage.kernel.cluster.processes import group_alive, process_alive
 from sage.kernel.home.cluster_state import read_head_state, read_jobmanager_pid
 
+from tests.distributed.distributed_pipelines import Counting
+from tests.distributed.own_cluster import own_sage_home  # noqa: F401 - this module's sage_home fixture
 from tests.services import sage
 from tests.streaming_cases import wait_for
 
@@ -32,23 +30,6 @@ pytestmark = pytest.mark.integration
 
 GCS_PORT, CLIENT_PORT, JOBMANAGER_PORT = 6393, 10193, 19193
 BACK_WITHIN_S = 180
-
-
-@pytest.fixture(autouse=True)
-def sage_home(monkeypatch):
-    """Overrides the directory's fixture: this test needs its own cluster, not the session's."""
-    home = Path(tempfile.mkdtemp(prefix="sgr", dir="/tmp"))
-    monkeypatch.setenv("SAGE_HOME", str(home))
-    monkeypatch.delenv("SAGE_TOKEN", raising=False)
-    yield home
-    shutil.rmtree(home, ignore_errors=True)
-
-
-class Forever(SourceFunction):
-    def read(self):
-        for i in itertools.count():
-            time.sleep(0.01)
-            yield i
 
 
 def run_job(name: str, token: str) -> str:
@@ -93,7 +74,7 @@ def test_a_killed_jobmanager_is_restarted_and_its_running_job_failed_with_the_ca
         client = JobManagerClient("127.0.0.1", JOBMANAGER_PORT, token=token, timeout_s=10)
         first = run_job("before-crash", token)
         env = RemoteEnvironment("forever", port=JOBMANAGER_PORT, config={"token": token})
-        env.from_source(Forever()).sink(lambda x: None, name="drop")
+        env.from_source(Counting(pause_s=0.01)).sink(lambda x: None, name="drop")
         running = env.submit()
         wait_for(lambda: running.metrics().get("drop", {}).get("records_in", 0) > 0, poll_s=0.5)
 

@@ -3,31 +3,20 @@ port the jobs' reporter settings name."""
 
 from __future__ import annotations
 
-import itertools
-import time
-
 import pytest
-from sage.kernel.api import RemoteEnvironment, SourceFunction
+from sage.kernel.api import RemoteEnvironment
 
+from tests.distributed.distributed_pipelines import Counting
 from tests.prometheus_scrape import counts_by_operator, scrape, wait_for_scrape
 from tests.services import free_port
 
 pytestmark = pytest.mark.integration
 
 
-class Numbers(SourceFunction):
-    """An unbounded source, slow enough to leave the test's CPU alone."""
-
-    def read(self):
-        for i in itertools.count():
-            time.sleep(0.001)
-            yield i
-
-
 def _submit(name: str, port: int, jobmanager_port: int):
     env = RemoteEnvironment(name, port=jobmanager_port, config={
         "metrics": {"reporters": ["prometheus"], "interval_s": 0.2, "prometheus": {"port": port}}})
-    env.from_source(Numbers(), name="numbers").map(lambda x: x + 1, parallelism=2, name="inc").sink(
+    env.from_source(Counting(), name="numbers").map(lambda x: x + 1, parallelism=2, name="inc").sink(
         lambda x: None, name="drop")
     return env.submit()
 

@@ -20,6 +20,7 @@ from sage.kernel.client.jobmanager import JobManagerError
 from sage.kernel.serving import AnswerSink, RequestSource, still_wanted
 
 from tests.services import sage
+from tests.serving_clients import ask_concurrently
 from tests.streaming_cases import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -119,16 +120,7 @@ def test_concurrent_requests_each_get_their_own_answer(serve_on_cluster):
                               .map(answer, parallelism=2, name="answer").sink(AnswerSink()))
     queries = [f"question number {n} " + "x" * n for n in range(48)]
 
-    async def ask_all() -> list[tuple[str, str]]:
-        async with httpx.AsyncClient(base_url=served.url, timeout=60) as client:
-            async def ask(query: str) -> tuple[str, str]:
-                response = await client.post("/v1/chat/completions", json={
-                    "model": "many", "messages": [{"role": "user", "content": query}]})
-                return query, response.json()["choices"][0]["message"]["content"]
-
-            return await asyncio.gather(*(ask(query) for query in queries))
-
-    for query, text in asyncio.run(ask_all()):
+    for query, text in ask_concurrently(served.url, "many", queries):
         assert text == f"{query[::-1]} ({len(query)} chars)"
 
 

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import itertools
-import time
-
 import pytest
-from sage.kernel.api import SourceFunction
 
+from tests.distributed.distributed_pipelines import Counting
 from tests.streaming_cases import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 
-class Endless(SourceFunction):
-    """An unbounded source: a number every millisecond until stopped."""
-
-    def read(self):
-        for i in itertools.count():
-            time.sleep(0.001)
-            yield i
-
-
 def test_a_late_stop_of_an_ended_job_does_not_stop_the_next_job_on_its_worker(ray_env):
     first = ray_env("first")
-    first.from_source(Endless()).sink(lambda x: None, name="drop")
+    first.from_source(Counting()).sink(lambda x: None, name="drop")
     handle = first.submit()
     wait_for(lambda: handle.metrics().get("drop", {}).get("records_in", 0) > 0, poll_s=0.2)
     handle.cancel()
@@ -32,7 +20,7 @@ def test_a_late_stop_of_an_ended_job_does_not_stop_the_next_job_on_its_worker(ra
     handle.cancel()  # a second stop, as a server's shutdown sends after `sage job stop`
 
     second = ray_env("second")
-    second.from_source(Endless()).sink(lambda x: None, name="drop")
+    second.from_source(Counting()).sink(lambda x: None, name="drop")
     running = second.submit()
     try:
         wait_for(lambda: running.status() != "running"

@@ -3,7 +3,6 @@ uvicorn server, answers compared with what the same pipeline gives through ``exe
 
 from __future__ import annotations
 
-import asyncio
 import random
 import threading
 import time
@@ -16,6 +15,8 @@ from sage.kernel.api import LocalEnvironment, MapFunction
 from sage.kernel.api.sinks import CollectSink
 from sage.kernel.api.sources import CollectionSource
 from sage.kernel.serving import AnswerSink, RequestSource, start
+
+from tests.serving_clients import ask_concurrently
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -86,16 +87,7 @@ def test_a_streamed_request_gets_the_answer_as_server_sent_events(server):
 def test_concurrent_requests_each_get_their_own_answer(server):
     queries = [f"question number {n} " + "x" * n for n in range(64)]
 
-    async def ask_all() -> list[tuple[str, str]]:
-        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-            async def ask(query: str) -> tuple[str, str]:
-                response = await client.post("/v1/chat/completions", json={
-                    "model": "answers", "messages": [{"role": "user", "content": query}]})
-                return query, response.json()["choices"][0]["message"]["content"]
-
-            return await asyncio.gather(*(ask(query) for query in queries))
-
-    for query, answer in asyncio.run(ask_all()):
+    for query, answer in ask_concurrently(server.url, "answers", queries):
         assert answer == f"{query[::-1]} ({len(query)} chars)"
 
 
