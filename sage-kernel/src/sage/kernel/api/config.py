@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import attrs
 from sage.kernel.errors import PipelineDefinitionError
+from sage.kernel.plan.job_info import CheckpointSettings, RestartStrategy
 
 ERROR_POLICIES = ("fail", "skip", "dead_letter")
 
@@ -47,6 +49,10 @@ def _positive_number(instance: Any, attribute: attrs.Attribute, value: float) ->
 
 METRICS_KEYS = ("reporters", "interval_s", "timings")
 """Keys of ``config["metrics"]`` besides the reporters' own settings (each under its name)."""
+CHECKPOINT_KEYS = ("interval_s", "dir", "keep", "timeout_s")
+"""Keys of ``config["checkpoint"]``."""
+RESTART_KEYS = ("attempts", "delay_s", "backoff")
+"""Keys of ``config["restart"]``."""
 RAY_KEYS = ("address", "num_cpus", "num_gpus", "log_to_driver")
 """Keys of ``config["ray"]``."""
 
@@ -102,6 +108,60 @@ DEFAULT_BATCH_TIMEOUT_MS = 1.0
 """How long a record may wait for its batch to fill; chosen from benchmarks/latency.py."""
 
 
+def _settings(where: str, value: Any, known: tuple[str, ...], example: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise PipelineDefinitionError(f"{where} must be a dict such as {example}, got {value!r}")
+    _unknown_keys(where, value, list(known))
+    return value
+
+
+def _number(where: str, value: Any, above_zero: bool = False, at_least: float | None = None) -> float:
+    if not is_number(value, above_zero) or (at_least is not None and value < at_least):
+        bound = f">= {at_least:g}" if at_least is not None else "> 0" if above_zero else ">= 0"
+        raise PipelineDefinitionError(f"{where} must be a number {bound}, got {value!r}")
+    return float(value)
+
+
+def checkpoint_settings(value: Any) -> CheckpointSettings | None:
+    """``config["checkpoint"]`` validated: None (no checkpoints) or the settings."""
+    if value is None or value == {}:
+        return None
+    where = "config['checkpoint']"
+    value = _settings(where, value, CHECKPOINT_KEYS, "{'interval_s': 10, 'dir': '/data/checkpoints'}")
+    if "interval_s" not in value or "dir" not in value:
+        raise PipelineDefinitionError(f"{where} needs 'interval_s' (seconds between checkpoints) and 'dir' "
+                                      f"(where they are written), got {value!r}")
+    if not isinstance(value["dir"], str | os.PathLike):
+        raise PipelineDefinitionError(f"{where}['dir'] must be a path, got {value['dir']!r}")
+    keep = value.get("keep", 3)
+    if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
+        raise PipelineDefinitionError(f"{where}['keep'] must be an int >= 1, got {keep!r}")
+    return CheckpointSettings(
+        interval_s=_number(f"{where}['interval_s']", value["interval_s"], above_zero=True),
+        dir=os.path.abspath(os.path.expanduser(os.fspath(value["dir"]))), keep=keep,
+        timeout_s=_number(f"{where}['timeout_s']", value.get("timeout_s", 600.0), above_zero=True))
+
+
+def restart_strategy(value: Any) -> RestartStrategy:
+    """``config["restart"]`` validated (empty: a failure fails the job)."""
+    where = "config['restart']"
+    value = _settings(where, value if value is not None else {}, RESTART_KEYS,
+                      "{'attempts': 3, 'delay_s': 1, 'backoff': 2.0}")
+    attempts = value.get("attempts", 0)
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 0:
+        raise PipelineDefinitionError(f"{where}['attempts'] must be an int >= 0, got {attempts!r}")
+    return RestartStrategy(attempts, _number(f"{where}['delay_s']", value.get("delay_s", 1.0)),
+                           _number(f"{where}['backoff']", value.get("backoff", 2.0), at_least=1.0))
+
+
+def _checkpoint(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    checkpoint_settings(value)
+
+
+def _restart(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    restart_strategy(value)
+
+
 @attrs.frozen
 class JobConfig:
     """Settings of one job; the keys of the ``config`` dict an environment takes."""
@@ -118,6 +178,8 @@ class JobConfig:
     job_dir: str | None = None
     metrics: dict[str, Any] = attrs.field(factory=dict, validator=_metrics)
     ray: dict[str, Any] = attrs.field(factory=dict, validator=_ray)
+    checkpoint: dict[str, Any] | None = attrs.field(default=None, validator=_checkpoint)
+    restart: dict[str, Any] = attrs.field(factory=dict, validator=_restart)
     token: str | None = None
 
     @classmethod

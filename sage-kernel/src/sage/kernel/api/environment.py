@@ -18,7 +18,7 @@ from sage.kernel.api.adapters import (
     check_source_parallelism,
     default_name,
 )
-from sage.kernel.api.config import JobConfig, is_number
+from sage.kernel.api.config import JobConfig, checkpoint_settings, is_number, restart_strategy
 from sage.kernel.api.datastream import DataStream
 from sage.kernel.api.job import FAILED, JobHandle, JobResult
 from sage.kernel.api.progress import ProgressDisplay, Source, expected_records
@@ -186,6 +186,8 @@ class BaseEnvironment:
                        object_reuse=self.config.object_reuse,
                        timings=bool(self.config.metrics.get("timings", True)),
                        job_dir=str(job_dir),
+                       checkpoint=checkpoint_settings(self.config.checkpoint),
+                       restart=restart_strategy(self.config.restart),
                        resume_from=os.fspath(resume_from) if resume_from is not None else None,
                        allow_dropped_state=allow_dropped_state)
 

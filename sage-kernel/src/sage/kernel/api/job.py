@@ -36,6 +36,10 @@ class JobResult:
     """Skewed operators and idle instances found in the per-instance counts, with hints."""
     savepoint: str | None = None
     """The folder ``stop(savepoint=...)`` wrote; ``execute(resume_from=...)`` continues from it."""
+    restarts: int = 0
+    """How many times the job restarted after a failure (``config["restart"]``)."""
+    checkpoint: str | None = None
+    """The newest complete checkpoint's folder, when the job takes checkpoints."""
 
     def collected(self, name: str | None = None) -> list[Any]:
         """The records a ``collect()`` sink gathered, in instance order."""

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 import attrs
 import cloudpickle
 import structlog
-from sage.kernel.api.config import JobConfig, is_number
+from sage.kernel.api.config import JobConfig, checkpoint_settings, is_number, restart_strategy
 from sage.kernel.api.environment import new_job_id
 from sage.kernel.api.job import RUNNING, JobResult
 from sage.kernel.api.reporter import build_reporter
@@ -160,6 +160,7 @@ class JobManager:
                        timings=bool(config.metrics.get("timings", True)),
                        stop_grace_s=config.stop_grace_s, channel_capacity=config.channel_capacity,
                        job_dir=str(self.store.job_dir(job_id)), capture_output=True,
+                       checkpoint=checkpoint_settings(config.checkpoint), restart=restart_strategy(config.restart),
                        record_listeners=record_listeners)
         reporters = _reporters(config.metrics)
         try:

@@ -7,14 +7,20 @@ import threading
 import time
 from typing import Any
 
+import structlog
 from sage.kernel.api.job import CANCELLED, FAILED, FINISHED, RUNNING, JobHandle, JobResult
 from sage.kernel.api.metrics import MetricGroup
 from sage.kernel.errors import SageError
 from sage.kernel.plan.job_info import JobInfo
 from sage.kernel.plan.physical import Chain, PhysicalPlan
 from sage.kernel.runtime.balance import balance_warnings
+from sage.kernel.runtime.checkpoints import CheckpointCoordinator, TaskCheckpoints
 from sage.kernel.runtime.reporting import ReportingThread
-from sage.kernel.runtime.savepoints import write_savepoint
+from sage.kernel.runtime.savepoints import read_savepoint, states_for, write_savepoint
+
+log = structlog.get_logger("sage.runtime")
+TaskStates = dict[tuple[int, int], dict[str, dict[str, Any]]]
+"""What each task (chain id, instance) starts from: per operator name, its saved state."""
 
 ABANDON_AT = 0.5
 """A stopped source whose read() has not returned after this fraction of the grace period is abandoned."""
@@ -46,9 +52,73 @@ class RunningJob(JobHandle):
         self._savepoint: str | os.PathLike[str] | None = None
         self._snapshots: dict[str, dict[int, dict[str, Any]]] = {}
         self._done = threading.Event()
+        self._cancel_requested = threading.Event()
         self._result: JobResult | None = None
         self._reporting = ReportingThread(reporters, report_interval_s, job, self.metrics,
                                           self.instance_metric_groups)
+        self.restarts = 0
+        self._failures: list[str] = []  # why each earlier attempt failed
+        self._checkpoints: TaskCheckpoints | None = None  # the current attempt's
+        self.coordinator = (CheckpointCoordinator(plan, job.job_name, job.job_id, job.checkpoint,
+                                                  self.trigger_checkpoint, self.checkpoint_complete)
+                            if job.checkpoint is not None else None)
+
+    # -- checkpoints and restarts ---------------------------------------------------
+    def trigger_checkpoint(self, checkpoint_id: int) -> None:
+        """Ask every source task to start checkpoint ``checkpoint_id``."""
+        raise NotImplementedError
+
+    def checkpoint_complete(self, checkpoint_id: int) -> None:
+        """Tell every task that ``checkpoint_id`` is written (two-phase functions commit)."""
+        raise NotImplementedError
+
+    def task_checkpoints(self) -> TaskCheckpoints | None:
+        """The checkpoint hooks of a new attempt's tasks (None: the job takes no checkpoints)."""
+        coordinator = self.coordinator
+        if coordinator is None:
+            return None
+        epoch = coordinator.epoch
+
+        def report(chain_id: int, index: int, checkpoint_id: int | None, state: bytes) -> None:
+            coordinator.report(epoch, (chain_id, index), checkpoint_id, state)
+
+        self._checkpoints = TaskCheckpoints(report)
+        return self._checkpoints
+
+    def restart_from(self) -> TaskStates | None:
+        """Once every task of an attempt has ended: None when the job ends here; else, after a
+        failure with restarts left, wait the restart delay and return the states the next
+        attempt starts from (the newest complete checkpoint; the start without one)."""
+        with self._lock:
+            if not self._errors or self._cancelled or self.restarts >= self.info.restart.attempts:
+                return None
+            cause = failure_text(self._errors[0])
+            self._failures.append(cause)
+            self._errors.clear()
+        self.restarts += 1
+        delay = self.info.restart.delay_before(self.restarts)
+        log.warning("job failed, restarting", job=self.info.job_name, job_id=self.job_id, cause=cause,
+                    restart=self.restarts, of=self.info.restart.attempts, delay_s=delay)
+        if self._cancel_requested.wait(delay):
+            return None
+        self._stopping_at = None
+        states = self.coordinator.restart() if self.coordinator is not None else None
+        latest = self.coordinator.latest if self.coordinator is not None else None
+        if states is None or latest is None:
+            restored = self.initial_states()
+            origin = "from the start (no checkpoint was complete)"
+        else:
+            restored = states_for(self.plan, states, False, f"restarting {self.info.job_name!r} from {latest[1]}")
+            origin = f"from checkpoint {latest[0]}"
+        self.add_note(f"restart {self.restarts} of {self.info.restart.attempts} {origin} after: {cause}")
+        return restored
+
+    def initial_states(self) -> TaskStates:
+        """What the first attempt started from (a savepoint's states, or nothing)."""
+        if not self.info.resume_from:
+            return {}
+        return states_for(self.plan, read_savepoint(self.info.resume_from), self.info.allow_dropped_state,
+                          f"resuming {self.info.job_name!r} from {self.info.resume_from}")
 
     def abort(self) -> None:
         """Stop every task without processing more (called on the first error)."""
@@ -57,6 +127,7 @@ class RunningJob(JobHandle):
     def cancel(self) -> None:
         """Stop the sources; the grace period of the stop starts now."""
         self._cancelled = True
+        self._cancel_requested.set()
         self.mark_stopping()
         self.stop_sources()
 
@@ -126,20 +197,28 @@ class RunningJob(JobHandle):
     def finish(self) -> JobResult:
         """Build the JobResult, give reporters the final metrics and release ``wait``."""
         self._reporting.stop()
+        if self.coordinator is not None:
+            self.coordinator.stop()
         status = FAILED if self._errors else CANCELLED if self._cancelled else FINISHED
         savepoint = self._write_savepoint()
+        error = failure_text(self._errors[0]) if self._errors else None
+        if error is not None and self._failures:
+            error += (f" (after {self.restarts} restart(s); the earlier attempts failed with: "
+                      + "; ".join(self._failures) + ")")
         self._result = JobResult(
             job_id=self.job_id,
             job_name=self.info.job_name,
             status=status,
             duration_s=time.perf_counter() - self._started,
             metrics=self.metrics(),
-            error=failure_text(self._errors[0]) if self._errors else None,
+            error=error,
             sink_results=dict(self._sink_results),
             dead_letter_dir=str(self.info.dead_letter_dir) if self.info.dead_letter_dir else None,
             notes=list(self._notes),
             warnings=balance_warnings(self.plan, self.instance_metric_groups()),
             savepoint=savepoint,
+            restarts=self.restarts,
+            checkpoint=str(self.coordinator.latest[1]) if self.coordinator and self.coordinator.latest else None,
         )
         self._reporting.final(self._result.metrics)
         self._done.set()

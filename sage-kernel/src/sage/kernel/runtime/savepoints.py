@@ -70,9 +70,24 @@ def write_savepoint(path: str | os.PathLike[str], job_name: str, plan: PhysicalP
     return target
 
 
+CHECKPOINT_PREFIX = "chk-"
+
+
+def newest_state_folder(path: str | os.PathLike[str]) -> Path:
+    """``path`` when it is a savepoint or one checkpoint; the newest complete checkpoint in it
+    when it is a job's checkpoint folder (``<checkpoint dir>/<job id>``)."""
+    folder = Path(path).expanduser()
+    if (folder / META_FILE).exists():
+        return folder
+    numbered = [(int(child.name[len(CHECKPOINT_PREFIX):]), child) for child in folder.glob(f"{CHECKPOINT_PREFIX}*")
+                if child.name[len(CHECKPOINT_PREFIX):].isdigit() and (child / META_FILE).exists()]
+    return max(numbered)[1] if numbered else folder
+
+
 def read_savepoint(path: str | os.PathLike[str]) -> OperatorStates:
-    """The operator states of the savepoint folder ``path``."""
-    source = Path(path).expanduser()
+    """The operator states of the savepoint folder ``path`` (or of the newest checkpoint in a
+    job's checkpoint folder)."""
+    source = newest_state_folder(path)
     try:
         meta = json.loads((source / META_FILE).read_text())
         if meta.get("format") != FORMAT:

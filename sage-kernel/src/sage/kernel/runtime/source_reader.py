@@ -10,6 +10,12 @@ task is waiting for a first record or a batch is full; the task reads the clock 
 A source with its own ``read_batches`` (a collection, a file) hands over whole lists, which
 are buffered as they are, so its records are not moved one by one.
 
+Checkpoints: ``request_mark(k)`` asks the reader to note the source's position (its
+``snapshot()``) between two records; ``next_batch`` never hands out records across that point,
+and ``take_mark`` gives the noted state once every record before it has been taken, so the
+state a checkpoint holds is the position right after the records its barrier follows. A source
+blocked in a read notes its position after that read returns.
+
 Stopping: ``stop()`` asks the reader to end after the record it is reading (an async source
 is cancelled at its current ``await``). A read that never returns cannot be interrupted; the
 task then abandons the reader thread after the job's grace period (``join`` says whether it
@@ -52,11 +58,14 @@ class SourceReader:
         self._buffer: deque[Any] = deque()  # records, or lists of records when chunked
         self._take = self._buffer.popleft
         self._appended = 0  # records put in a chunked buffer (written by the reader only)
-        self._taken = 0  # records taken from a chunked buffer (written by the task only)
+        self._taken = 0  # records taken from the buffer (written by the task only)
         self._wake = threading.Event()  # set by the reader: first record, full batch, end
         self._space = threading.Event()  # set by the task when the buffer has room again
         self._hungry = False  # the task waits for a first record
         self._stopping = False
+        self._attention = False  # the reader looks at this after each record: a stop or a mark wanted
+        self._mark_wanted = 0  # a checkpoint whose position the reader is to note
+        self._marks: deque[tuple[int, int, Any]] = deque()  # (records before it, checkpoint id, state)
         self._since: float | None = None  # when the task first saw the oldest buffered record
         self.batch_since: float | None = None  # the same, for the batch last taken
         self.error: BaseException | None = None
@@ -95,15 +104,16 @@ class SourceReader:
     def _pump_records(self, records: Iterator[Any]) -> None:
         append = self._buffer.append
         size = self.batch_size
-        count = 0
-        for record in records:
+        woken = 0
+        for total, record in enumerate(records, 1):
             append(record)
-            count += 1
-            if self._hungry or count >= size:
-                count = 0
+            if self._hungry or total - woken >= size:
+                woken = total
                 self._after_append()
-            if self._stopping:
-                return
+            if self._attention:
+                if self._stopping:
+                    return
+                self._place_mark(total)
 
     def _pump_batches(self, batches: Iterator[list[Any]]) -> None:
         append = self._buffer.append
@@ -113,24 +123,42 @@ class SourceReader:
             append(batch if type(batch) is list else list(batch))
             self._appended += len(batch)
             self._after_append()
-            if self._stopping:
-                return
+            if self._attention:
+                if self._stopping:
+                    return
+                self._place_mark(self._appended)
 
     async def _pump_async(self, records: Any) -> None:
         self._async_stop = (asyncio.get_running_loop(), asyncio.current_task())
         if self._stopping:
             return
         append = self._buffer.append
+        total = 0
         try:
             async for record in records:
                 append(record)
+                total += 1
                 self._wake.set()
                 while len(self._buffer) >= self._high_water and not self._stopping:
                     await asyncio.sleep(SPACE_WAIT_S / 10)
-                if self._stopping:
-                    return
+                if self._attention:
+                    if self._stopping:
+                        return
+                    self._place_mark(total)
         finally:
             await records.aclose()
+
+    def _place_mark(self, position: int) -> None:
+        """Note the source's position after ``position`` records, for the checkpoint wanted."""
+        checkpoint_id, self._mark_wanted = self._mark_wanted, 0
+        self._attention = self._stopping
+        if checkpoint_id:
+            self._marks.append((position, checkpoint_id, self._source_state()))
+            self._wake.set()
+
+    def _source_state(self) -> Any:
+        take = getattr(self.source, "snapshot", None)
+        return take() if callable(take) else None
 
     def _after_append(self) -> None:
         """Wake the task; block while the buffer holds more than its capacity (backpressure)."""
@@ -157,6 +185,10 @@ class SourceReader:
         deadline_wait = time.monotonic() + max_wait_s
         while True:
             held = self._held()
+            if self._marks:  # records before a checkpoint's mark leave now, and never with later ones
+                before = self._marks[0][0] - self._taken
+                if before <= 0 or held >= before:
+                    return self._drain(before) if before > 0 else []
             if held >= self.batch_size:
                 return self._drain(self.batch_size)
             now = time.monotonic()
@@ -194,11 +226,28 @@ class SourceReader:
             self._taken += len(batch)
         else:
             batch = list(islice(iter(self._take, _NONE), count))
+            self._taken += len(batch)
         if not self._buffer:
             self._since = None
         if self._held() <= self._high_water // 2:  # hysteresis: wake the reader once per half
             self._space.set()
         return batch
+
+    def request_mark(self, checkpoint_id: int) -> None:
+        """Note the source's position for checkpoint ``checkpoint_id``: at once for a source read
+        in the task's thread, else after the record being read."""
+        if self.inline:
+            self._marks.append((self._taken, checkpoint_id, self._source_state()))
+            return
+        self._mark_wanted = checkpoint_id
+        self._attention = True
+
+    def take_mark(self) -> tuple[int, Any] | None:
+        """(checkpoint id, the source's state) once every record before the mark was taken."""
+        if self._marks and self._marks[0][0] <= self._taken:
+            _, checkpoint_id, state = self._marks.popleft()
+            return checkpoint_id, state
+        return None
 
     def drain_all(self) -> list[Any]:
         """Whatever is buffered now (after a stop)."""
@@ -210,6 +259,7 @@ class SourceReader:
     def stop(self) -> None:
         """Ask the reader to end after its current record; cancel an async source's await."""
         self._stopping = True
+        self._attention = True
         self._space.set()
         self._wake.set()
         if self._async_stop is not None:

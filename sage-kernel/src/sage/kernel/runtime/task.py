@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cloudpickle
 import structlog
 from sage.kernel.api.adapters import async_concurrency, is_async
 from sage.kernel.api.config import is_number
@@ -30,6 +31,7 @@ from sage.kernel.plan.job_info import JobInfo
 from sage.kernel.plan.logical import Operator
 from sage.kernel.plan.physical import Chain, PhysicalPlan
 from sage.kernel.runtime.async_step import AsyncStage, EventLoopThread
+from sage.kernel.runtime.checkpoints import AlignedInbox, Barrier, TaskCheckpoints
 from sage.kernel.runtime.error_policy import ErrorHandler
 from sage.kernel.runtime.event_time import TaskClock, Watermark
 from sage.kernel.runtime.fused_chain import Step, compile_chain
@@ -62,6 +64,7 @@ POLL_S = 0.1
 ASYNC_POLL_S = 0.001
 BLOCKED_S = 0.0005  # a send that takes longer waited for room in its channel
 SAMPLE_EVERY = 8  # batches per processing_ms sample
+_UNSET = object()
 log = structlog.get_logger("sage.runtime")
 
 
@@ -172,6 +175,15 @@ class ChainTask:
         self._targets = [edge.target_parallelism for edge in edges]
         self._second = [edge.input == 1 for edge in edges]
         self.clock = self._clock(plan, job)
+        self.checkpoints: TaskCheckpoints | None = None  # the runtime's, when the job checkpoints
+        self.sender = (chain.id, index)
+        self._senders = [(edge.source, i) for edge in plan.inputs_of(chain.id) for i in range(edge.source_parallelism)]
+        self._injected = 0  # the newest checkpoint this source task was asked to start
+        self._committed = 0  # the newest checkpoint its two-phase functions committed
+        self._two_phase = [(position, function) for position, function in enumerate(functions)
+                           if callable(getattr(function, "pre_commit", None))]
+        if job.checkpoint is not None:  # alignment needs to know who sent each item
+            emit = self._tagging(emit, self.sender)
         ttl = chain.head.state_ttl_s if chain.head.keyed else None
         self.expiry = StateExpiry(self.contexts[0], ttl) if ttl else None
         self.emit = self._timed(emit, self.metrics[chain.operators[-1].name].counter("blocked_ms")) \
@@ -190,6 +202,14 @@ class ChainTask:
         self.restore_state: dict[str, dict[str, Any]] | None = None  # per operator, from a savepoint
         self._reader: SourceReader | None = None
         self._source_out = self.metrics[chain.head.name].counter("records_out") if chain.is_source else None
+
+    @staticmethod
+    def _tagging(emit: Emit, sender: tuple[int, int]) -> Emit:
+        """``emit`` sending (sender, item) pairs, which an ``AlignedInbox`` aligns barriers by."""
+        def tagged(position: int, target: int, item: Any) -> None:
+            emit(position, target, (sender, item))
+
+        return tagged
 
     @staticmethod
     def _timed(emit: Emit, blocked: Any) -> Emit:
@@ -387,12 +407,15 @@ class ChainTask:
         reader = SourceReader(source, f"{self.chain.head.name}-{self.index}", self.batch_size,
                               self.batch_timeout_s, self.job.channel_capacity)
         outputs = self.outputs
+        checkpoints = self.checkpoints
         self._reader = reader
         reader.start()
         try:
             while not should_stop():
                 if should_abort():
                     raise Aborted()
+                if checkpoints is not None:
+                    self._source_checkpoints(reader, checkpoints)
                 try:
                     batch = reader.next_batch(self._wait_s())
                 except Exception as exc:
@@ -416,23 +439,81 @@ class ChainTask:
         self._end_of_input()
 
     def _end_of_input(self) -> None:
-        """Every pending async call, timer and window is done; send everything on. A stop
+        """Every pending async call, timer and window is done; send everything on; two-phase
+        functions commit all they wrote (``pre_commit(None)``, ``commit(None)``) and, in a job
+        that checkpoints, the task's final state stands for it in later checkpoints. A stop
         with a savepoint fires no timer: they and their windows carry over to the resumed job."""
         self._drain_async()
         if self.clock is not None and not self.savepointing():
             self.clock.end_of_input()
             self._drain_async()
         self.outputs.flush()
+        self._two_phase_call("pre_commit", None)
+        self._two_phase_call("commit", None)
+        if self.checkpoints is not None:
+            self.checkpoints.report(self.chain.id, self.index, None, cloudpickle.dumps(self.snapshot()))
 
-    def snapshot(self) -> dict[str, dict[str, Any]]:
+    # -- checkpoints ---------------------------------------------------------------
+    def _source_checkpoints(self, reader: SourceReader, checkpoints: TaskCheckpoints) -> None:
+        """Ask the reader to mark a newly requested checkpoint, take a mark the records before
+        it have passed, commit a completed checkpoint."""
+        if checkpoints.requested > self._injected:
+            self._injected = checkpoints.requested
+            reader.request_mark(self._injected)
+        mark = reader.take_mark()
+        if mark is not None:
+            self._checkpoint(*mark)
+        if checkpoints.completed > self._committed:
+            self._commit()
+
+    def _checkpoint(self, checkpoint_id: int, source_state: Any = _UNSET) -> None:
+        """Checkpoint ``checkpoint_id`` here: everything before its barrier leaves, two-phase
+        functions pre-commit, the state is taken (pickled: a copy, so the task goes on at
+        once), then the barrier follows the records downstream."""
+        self._drain_async()
+        if self._side.pending:
+            self._route_side_outputs()
+        self.outputs.flush()
+        self._two_phase_call("pre_commit", checkpoint_id)
+        state = cloudpickle.dumps(self.snapshot(source_state))
+        mark = Barrier(checkpoint_id, self.sender)
+        for position, targets in enumerate(self._targets):
+            for target in range(targets):
+                self.emit(position, target, mark)
+        self.checkpoints.report(self.chain.id, self.index, checkpoint_id, state)
+
+    def _commit(self) -> None:
+        """Commit what two-phase functions pre-committed up to the newest complete checkpoint."""
+        self._committed = self.checkpoints.completed
+        self._two_phase_call("commit", self._committed)
+
+    def _two_phase_call(self, method: str, checkpoint_id: int | None) -> None:
+        for position, function in self._two_phase:
+            call = getattr(function, method, None)
+            if not callable(call):
+                continue
+            try:
+                call(checkpoint_id)
+            except Exception as exc:
+                raise self._fail(position, f"{method}()", exc) from exc
+
+    def snapshot(self, source_state: Any = _UNSET, savepoint: bool = False) -> dict[str, dict[str, Any]]:
         """Per operator: its function's ``snapshot()`` (None without one), its per-key state
-        and (a keyed head) its timers. Taken after the task's input ended and its output left."""
+        and (a keyed head) its timers. ``source_state``: the source's position its reader
+        noted for a checkpoint (the source itself may have read on since). A savepoint leaves
+        out the state of functions marked ``job_local_state`` (what one job collected)."""
         states = {}
         for position, (op, function, context) in enumerate(
                 zip(self.chain.operators, self.functions, self.contexts, strict=True)):
             take = getattr(function, "snapshot", None)
+            if savepoint and getattr(function, "job_local_state", False):
+                taken = None
+            elif position == 0 and self.chain.is_source and source_state is not _UNSET:
+                taken = source_state
+            else:
+                taken = take() if callable(take) else None
             states[op.name] = {
-                "function": take() if callable(take) else None,
+                "function": taken,
                 "keyed": dict(context._keyed_state),
                 "timers": context._timers.snapshot() if position == 0 and context._timers is not None else {},
             }
@@ -487,8 +568,13 @@ class ChainTask:
         depth = self.metrics[self.chain.head.name].gauge("queue_depth")
         outputs = self.outputs
         clock = self.clock
+        checkpoints = self.checkpoints
+        if self.job.checkpoint is not None:
+            inbox = AlignedInbox(inbox, self._senders, END)
         get = inbox.get
         while expected_ends:
+            if checkpoints is not None and checkpoints.completed > self._committed:
+                self._commit()
             try:
                 item = get(timeout=self._wait_s())
             except queue.Empty:
@@ -508,6 +594,9 @@ class ChainTask:
                 raise Aborted()
             if item.__class__ is Watermark:
                 clock.on_watermark(item)
+                continue
+            if item.__class__ is Barrier:
+                self._checkpoint(item.checkpoint_id)
                 continue
             depth.value = inbox.qsize()
             self._process_sampled(item)

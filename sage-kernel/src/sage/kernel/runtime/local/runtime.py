@@ -22,7 +22,6 @@ from sage.kernel.errors import SageError
 from sage.kernel.plan.job_info import JobInfo
 from sage.kernel.plan.physical import PhysicalPlan
 from sage.kernel.runtime.running_job import ABORT_AT, RunningJob
-from sage.kernel.runtime.savepoints import read_savepoint, states_for
 from sage.kernel.runtime.task import END, POLL_S, Aborted, ChainTask
 
 log = structlog.get_logger("sage.runtime.local")
@@ -53,37 +52,56 @@ def _copy_function(function: Function, operator: str) -> Function:
 
 
 class LocalJob(RunningJob):
-    """A job running on threads; see :class:`JobHandle`."""
+    """A job running on threads; see :class:`JobHandle`. A failure, when the restart strategy
+    allows, ends every thread of the attempt and starts a new one from the last checkpoint."""
 
     def __init__(self, plan: PhysicalPlan, job: JobInfo, capacity: int,
                  reporters: list[Any], report_interval_s: float) -> None:
         super().__init__(plan, job, reporters, report_interval_s)
-        self._abort = threading.Event()
+        self._capacity = capacity
         self._stop_sources = threading.Event()
+        self.tasks: list[ChainTask] = []
+        self.threads: list[threading.Thread] = []
+        self._start_attempt(self.initial_states())
+        self._reporting.start()
+        threading.Thread(target=self._supervise, daemon=True, name="sage-supervisor").start()
+
+    def _start_attempt(self, restored: dict[tuple[int, int], dict[str, dict[str, Any]]]) -> None:
+        """Build every task of one attempt (new queues, copies of the functions, state from
+        ``restored``) and start their threads."""
+        plan, job = self.plan, self.info
+        self._abort = threading.Event()
         self.queues = {
-            chain.id: [queue.Queue(maxsize=capacity) for _ in range(chain.parallelism)]
+            chain.id: [queue.Queue(maxsize=self._capacity) for _ in range(chain.parallelism)]
             for chain in plan.chains if not chain.is_source
         }
-        self.tasks: list[ChainTask] = []
-        restored = (states_for(plan, read_savepoint(job.resume_from), job.allow_dropped_state,
-                               f"resuming {job.job_name!r} from {job.resume_from}")
-                    if job.resume_from else {})
+        checkpoints = self.task_checkpoints()
+        tasks = []
         for chain in plan.chains:
             for index in range(chain.parallelism):
                 functions = [_copy_function(op.function, op.name) for op in chain.operators]
                 task = ChainTask(plan, chain, index, job, functions, self._emitter(chain.id))
                 task.savepointing = self.savepointing
                 task.restore_state = restored.get((chain.id, index))
-                self.tasks.append(task)
+                task.checkpoints = checkpoints
+                tasks.append(task)
+        self.tasks = tasks
         self.threads = [
             threading.Thread(target=self._run_task, args=(task,), daemon=True,
                              name=f"sage-{task.chain.name}-{task.index}")
-            for task in self.tasks
+            for task in tasks
         ]
         for thread in self.threads:
             thread.start()
-        self._reporting.start()
-        threading.Thread(target=self._supervise, daemon=True, name="sage-supervisor").start()
+
+    def trigger_checkpoint(self, checkpoint_id: int) -> None:
+        if self._checkpoints is None:
+            raise RuntimeError("no attempt is running")
+        self._checkpoints.requested = checkpoint_id
+
+    def checkpoint_complete(self, checkpoint_id: int) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.completed = checkpoint_id
 
     def _emitter(self, chain_id: int):
         targets = [self.queues[edge.target] for edge in self.plan.outputs_of(chain_id)]
@@ -111,7 +129,7 @@ class LocalJob(RunningJob):
                 task.run_inbox(self.queues[task.chain.id][task.index], self._abort.is_set,
                                self.plan.expected_end_markers(task.chain.id))
             if self.savepointing() and not task.abandoned:
-                self.store_snapshot(task.chain, task.index, task.snapshot())
+                self.store_snapshot(task.chain, task.index, task.snapshot(savepoint=True))
             failed = False
         except Aborted:
             pass
@@ -143,6 +161,15 @@ class LocalJob(RunningJob):
         self._abort.set()
 
     def _supervise(self) -> None:
+        while self._wait_attempt():
+            restored = self.restart_from()
+            if restored is None:
+                break
+            self._start_attempt(restored)
+        self.finish()
+
+    def _wait_attempt(self) -> bool:
+        """Wait for every thread of the attempt; whether they all ended (else some were left)."""
         for thread in self.threads:
             while thread.is_alive():
                 thread.join(POLL_S)
@@ -150,9 +177,8 @@ class LocalJob(RunningJob):
                     self._abort.set()
                 if self.stop_overdue(1.0):
                     self._leave_behind()
-                    self.finish()
-                    return
-        self.finish()
+                    return False
+        return True
 
     def _leave_behind(self) -> None:
         for task, thread in zip(self.tasks, self.threads, strict=True):

@@ -25,6 +25,7 @@ import ray
 from sage.kernel.api.record_events import listen
 from sage.kernel.errors import SageError
 from sage.kernel.log import configure_default_logging
+from sage.kernel.runtime.checkpoints import TaskCheckpoints
 from sage.kernel.runtime.ray.channels import OutputChannels
 from sage.kernel.runtime.ray.output_buffer import OutputBuffer
 from sage.kernel.runtime.task import END, POLL_S, Aborted, ChainTask, JobInfo
@@ -77,13 +78,15 @@ class ChainActor:
         sys.stdout = OutputTap(sys.stdout, self)
         sys.stderr = OutputTap(sys.stderr, self)
         self.ready = threading.Event()  # set once setup() has built this job's instance
+        self._reports_lock = threading.Lock()
 
     @ray.method(concurrency_group="control")
     def setup(self, plan_bytes: bytes, chain_id: int, index: int, job: JobInfo, capacity: int,
-              targets: list[list[Any]]) -> None:
-        """Build and open this job's chain instance; start its task thread (not a source's).
-        Whatever fails here (a module missing on the worker, an open() that raises) is this
-        instance's error, which its result() reports."""
+              targets: list[list[Any]], restore_state: dict[str, Any] | None = None) -> None:
+        """Build and open this job's chain instance (with ``restore_state``, its state from a
+        checkpoint or savepoint); start its task thread (not a source's). Whatever fails here
+        (a module missing on the worker, an open() that raises) is this instance's error,
+        which its result() reports."""
         self.output.start(job.capture_output)
         self.job_id = job.job_id
         self.abort_flag = threading.Event()
@@ -94,6 +97,7 @@ class ChainActor:
         self.closed = False
         self.sink_results: dict[str, Any] = {}
         self.task: ChainTask | None = None
+        self._checkpoint_reports: list[tuple[int | None, bytes]] = []
         self._unlisten = [listen(job.job_id, listener) for listener in job.record_listeners]
         try:
             plan = cloudpickle.loads(plan_bytes)
@@ -107,6 +111,9 @@ class ChainActor:
             functions = _own_copies([op.function for op in self.chain.operators])
             self.task = ChainTask(plan, self.chain, index, job, functions, self.outputs.send,
                                   self.outputs.idle)
+            self.task.restore_state = restore_state
+            if job.checkpoint is not None:
+                self.task.checkpoints = TaskCheckpoints(self._keep_checkpoint_report)
             self.task.open()
             _freeze_long_lived_objects()
         except BaseException as exc:
@@ -167,9 +174,10 @@ class ChainActor:
         self._put(batch)
         return self.inbox.qsize()
 
-    def end(self) -> None:
-        """An end-of-stream marker from one upstream instance."""
-        self._put(END)
+    def end(self, sender: tuple[int, int] | None = None) -> None:
+        """An end-of-stream marker from one upstream instance (tagged with it when the job
+        checkpoints: alignment stops waiting for an ended sender's barriers)."""
+        self._put(END if sender is None else (sender, END))
 
     def _put(self, item: Any) -> None:
         if not self._wait_ready():
@@ -193,7 +201,10 @@ class ChainActor:
         self.ready.wait()
         self.done.wait()
         lines, dropped = self._drain_logs()
+        with self._reports_lock:
+            reports, self._checkpoint_reports = self._checkpoint_reports, []
         return {"error": _portable(self.error), "aborted": self.aborted, "sink_results": self.sink_results,
+                "checkpoint_reports": reports,
                 "metrics": self._metrics(), "logs": lines, "dropped": dropped,
                 "abandoned": self.task.abandoned if self.task is not None else None}
 
@@ -205,6 +216,29 @@ class ChainActor:
         return {"metrics": self._metrics(), "in_flight": self.outputs.depths() if self.task else [],
                 "logs": lines, "dropped": dropped, "done": self.done.is_set(),
                 "node": ray.util.get_node_ip_address()}
+
+    @ray.method(concurrency_group="control")
+    def trigger_checkpoint(self, checkpoint_id: int) -> None:
+        """Start checkpoint ``checkpoint_id`` (a source instance)."""
+        if self.ready.is_set() and self.task is not None and self.task.checkpoints is not None:
+            self.task.checkpoints.requested = checkpoint_id
+
+    @ray.method(concurrency_group="control")
+    def checkpoint_complete(self, checkpoint_id: int) -> None:
+        """Checkpoint ``checkpoint_id`` is written: two-phase functions may commit up to it."""
+        if self.ready.is_set() and self.task is not None and self.task.checkpoints is not None:
+            self.task.checkpoints.completed = checkpoint_id
+
+    @ray.method(concurrency_group="control")
+    def take_checkpoint_reports(self) -> list[tuple[int | None, bytes]]:
+        """This instance's states for checkpoints since the last call ((None, state): its final state)."""
+        with self._reports_lock:
+            reports, self._checkpoint_reports = self._checkpoint_reports, []
+        return reports
+
+    def _keep_checkpoint_report(self, chain_id: int, index: int, checkpoint_id: int | None, state: bytes) -> None:
+        with self._reports_lock:
+            self._checkpoint_reports.append((checkpoint_id, state))
 
     @ray.method(concurrency_group="control")
     def abort(self) -> None:
@@ -244,7 +278,7 @@ class ChainActor:
         if errors:
             raise errors[0]
         self.sink_results = self.task.sink_results()
-        self.outputs.send_end_markers()
+        self.outputs.send_end_markers(self.task.sender if self.task.job.checkpoint is not None else None)
         self.done.set()
 
     def _close(self) -> list[BaseException]:

@@ -68,10 +68,11 @@ class OutputChannels:
             for pending in edge:
                 self._wait(pending, 0)
 
-    def send_end_markers(self) -> None:
-        """One end-of-stream marker to every instance of every downstream chain."""
+    def send_end_markers(self, sender: tuple[int, int] | None = None) -> None:
+        """One end-of-stream marker to every instance of every downstream chain (naming
+        ``sender`` when the job checkpoints)."""
         self.flush()
-        refs = [actor.end.remote() for edge in self.targets for actor in edge]
+        refs = [actor.end.remote(sender) for edge in self.targets for actor in edge]
         self._wait(refs, 0)
 
     def depths(self) -> list[tuple[int, int, int]]:

@@ -99,55 +99,82 @@ class RayJob(RunningJob):
 
     def __init__(self, plan: PhysicalPlan, job: JobInfo, capacity: int, reporters: list[Any],
                  report_interval_s: float, plan_bytes: bytes) -> None:
+        self.instances: dict[tuple[int, int], _Instance] = {}
+        self.sources: list[_Instance] = []
         super().__init__(plan, job, reporters, report_interval_s)
         self._aborted = False
         self._snapshots: dict[Any, _Instance] = {}  # snapshot calls not yet answered
         self._snapshot_lock = threading.Lock()
-        plan_ref = ray.put(plan_bytes)
-        self.instances: dict[tuple[int, int], _Instance] = {}
-        try:
-            for chain in reversed(plan.chains):
-                targets = [
-                    [self.instances[(edge.target, i)].actor for i in range(edge.target_parallelism)]
-                    for edge in plan.outputs_of(chain.id)
-                ]
-                options = actor_options(chain)
-                for index in range(chain.parallelism):
-                    actor = IDLE_WORKERS.take(options) or ChainActor.options(max_restarts=0, **options).remote()
-                    actor.setup.remote(plan_ref, chain.id, index, job, capacity, targets)
-                    self.instances[(chain.id, index)] = _Instance(chain, index, actor, options)
-        except BaseException:
-            self._kill_actors()
-            raise
-        self.sources = [i for i in self.instances.values() if i.chain.is_source]
-        for instance in self.sources:
-            instance.actor.run_source.remote()
+        self._capacity = capacity
+        self._plan_ref = ray.put(plan_bytes)
+        self._start_attempt(self.initial_states())
         self._reporting.start()
         _RUNNING.add(self)
         threading.Thread(target=self._supervise, daemon=True, name=f"sage-ray-{job.job_id}").start()
         log.info("job started on ray", job=job.job_name, job_id=job.job_id, actors=len(self.instances))
 
+    def _start_attempt(self, restored: dict[tuple[int, int], dict[str, dict[str, Any]]]) -> None:
+        """Set up one actor per chain instance (downstream first, so each gets its targets'
+        handles), each with its state from ``restored``, and start the sources."""
+        instances: dict[tuple[int, int], _Instance] = {}
+        self.task_checkpoints()  # a new epoch: reports of an earlier attempt are ignored
+        self._epoch = self.coordinator.epoch if self.coordinator is not None else 0
+        try:
+            for chain in reversed(self.plan.chains):
+                targets = [
+                    [instances[(edge.target, i)].actor for i in range(edge.target_parallelism)]
+                    for edge in self.plan.outputs_of(chain.id)
+                ]
+                options = actor_options(chain)
+                for index in range(chain.parallelism):
+                    actor = IDLE_WORKERS.take(options) or ChainActor.options(max_restarts=0, **options).remote()
+                    actor.setup.remote(self._plan_ref, chain.id, index, self.info, self._capacity, targets,
+                                       restored.get((chain.id, index)))
+                    instances[(chain.id, index)] = _Instance(chain, index, actor, options)
+        except BaseException:
+            self._kill_actors(list(instances.values()))
+            raise
+        with self._lock:
+            self.instances = instances
+        self.sources = [i for i in instances.values() if i.chain.is_source]
+        for instance in self.sources:
+            instance.actor.run_source.remote()
+
+    def trigger_checkpoint(self, checkpoint_id: int) -> None:
+        if not self.sources:
+            raise RuntimeError("no attempt is running")
+        for inst in self.sources:
+            inst.actor.trigger_checkpoint.remote(checkpoint_id)
+
+    def checkpoint_complete(self, checkpoint_id: int) -> None:
+        for inst in list(self.instances.values()):
+            inst.actor.checkpoint_complete.remote(checkpoint_id)
+
+    def _report_checkpoints(self, inst: _Instance, reports: list[tuple[int | None, bytes]]) -> None:
+        if self.coordinator is not None:
+            for checkpoint_id, state in reports:
+                self.coordinator.report(self._epoch, (inst.chain.id, inst.index), checkpoint_id, state)
+
+    def _poll_checkpoints(self, waiting: dict[Any, _Instance]) -> None:
+        """Hand the states running actors took for checkpoints to the coordinator."""
+        if self.coordinator is None:
+            return
+        asks = {inst.actor.take_checkpoint_reports.remote(): inst for inst in waiting.values()}
+        ready, _ = ray.wait(list(asks), num_returns=len(asks), timeout=POLL_S)
+        for ref in ready:
+            with contextlib.suppress(Exception):  # a lost actor: its result call reports it
+                self._report_checkpoints(asks[ref], ray.get(ref))
+
     # -- supervision ----------------------------------------------------------------
     def _supervise(self) -> None:
         try:
-            waiting = {inst.actor.result.remote(): inst for inst in self.instances.values()}
-            while waiting:
-                if not ray.is_initialized():  # the driver is exiting: never start a new Ray here
-                    self.add_note("the driver shut Ray down while the job ran")
+            while self._watch_attempt():
+                self._kill_actors()  # a failed attempt's workers are not reused
+                restored = self.restart_from()
+                if restored is None:
                     break
-                ready, _ = ray.wait(list(waiting), num_returns=1, timeout=POLL_S)
-                for ref in ready:
-                    self._collect(waiting.pop(ref), ref)
-                if self.stop_overdue(ABORT_AT):
-                    self.abort()
-                if self.stop_overdue(1.0):
-                    for inst in waiting.values():
-                        self.add_note(f"operator chain {inst.chain.name!r} (instance {inst.index}) did "
-                                      "not stop within the grace period and its actor was killed")
-                    break
-            with self._snapshot_lock:  # keep the log lines of replies still on their way
-                if ray.is_initialized():
-                    self._collect_snapshots(POLL_S)
+                self._aborted = False
+                self._start_attempt(restored)
         except Exception as exc:
             self.record_error(SageError(
                 f"lost track of the job's actors: {type(exc).__name__}: {exc}"))
@@ -156,6 +183,30 @@ class RayJob(RunningJob):
             result = self.finish()
             log.info("job ended on ray", job=self.info.job_name, job_id=self.job_id,
                      status=result.status)
+
+    def _watch_attempt(self) -> bool:
+        """Collect every actor's result; whether the attempt failed and may be restarted."""
+        waiting = {inst.actor.result.remote(): inst for inst in self.instances.values()}
+        while waiting:
+            if not ray.is_initialized():  # the driver is exiting: never start a new Ray here
+                self.add_note("the driver shut Ray down while the job ran")
+                break
+            ready, _ = ray.wait(list(waiting), num_returns=1, timeout=POLL_S)
+            for ref in ready:
+                self._collect(waiting.pop(ref), ref)
+            if waiting:
+                self._poll_checkpoints(waiting)
+            if self.stop_overdue(ABORT_AT):
+                self.abort()
+            if self.stop_overdue(1.0):
+                for inst in waiting.values():
+                    self.add_note(f"operator chain {inst.chain.name!r} (instance {inst.index}) did "
+                                  "not stop within the grace period and its actor was killed")
+                return False
+        with self._snapshot_lock:  # keep the log lines of replies still on their way
+            if ray.is_initialized():
+                self._collect_snapshots(POLL_S)
+        return bool(self._errors) and ray.is_initialized()
 
     def _release_actors(self) -> None:
         """Keep the workers that ended cleanly for the next job; kill the others."""
@@ -193,6 +244,7 @@ class RayJob(RunningJob):
                 f"{inst.chain.parallelism}) was lost: {type(exc).__name__}: {exc}"))
             inst.done = True
             return
+        self._report_checkpoints(inst, outcome.get("checkpoint_reports", []))
         with self._lock:
             inst.metrics = outcome["metrics"]
             inst.logs.extend(outcome["logs"])

@@ -1,0 +1,97 @@
+"""A bounded keyed stateful job for the checkpoint and restart tests, on either runtime.
+
+Numbers -> FailOnce (parallelism 2) -> event time -> key_by -> running sum (collected as
+"totals") and a 1-second tumbling-window count (collected as "windows"). ``FailOnce`` raises
+once, at a chosen record, and only after a checkpoint of the job is complete, so the restart
+goes back to a checkpoint taken mid-stream; a flag file makes it fail in one attempt only
+(the file is seen by every process of a Ray cluster on this machine).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sage.kernel.api import MapFunction, SourceFunction, Tumbling
+
+N = 100_000
+KEYS = 50
+
+
+class Numbers(SourceFunction):
+    """0 .. n-1 from a generator (read on the reader thread); ``snapshot()`` is the position
+    after the last record yielded."""
+
+    def __init__(self, n: int = N) -> None:
+        self.n, self.next = n, 0
+
+    def read(self):
+        while self.next < self.n:
+            number = self.next
+            self.next += 1
+            yield number
+
+    def snapshot(self) -> dict[str, int]:
+        return {"next": self.next}
+
+    def restore(self, state: dict[str, int]) -> None:
+        self.next = state["next"]
+
+
+class FailOnce(MapFunction):
+    """Passes records on; the first time it sees ``at`` it waits for a complete checkpoint
+    under ``checkpoints`` (at most 30 s), leaves ``flag`` and raises. ``always``: every attempt."""
+
+    def __init__(self, flag: str, at: int, checkpoints: str | None, always: bool = False) -> None:
+        self.flag, self.at, self.checkpoints, self.always = flag, at, checkpoints, always
+
+    def map(self, record: int) -> int:
+        if record == self.at and (self.always or not os.path.exists(self.flag)):
+            deadline = time.monotonic() + 30
+            while (self.checkpoints and not glob.glob(os.path.join(self.checkpoints, "*", "chk-*"))
+                   and time.monotonic() < deadline):
+                time.sleep(0.01)
+            Path(self.flag).touch()
+            raise RuntimeError(f"injected failure at record {record}")
+        return record
+
+
+def key(number: int) -> int:
+    return number % KEYS
+
+
+def build(env: Any, flag: Path, checkpoints: Path | None, at: int = N * 3 // 5, n: int = N,
+          always: bool = False) -> Any:
+    """The job, on ``env``; ``at=-1``: nothing fails."""
+    numbers = (env.from_source(Numbers(n), name="numbers")
+               .map(FailOnce(str(flag), at, str(checkpoints) if checkpoints else None, always),
+                    parallelism=2, name="fail once")
+               .assign_timestamps(lambda number: number, name="event time"))
+    keyed = numbers.key_by(key)
+    keyed.sum(name="sum", parallelism=2).collect("collect totals")
+    keyed.window(Tumbling(1000)).count(name="count", parallelism=2).collect("collect windows")
+    return env
+
+
+def outcome(result: Any) -> tuple[Counter, Counter]:
+    """What a run produced: every running total emitted, every window's count (multisets)."""
+    totals = Counter(result.collected("collect totals"))
+    windows = Counter((w.key, w.start, w.value) for w in result.collected("collect windows"))
+    return totals, windows
+
+
+def expected(n: int = N) -> tuple[Counter, Counter]:
+    """The outcome of an undisturbed run, computed by hand."""
+    running: dict[int, int] = {}
+    totals: Counter = Counter()
+    windows: Counter = Counter()
+    for number in range(n):
+        k = key(number)
+        running[k] = running.get(k, 0) + number
+        totals[(k, running[k])] += 1
+        windows[(k, float(number // 1000 * 1000))] += 1
+    return totals, Counter((k, start, count) for (k, start), count in windows.items())
