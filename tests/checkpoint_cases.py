@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import os
+import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -44,10 +45,12 @@ class Numbers(SourceFunction):
 
 class FailOnce(MapFunction):
     """Passes records on; the first time it sees ``at`` it waits for a complete checkpoint
-    under ``checkpoints`` (at most 30 s), leaves ``flag`` and raises. ``always``: every attempt."""
+    under ``checkpoints`` (at most 30 s), leaves ``flag`` and raises (``kill``: SIGKILLs its
+    own process instead, as the OOM killer or an operator would). ``always``: every attempt."""
 
-    def __init__(self, flag: str, at: int, checkpoints: str | None, always: bool = False) -> None:
-        self.flag, self.at, self.checkpoints, self.always = flag, at, checkpoints, always
+    def __init__(self, flag: str, at: int, checkpoints: str | None, always: bool = False,
+                 kill: bool = False) -> None:
+        self.flag, self.at, self.checkpoints, self.always, self.kill = flag, at, checkpoints, always, kill
 
     def map(self, record: int) -> int:
         if record == self.at and (self.always or not os.path.exists(self.flag)):
@@ -56,6 +59,8 @@ class FailOnce(MapFunction):
                    and time.monotonic() < deadline):
                 time.sleep(0.01)
             Path(self.flag).touch()
+            if self.kill:
+                os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError(f"injected failure at record {record}")
         return record
 
@@ -65,10 +70,10 @@ def key(number: int) -> int:
 
 
 def build(env: Any, flag: Path, checkpoints: Path | None, at: int = N * 3 // 5, n: int = N,
-          always: bool = False) -> Any:
+          always: bool = False, kill: bool = False) -> Any:
     """The job, on ``env``; ``at=-1``: nothing fails."""
     numbers = (env.from_source(Numbers(n), name="numbers")
-               .map(FailOnce(str(flag), at, str(checkpoints) if checkpoints else None, always),
+               .map(FailOnce(str(flag), at, str(checkpoints) if checkpoints else None, always, kill),
                     parallelism=2, name="fail once")
                .assign_timestamps(lambda number: number, name="event time"))
     keyed = numbers.key_by(key)

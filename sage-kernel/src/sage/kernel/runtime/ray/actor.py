@@ -79,6 +79,7 @@ class ChainActor:
         sys.stderr = OutputTap(sys.stderr, self)
         self.ready = threading.Event()  # set once setup() has built this job's instance
         self._reports_lock = threading.Lock()
+        self._checkpoint_reports: list[tuple[int | None, bytes]] = []  # states the driver has not taken yet
 
     @ray.method(concurrency_group="control")
     def setup(self, plan_bytes: bytes, chain_id: int, index: int, job: JobInfo, capacity: int,
@@ -97,7 +98,8 @@ class ChainActor:
         self.closed = False
         self.sink_results: dict[str, Any] = {}
         self.task: ChainTask | None = None
-        self._checkpoint_reports: list[tuple[int | None, bytes]] = []
+        with self._reports_lock:
+            self._checkpoint_reports = []
         self._unlisten = [listen(job.job_id, listener) for listener in job.record_listeners]
         try:
             plan = cloudpickle.loads(plan_bytes)
