@@ -44,25 +44,33 @@ class Numbers(SourceFunction):
 
 
 class FailOnce(MapFunction):
-    """Passes records on; the first time it sees ``at`` it waits for a complete checkpoint
-    under ``checkpoints`` (at most 30 s), leaves ``flag`` and raises (``kill``: SIGKILLs its
-    own process instead, as the OOM killer or an operator would). ``always``: every attempt."""
+    """Passes records on; from record ``at`` on, once a checkpoint of the job is complete under
+    ``checkpoints`` (until then each of those records is slowed by 1 ms, so that one completes:
+    waiting inside ``map`` would hold the barriers back), it leaves ``flag`` and raises
+    (``kill``: SIGKILLs its own process instead, as the OOM killer would; ``pause``: waits, at
+    most 60 s, for that file to appear and goes on, so that a test can break something while
+    the job is held mid-stream). ``always``: in every attempt, else only while ``flag`` is absent."""
 
     def __init__(self, flag: str, at: int, checkpoints: str | None, always: bool = False,
-                 kill: bool = False) -> None:
+                 kill: bool = False, pause: str | None = None) -> None:
         self.flag, self.at, self.checkpoints, self.always, self.kill = flag, at, checkpoints, always, kill
+        self.pause = pause
 
     def map(self, record: int) -> int:
-        if record == self.at and (self.always or not os.path.exists(self.flag)):
-            deadline = time.monotonic() + 30
-            while (self.checkpoints and not glob.glob(os.path.join(self.checkpoints, "*", "chk-*"))
-                   and time.monotonic() < deadline):
+        if self.at < 0 or record < self.at or not (self.always or not os.path.exists(self.flag)):
+            return record
+        if self.checkpoints and not glob.glob(os.path.join(self.checkpoints, "*", "chk-*")):
+            time.sleep(0.001)
+            return record
+        Path(self.flag).touch()
+        if self.pause:
+            deadline = time.monotonic() + 60
+            while not os.path.exists(self.pause) and time.monotonic() < deadline:
                 time.sleep(0.01)
-            Path(self.flag).touch()
-            if self.kill:
-                os.kill(os.getpid(), signal.SIGKILL)
-            raise RuntimeError(f"injected failure at record {record}")
-        return record
+            return record
+        if self.kill:
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise RuntimeError(f"injected failure at record {record}")
 
 
 def key(number: int) -> int:
@@ -70,10 +78,11 @@ def key(number: int) -> int:
 
 
 def build(env: Any, flag: Path, checkpoints: Path | None, at: int = N * 3 // 5, n: int = N,
-          always: bool = False, kill: bool = False) -> Any:
+          always: bool = False, kill: bool = False, pause: Path | None = None) -> Any:
     """The job, on ``env``; ``at=-1``: nothing fails."""
     numbers = (env.from_source(Numbers(n), name="numbers")
-               .map(FailOnce(str(flag), at, str(checkpoints) if checkpoints else None, always, kill),
+               .map(FailOnce(str(flag), at, str(checkpoints) if checkpoints else None, always, kill,
+                             str(pause) if pause else None),
                     parallelism=2, name="fail once")
                .assign_timestamps(lambda number: number, name="event time"))
     keyed = numbers.key_by(key)

@@ -4,16 +4,24 @@ the results of an undisturbed run."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from tests.checkpoint_cases import build, expected, outcome
+from tests.services import sage
+from tests.streaming_cases import wait_for
 
 pytestmark = pytest.mark.integration
 
 
-def config(tmp_path, interval_s: float = 0.2):
+def config(tmp_path, interval_s: float = 0.2, attempts: int = 2, delay_s: float = 0.2):
     return {"checkpoint": {"interval_s": interval_s, "dir": str(tmp_path / "checkpoints")},
-            "restart": {"attempts": 2, "delay_s": 0.2}, "progress": False}
+            "restart": {"attempts": attempts, "delay_s": delay_s}, "progress": False}
 
 
 def test_an_operator_that_raises_mid_stream_restarts_from_the_checkpoint(ray_env, tmp_path):
@@ -30,3 +38,49 @@ def test_a_sigkilled_actor_process_restarts_from_the_checkpoint(ray_env, tmp_pat
     assert (tmp_path / "failed").exists() and result.restarts == 1
     assert any("from checkpoint" in note and "was lost" in note for note in result.notes), result.notes
     assert outcome(result) == expected()
+
+
+def raylet_of(node_id: str) -> int:
+    """The process id of the raylet of Ray node ``node_id`` (every node of this test runs here)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmdline[0].endswith(b"raylet") and f"--node_id={node_id}".encode() in cmdline:
+            return int(proc.name)
+    raise AssertionError(f"no raylet process of node {node_id}")
+
+
+def test_a_worker_node_whose_raylet_is_killed_takes_its_instances_down_and_the_job_restarts_without_it(
+        cluster, ray_env, tmp_path):
+    import ray
+    from sage.kernel.runtime.ray.idle_workers import IDLE_WORKERS
+
+    worker_home = Path(tempfile.mkdtemp(prefix="sgk", dir="/tmp"))
+    joined = sage("cluster", "start", "--worker", f"--head-address=127.0.0.1:{cluster.client_port}",
+                  "--jobmanager-port", str(cluster.jobmanager_port), "--num-cpus", "1",
+                  home=worker_home, env={"SAGE_TOKEN": cluster.token})
+    assert joined.returncode == 0, joined.stderr
+    IDLE_WORKERS.clear()  # new workers, spread over both nodes (kept ones all live on the head)
+    try:
+        # Until Ray has declared the node dead (seconds), a restart may place an instance on it and
+        # fail again at once: three attempts, 1 s apart and doubling, as the docs advise.
+        settings = config(tmp_path, attempts=3, delay_s=1.0)
+        env = build(ray_env("ray node lost", **settings), tmp_path / "held", tmp_path / "checkpoints",
+                    pause=tmp_path / "go")
+        handle = env.submit()
+        wait_for(lambda: (tmp_path / "held").exists() or handle.status() != "running", timeout_s=120)
+        assert handle.status() == "running", handle.wait().error  # held, a checkpoint being complete
+        (worker,) = [node for node in ray.nodes()
+                     if node["Alive"] and "node:__internal_head__" not in node["Resources"]]
+        os.kill(raylet_of(worker["NodeID"]), signal.SIGKILL)  # the node's workers go down with it
+        (tmp_path / "go").touch()
+        result = handle.wait(timeout=300)
+        assert result.status == "finished", result.error
+        assert result.restarts >= 1 and any("from checkpoint" in note for note in result.notes), result.notes
+        assert outcome(result) == expected()
+    finally:
+        IDLE_WORKERS.clear()  # idle workers of this process may have lived on the dead node
+        sage("cluster", "stop", home=worker_home)
+        shutil.rmtree(worker_home, ignore_errors=True)

@@ -47,7 +47,7 @@ def test_when_the_restarts_are_spent_the_job_fails_with_every_cause(tmp_path):
         env.execute()
     assert failed.value.result.restarts == 2
     message = str(failed.value)
-    assert "after 2 restart(s)" in message and message.count("injected failure at record 2500") == 3
+    assert "after 2 restart(s)" in message and message.count("injected failure at record") == 3
     assert "fail once" in message  # the operator is named
 
 

@@ -189,19 +189,19 @@ class CheckpointCoordinator:
                         log.warning("checkpoint given up", job=self.job_name, checkpoint=checkpoint_id,
                                     timeout_s=self.settings.timeout_s)
                         del self._pending[checkpoint_id], self._started[checkpoint_id]
-                if self._pending or len(self._final) == len(self._tasks):
-                    continue  # one at a time; none once every task has ended
-                checkpoint_id = self._next_id
-                self._next_id += 1
-                self._pending[checkpoint_id] = {}
-                self._started[checkpoint_id] = now
+                if len(self._final) == len(self._tasks):
+                    continue  # every task has ended
+                if self._pending:  # one at a time; ask again (a source that was not set up yet missed it)
+                    checkpoint_id = max(self._pending)
+                else:
+                    checkpoint_id = self._next_id
+                    self._next_id += 1
+                    self._pending[checkpoint_id] = {}
+                    self._started[checkpoint_id] = now
             try:
                 self._trigger(checkpoint_id)
             except Exception as exc:  # between attempts, or the job is ending: try at the next tick
                 log.debug("checkpoint not started", job=self.job_name, checkpoint=checkpoint_id, error=str(exc))
-                with self._lock:
-                    self._pending.pop(checkpoint_id, None)
-                    self._started.pop(checkpoint_id, None)
 
     def _write_loop(self) -> None:
         while (item := self._writes.get()) is not None:

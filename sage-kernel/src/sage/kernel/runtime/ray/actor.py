@@ -221,8 +221,8 @@ class ChainActor:
 
     @ray.method(concurrency_group="control")
     def trigger_checkpoint(self, checkpoint_id: int) -> None:
-        """Start checkpoint ``checkpoint_id`` (a source instance)."""
-        if self.ready.is_set() and self.task is not None and self.task.checkpoints is not None:
+        """Start checkpoint ``checkpoint_id`` (a source instance; once it is set up)."""
+        if self._wait_ready() and self.task is not None and self.task.checkpoints is not None:
             self.task.checkpoints.requested = checkpoint_id
 
     @ray.method(concurrency_group="control")
