@@ -9,6 +9,7 @@ import time
 import pytest
 from sage.kernel.api import RemoteEnvironment, SourceFunction
 
+from tests.distributed.cli_examples import documented
 from tests.services import sage
 from tests.streaming_cases import wait_for
 
@@ -45,7 +46,11 @@ def test_a_running_job_can_be_listed_inspected_followed_and_stopped(cluster):
     instance_rows = [line for line in status.stdout.splitlines() if "│ inc " in line]
     assert len(instance_rows) == 3  # instances 0 and 1, and the total
 
-    metrics = json.loads(sage("job", "metrics", job.job_id, *port, home=home).stdout)
+    wait_for(lambda: "processing_ms" in job.metrics().get("inc", {}), poll_s=0.5)
+    table = sage("job", "metrics", job.job_id, *port, home=home).stdout
+    for text in ("operator", "metric", "value", "inc", "records_in", "processing_ms", "p99="):
+        assert text in table, (text, table)
+    metrics = json.loads(sage("job", "metrics", job.job_id, "--json", *port, home=home).stdout)
     assert metrics["metrics"]["inc"]["records_in"] > 0
     assert {row["instance"] for row in metrics["instances"] if row["operator"] == "inc"} == {0, 1}
 
@@ -82,6 +87,18 @@ def test_job_and_cluster_commands_answer_in_json_and_stopping_an_ended_job_says_
     status = json.loads(sage("job", "status", result.job_id, "--json", *port, home=home).stdout)
     assert status["status"] == "finished"
     assert status["metrics"]["double"]["records_in"] == 10
+
+    # the pipeline of cli.md's examples: what the page shows is what the commands print
+    metrics = json.loads(sage("job", "metrics", result.job_id, "--json", *port, home=home).stdout)
+    shown = documented("metrics")
+    assert set(metrics) == set(shown) == {"metrics", "instances", "throughput"}
+    assert list(metrics["metrics"]) == list(shown["metrics"])  # operators in plan order, with their counts
+    assert all(shown["metrics"][name].items() <= metrics["metrics"][name].items() for name in shown["metrics"])
+    assert [set(row) for row in metrics["instances"]] == [set(row) for row in shown["instances"]]
+    assert {name: (m["records_in"], m["records_out"]) for name, m in metrics["metrics"].items()} == {
+        name: (m["records_in"], m["records_out"]) for name, m in result.metrics.items()}
+    assert metrics["metrics"]["double"]["records_out"] == 10
+    assert sum(row["records_in"] for row in metrics["instances"] if row["operator"] == "drop") == 10
 
     state = json.loads(sage("cluster", "status", "--json", *port, home=home).stdout)
     assert state["jobmanager"]["status"] == "ok"

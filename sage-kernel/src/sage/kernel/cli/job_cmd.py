@@ -90,10 +90,28 @@ def status(job_id: str, host: str = HostOption, port: int = PortOption, as_json:
     console.print(table)
 
 
+def _value(value: Any) -> str:
+    """A metric as the table shows it: a number, or a recorded series' count, mean, p50, p99, max."""
+    if isinstance(value, dict):
+        return (f"count={value.get('count', 0):,} mean={value.get('mean', 0):,.2f} p50={value.get('p50', 0):,.2f} "
+                f"p99={value.get('p99', 0):,.2f} max={value.get('max', 0):,.2f}")
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.2f}"
+    return f"{value:,}" if isinstance(value, int | float) else str(value)
+
+
 @app.command("metrics")
-def metrics(job_id: str, host: str = HostOption, port: int = PortOption) -> None:
-    """A job's metrics (built-in and recorded by user code) as JSON."""
-    print(json.dumps(_call(_client(host, port).metrics, job_id), indent=2, default=str))
+def metrics(job_id: str, host: str = HostOption, port: int = PortOption, as_json: bool = JsonOption) -> None:
+    """A job's metrics per operator, built-in and recorded by user code (series as count, mean, p50, p99, max)."""
+    answer = _call(_client(host, port).metrics, job_id)
+    if as_json:
+        print(json.dumps(answer, indent=2, default=str))
+        return
+    table = Table("operator", "metric", "value")
+    for name, group in answer["metrics"].items():
+        for metric, value in group.items():
+            table.add_row(Text(name), Text(metric), Text(_value(value)))
+    Console(width=200).print(table)
 
 
 @app.command("stop")
