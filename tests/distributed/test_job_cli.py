@@ -55,6 +55,9 @@ def test_a_running_job_can_be_listed_inspected_followed_and_stopped(cluster):
     assert {row["instance"] for row in metrics["instances"] if row["operator"] == "inc"} == {0, 1}
 
     wait_for(lambda: "tick 500" in sage("job", "logs", job.job_id, *port, home=home).stdout, poll_s=0.5)
+    so_far = json.loads(sage("job", "logs", job.job_id, "--json", *port, home=home).stdout)
+    assert so_far["job_id"] == job.job_id and so_far["done"] is False
+    assert any(line.endswith("] tick 500") for line in so_far["lines"]), so_far["lines"]
 
     stopped = sage("job", "stop", job.job_id, *port, home=home)
     assert stopped.returncode == 0, stopped.stderr
@@ -65,6 +68,9 @@ def test_a_running_job_can_be_listed_inspected_followed_and_stopped(cluster):
     followed = sage("job", "logs", job.job_id, "--follow", *port, home=home)
     assert "tick 0" in followed.stdout
     assert "stop requested" in followed.stdout and "job cancelled" in followed.stdout
+    whole = json.loads(sage("job", "logs", job.job_id, "--follow", "--json", *port, home=home).stdout)
+    assert whole["done"] is True
+    assert whole["lines"] == followed.stdout.splitlines()
     assert "cancelled" in sage("job", "status", job.job_id, *port, home=home).stdout
 
 
@@ -99,6 +105,11 @@ def test_job_and_cluster_commands_answer_in_json_and_stopping_an_ended_job_says_
         name: (m["records_in"], m["records_out"]) for name, m in result.metrics.items()}
     assert metrics["metrics"]["double"]["records_out"] == 10
     assert sum(row["records_in"] for row in metrics["instances"] if row["operator"] == "drop") == 10
+
+    log = json.loads(sage("job", "logs", result.job_id, "--json", *port, home=home).stdout)
+    assert log["done"] is True and set(log) == set(documented("logs"))
+    assert f"submitted job 'short' as {result.job_id} (" in log["lines"][0], log["lines"]
+    assert " job finished in " in log["lines"][-1], log["lines"]
 
     state = json.loads(sage("cluster", "status", "--json", *port, home=home).stdout)
     assert state["jobmanager"]["status"] == "ok"

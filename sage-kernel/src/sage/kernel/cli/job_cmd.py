@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -126,19 +127,37 @@ def stop(job_id: str, host: str = HostOption, port: int = PortOption) -> None:
               f"(`sage job status {job['job_id']}`)", highlight=False, markup=False)
 
 
-@app.command("logs")
-def logs(job_id: str, follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the job ends."),
-         host: str = HostOption, port: int = PortOption) -> None:
-    """What the job's functions printed, and its lifecycle events (read page by page)."""
-    client = _client(host, port)
+def _pages(client: JobManagerClient, job_id: str, follow: bool) -> Iterator[dict[str, Any]]:
+    """The job's log page by page from its start; with ``follow``, until the job has ended."""
     offset = 0
     while True:
         page = _call(client.logs, job_id, offset)
-        sys.stdout.write(page["text"])
-        sys.stdout.flush()
+        yield page
         offset = page["offset"]
         if offset < page["size"] and page["text"]:
             continue  # more of the log is there already
         if not follow or page["done"]:
             return
         time.sleep(0.5)
+
+
+@app.command("logs")
+def logs(job_id: str, follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the job ends."),
+         host: str = HostOption, port: int = PortOption,
+         as_json: bool = typer.Option(False, "--json", help="Print the log as one JSON object (with --follow: "
+                                                             "once the job has ended).")) -> None:
+    """What the job's functions printed, and its lifecycle events (read page by page)."""
+    client = _client(host, port)
+    if not as_json:
+        for page in _pages(client, job_id, follow):
+            sys.stdout.write(page["text"])
+            sys.stdout.flush()
+        return
+    texts, done = [], False
+    for page in _pages(client, job_id, follow):
+        texts.append(page["text"])
+        done = page["done"]
+    lines = "".join(texts).split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the log ends with a newline
+    print(json.dumps({"job_id": job_id, "done": done, "lines": lines}, indent=2))
