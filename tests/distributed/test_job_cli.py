@@ -106,6 +106,15 @@ def test_job_and_cluster_commands_answer_in_json_and_stopping_an_ended_job_says_
     assert metrics["metrics"]["double"]["records_out"] == 10
     assert sum(row["records_in"] for row in metrics["instances"] if row["operator"] == "drop") == 10
 
+    graph = json.loads(sage("job", "graph", result.job_id, "--json", *port, home=home).stdout)
+    assert set(graph) == {"job_id", "text", "mermaid", "dot"} and graph["job_id"] == result.job_id
+    assert {**graph, "job_id": None} == {**documented("graph"), "job_id": None}
+    assert graph["text"].startswith("pipeline 'short'") and "double in=10 out=10" in graph["text"]
+    assert graph["mermaid"].startswith("flowchart LR") and "drop in=10 out=0" in graph["mermaid"]
+    assert graph["dot"].startswith('digraph "short"') and "double in=10 out=10" in graph["dot"]
+    both = sage("job", "graph", result.job_id, "--json", "--format", "dot", *port, home=home)
+    assert both.returncode == 2 and "--json prints every format; leave out --format" in both.stderr
+
     log = json.loads(sage("job", "logs", result.job_id, "--json", *port, home=home).stdout)
     assert log["done"] is True and set(log) == set(documented("logs"))
     assert f"submitted job 'short' as {result.job_id} (" in log["lines"][0], log["lines"]

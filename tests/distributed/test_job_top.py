@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sage.kernel.api import RemoteEnvironment
 
@@ -27,6 +29,10 @@ def test_top_and_graph_show_a_running_job(cluster):
             assert text in screen, (text, screen)
         keyed = next(line for line in screen.splitlines() if "keyed" in line)
         assert "2" in keyed.split()  # its two instances
+
+        graph = json.loads(sage("job", "graph", job.job_id, "--json", *port, home=cluster.home).stdout)
+        assert graph["mermaid"].startswith("flowchart LR") and "hash(lambda)" in graph["mermaid"]
+        assert all(f"{name} in=" in graph["text"] for name in ("ticks", "keyed", "drop"))
 
         mermaid = sage("job", "graph", job.job_id, "--format", "mermaid", *port, home=cluster.home).stdout
         assert mermaid.startswith("flowchart LR") and "keyed in=" in mermaid and "hash(lambda)" in mermaid

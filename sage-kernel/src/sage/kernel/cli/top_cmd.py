@@ -3,6 +3,7 @@ job's plan with its latest counts."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -69,9 +70,15 @@ def top(host: str = HostOption, port: int = PortOption,
 
 
 def graph(job_id: str, host: str = HostOption, port: int = PortOption,
-          output: str = typer.Option("text", "--format", help="text, mermaid or dot.")) -> None:
+          output: str | None = typer.Option(None, "--format", help="text (the default), mermaid or dot."),
+          as_json: bool = typer.Option(False, "--json", help="Print every format in one JSON object.")) -> None:
     """A job's compiled plan (chains, parallelism, edges) with its latest counts."""
-    if output not in FORMATS:
+    if as_json and output is not None:
+        raise typer.BadParameter("--json prints every format; leave out --format", param_hint="--format")
+    if output is not None and output not in FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}", param_hint="--format")
     pictures = _call(_client(host, port).graph, job_id)
-    typer.echo(pictures[output])
+    if as_json:
+        print(json.dumps({"job_id": job_id, **{name: pictures[name] for name in FORMATS}}, indent=2))
+        return
+    typer.echo(pictures[output or "text"])
