@@ -1,4 +1,5 @@
-"""``sage job list | status | logs | metrics | stop`` on a running, unbounded job."""
+"""``sage job list | status | logs | metrics | graph | stop`` on a running, unbounded job and a
+finished one, as tables and as JSON, and what they say about a job nobody knows."""
 
 from __future__ import annotations
 
@@ -74,10 +75,15 @@ def test_a_running_job_can_be_listed_inspected_followed_and_stopped(cluster):
     assert "cancelled" in sage("job", "status", job.job_id, *port, home=home).stdout
 
 
-def test_an_unknown_job_is_reported(cluster):
-    missing = sage("job", "status", "no-such-job", "--port", str(cluster.jobmanager_port), home=cluster.home)
+@pytest.mark.parametrize("command", ["status", "metrics", "logs", "graph"])
+@pytest.mark.parametrize("as_json", [[], ["--json"]], ids=["table", "json"])
+def test_an_unknown_job_exits_1_with_one_line_on_stderr(cluster, command, as_json):
+    missing = sage("job", command, "no-such-job", *as_json, "--port", str(cluster.jobmanager_port),
+                   home=cluster.home)
     assert missing.returncode == 1
-    assert "unknown job 'no-such-job'" in missing.stderr
+    assert missing.stdout == ""  # as every --json command: nothing on stdout, the error on stderr
+    (line,) = missing.stderr.splitlines()
+    assert line.startswith("error: ") and "unknown job 'no-such-job'" in line, line
 
 
 def test_job_and_cluster_commands_answer_in_json_and_stopping_an_ended_job_says_so(cluster):
