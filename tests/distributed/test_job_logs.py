@@ -1,7 +1,9 @@
 """A job's printed output under load: every line reaches ``job.log``, and the log is read
-back in pages of bounded size (the endpoint, the client and ``sage job logs``)."""
+back in pages of bounded size (the endpoint, the client and ``sage job logs``, also as JSON)."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from sage.kernel.api import RemoteEnvironment
@@ -53,3 +55,6 @@ def test_every_printed_line_reaches_the_job_log_and_reads_back_in_pages(cluster)
         shown = sage("job", "logs", job.job_id, *follow, *port, home=cluster.home)
         assert shown.returncode == 0, shown.stderr
         assert shown.stdout == log.read_text()
+        whole = json.loads(sage("job", "logs", job.job_id, *follow, "--json", *port, home=cluster.home).stdout)
+        assert whole == {"job_id": job.job_id, "done": True, "lines": log.read_text().splitlines()}
+        assert sum(" line " in line for line in whole["lines"]) == LINES

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -90,10 +91,28 @@ def status(job_id: str, host: str = HostOption, port: int = PortOption, as_json:
     console.print(table)
 
 
+def _value(value: Any) -> str:
+    """A metric as the table shows it: a number, or a recorded series' count, mean, p50, p99, max."""
+    if isinstance(value, dict):
+        return (f"count={value.get('count', 0):,} mean={value.get('mean', 0):,.2f} p50={value.get('p50', 0):,.2f} "
+                f"p99={value.get('p99', 0):,.2f} max={value.get('max', 0):,.2f}")
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.2f}"
+    return f"{value:,}" if isinstance(value, int | float) else str(value)
+
+
 @app.command("metrics")
-def metrics(job_id: str, host: str = HostOption, port: int = PortOption) -> None:
-    """A job's metrics (built-in and recorded by user code) as JSON."""
-    print(json.dumps(_call(_client(host, port).metrics, job_id), indent=2, default=str))
+def metrics(job_id: str, host: str = HostOption, port: int = PortOption, as_json: bool = JsonOption) -> None:
+    """A job's metrics per operator, built-in and recorded by user code (series as count, mean, p50, p99, max)."""
+    answer = _call(_client(host, port).metrics, job_id)
+    if as_json:
+        print(json.dumps(answer, indent=2, default=str))
+        return
+    table = Table("operator", "metric", "value")
+    for name, group in answer["metrics"].items():
+        for metric, value in group.items():
+            table.add_row(Text(name), Text(metric), Text(_value(value)))
+    Console(width=200).print(table)
 
 
 @app.command("stop")
@@ -108,19 +127,37 @@ def stop(job_id: str, host: str = HostOption, port: int = PortOption) -> None:
               f"(`sage job status {job['job_id']}`)", highlight=False, markup=False)
 
 
-@app.command("logs")
-def logs(job_id: str, follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the job ends."),
-         host: str = HostOption, port: int = PortOption) -> None:
-    """What the job's functions printed, and its lifecycle events (read page by page)."""
-    client = _client(host, port)
+def _pages(client: JobManagerClient, job_id: str, follow: bool) -> Iterator[dict[str, Any]]:
+    """The job's log page by page from its start; with ``follow``, until the job has ended."""
     offset = 0
     while True:
         page = _call(client.logs, job_id, offset)
-        sys.stdout.write(page["text"])
-        sys.stdout.flush()
+        yield page
         offset = page["offset"]
         if offset < page["size"] and page["text"]:
             continue  # more of the log is there already
         if not follow or page["done"]:
             return
         time.sleep(0.5)
+
+
+@app.command("logs")
+def logs(job_id: str, follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the job ends."),
+         host: str = HostOption, port: int = PortOption,
+         as_json: bool = typer.Option(False, "--json", help="Print the log as one JSON object (with --follow: "
+                                                             "once the job has ended).")) -> None:
+    """What the job's functions printed, and its lifecycle events (read page by page)."""
+    client = _client(host, port)
+    if not as_json:
+        for page in _pages(client, job_id, follow):
+            sys.stdout.write(page["text"])
+            sys.stdout.flush()
+        return
+    texts, done = [], False
+    for page in _pages(client, job_id, follow):
+        texts.append(page["text"])
+        done = page["done"]
+    lines = "".join(texts).split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the log ends with a newline
+    print(json.dumps({"job_id": job_id, "done": done, "lines": lines}, indent=2))
