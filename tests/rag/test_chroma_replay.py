@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import time
 from pathlib import Path
 
 import chromadb
@@ -16,6 +17,7 @@ from sage.libs.io import ChunkedFileSource
 from sage.middleware.operators.rag import ChromaUpsertOperator
 
 from tests.rag.corpus import write_corpus
+from tests.streaming_cases import wait_for
 
 
 def embedded(chunk: dict) -> dict:
@@ -28,9 +30,13 @@ def embedded(chunk: dict) -> dict:
     }
 
 
-def all_chunks(folder: Path) -> list[dict]:
-    source = ChunkedFileSource(folder, chunk_size=120, chunk_overlap=20)
+def all_chunks_of(folder: Path, size: int, overlap: int) -> list[dict]:
+    source = ChunkedFileSource(folder, chunk_size=size, chunk_overlap=overlap)
     return [chunk for path in source.documents() for chunk in source.chunks(path)]
+
+
+def all_chunks(folder: Path) -> list[dict]:
+    return all_chunks_of(folder, 120, 20)
 
 
 def upsert(records: list[dict], store: Path, parallelism: int = 1) -> None:
@@ -89,3 +95,42 @@ def test_records_without_an_id_are_keyed_by_their_text(tmp_path):
     upsert(records, store)
 
     assert sorted(stored(store).values()) == sorted(r["text"] for r in records)
+
+
+def slow(chunk: dict) -> dict:
+    time.sleep(0.003)
+    return chunk
+
+
+def test_an_ingestion_stopped_with_a_savepoint_and_resumed_has_one_entry_per_chunk(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for number in range(4):  # long documents: the stop falls in the middle of one
+        (docs / f"doc{number}.txt").write_text(
+            " ".join(f"Document {number} says fact {n}." for n in range(500)), encoding="utf-8"
+        )
+    store, savepoint = tmp_path / "chroma", tmp_path / "savepoint"
+
+    def build() -> LocalEnvironment:
+        # small batches and channels: the source reads little ahead of the stop
+        env = LocalEnvironment(name="ingest", config={"batch_size": 8, "channel_capacity": 2})
+        (
+            env.from_source(
+                ChunkedFileSource(docs, chunk_size=200, chunk_overlap=40), name="chunks"
+            )
+            .map(slow, name="slow")
+            .map(embedded, name="embed")
+            .sink(ChromaUpsertOperator("replayed", path=str(store), batch_size=16), name="upsert")
+        )
+        return env
+
+    handle = build().submit()
+    wait_for(lambda: handle.metrics().get("upsert", {}).get("records_in", 0) > 30, poll_s=0.01)
+    handle.stop(savepoint=savepoint)
+    stopped = handle.wait(timeout=60)
+    resumed = build().execute(resume_from=savepoint)
+
+    chunks = all_chunks_of(docs, 200, 40)
+    first, second = stopped.metrics["upsert"]["records_in"], resumed.metrics["upsert"]["records_in"]
+    assert 0 < first < len(chunks) and first + second == len(chunks)
+    assert stored(store) == {chunk["id"]: chunk["text"] for chunk in chunks}
