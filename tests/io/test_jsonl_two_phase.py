@@ -1,6 +1,8 @@
 """JSONLSink(exactly_once=True) driven call by call, as a runtime drives it, with the process
 stopping between any two calls: whatever point it stopped at and whichever completed
-checkpoint the job restarts from, the file ends with every record once, in order.
+checkpoint the job restarts from, the file ends with every record once, in order. The
+two-phase sink that docs/fault-tolerance.md shows how to write (``BatchFileSink``, a
+fragment there) goes through the same crashes.
 
 A crash is an instance that is never called again (a process that stops between two calls
 leaves exactly the files it had written); the lines it buffered but never flushed only ever
@@ -19,9 +21,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sage.libs.io import JSONLSink
+
+from tests.docs_blocks import blocks
 
 RECORDS = [{"n": n, "text": "é" * (n % 4)} for n in range(12)]
 LINES = [json.dumps(record, ensure_ascii=False) for record in RECORDS]
@@ -56,11 +61,10 @@ class Run:
     """One instance of the sink and what the runtime keeps of it: the states of the
     checkpoints it took (with the source's position then) and the commits it made."""
 
-    def __init__(self, target: Path | None, context) -> None:
-        self.sink = None  # None: only the bookkeeping, to list the scenarios
-        if target is not None:
-            self.sink = JSONLSink(target, exactly_once=True)
-            self.sink.open(context())
+    def __init__(self, sink: Any, context) -> None:
+        self.sink = sink  # None: only the bookkeeping, to list the scenarios
+        if sink is not None:
+            sink.open(context())
         self.sunk = 0
         self.states: dict[int, tuple[dict, int]] = {}
         self.committed: list[int] = []
@@ -104,22 +108,50 @@ def hidden_files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
 
-def resume(target: Path, context, state: dict | None, position: int) -> JSONLSink:
+def docs_example() -> type:
+    """``BatchFileSink`` as docs/fault-tolerance.md defines it."""
+    (block,) = [b for b in blocks("fault-tolerance.md") if "class BatchFileSink" in b.code]
+    namespace: dict[str, Any] = {"__name__": "docs"}
+    block.run(namespace)
+    return namespace["BatchFileSink"]
+
+
+BatchFileSink = docs_example()
+
+
+class Output:
+    """A two-phase sink writing into ``folder``, and the lines a reader sees there."""
+
+    def __init__(self, name: str, folder: Path) -> None:
+        self.name, self.folder = name, folder
+
+    def make(self) -> Any:
+        if self.name == "jsonl":
+            return JSONLSink(self.folder / "out.jsonl", exactly_once=True)
+        return BatchFileSink(self.folder / "out")
+
+    def visible(self) -> list[str]:
+        if self.name == "jsonl":
+            return lines_of(self.folder / "out.jsonl")
+        parts = sorted((self.folder / "out").glob("part-*.jsonl"))
+        lines = [line for part in parts for line in lines_of(part)]
+        return [json.dumps(json.loads(line), ensure_ascii=False) for line in lines]
+
+
+def resume(output: Output, context, state: dict | None, position: int) -> Any:
     """A new instance after a restart: restore (when there is a checkpoint), then the
     records after its position."""
-    sink = JSONLSink(target, exactly_once=True)
+    sink = output.make()
     sink.open(context())
     if state is not None:
         sink.restore(state)
-        assert lines_of(target) == LINES[:position], (
-            "after restore: exactly the checkpoint's records"
-        )
+        assert output.visible() == LINES[:position], "after restore: the checkpoint's records"
     for record in RECORDS[position:]:
         sink.sink(record)
     return sink
 
 
-def finish(sink: JSONLSink) -> None:
+def finish(sink: Any) -> None:
     sink.pre_commit(None)
     sink.commit(None)
     sink.snapshot()
@@ -142,7 +174,7 @@ CRASHES = crash_scenarios()
 
 def test_without_a_crash_the_file_shows_each_checkpoint_once_committed(tmp_path, context):
     target = tmp_path / "out.jsonl"
-    run = Run(target, context)
+    run = Run(JSONLSink(target, exactly_once=True), context)
     seen = []
     for step in TIMELINE:
         run.do(step)
@@ -160,33 +192,35 @@ def test_without_a_crash_the_file_shows_each_checkpoint_once_committed(tmp_path,
 
 @pytest.mark.parametrize("twice", [False, True], ids=["restart", "crash-during-restart"])
 @pytest.mark.parametrize(("stop", "point"), CRASHES, ids=[f"after{s}-from{p}" for s, p in CRASHES])
+@pytest.mark.parametrize("sink", ["jsonl", "docs-example"])
 def test_a_crash_between_any_two_calls_then_a_restart_gives_each_record_once(
-    tmp_path, context, stop, point, twice
+    tmp_path, context, sink, stop, point, twice
 ):
-    target = tmp_path / "out.jsonl"
-    (target.parent / "out.jsonl").write_text("a line of an earlier run\n", encoding="utf-8")
-    crashed = Run(target, context)
+    output = Output(sink, tmp_path)
+    if sink == "jsonl":
+        (tmp_path / "out.jsonl").write_text("a line of an earlier run\n", encoding="utf-8")
+    crashed = Run(output.make(), context)
     for step in TIMELINE[:stop]:
         crashed.do(step)
-        visible = lines_of(target)
+        visible = output.visible()
         assert visible == LINES[: len(visible)], "only committed records, in order, are visible"
 
     state, position = crashed.states[point] if point is not None else (None, 0)
     if twice:  # the restarted instance dies too, after a few records and a pre-commit
-        again = resume(target, context, state, position)
+        again = resume(output, context, state, position)
         again.pre_commit(99)
-    sink = resume(target, context, state, position)
-    finish(sink)
+    finish(resume(output, context, state, position))
 
-    assert lines_of(target) == LINES
-    assert hidden_files(tmp_path) == []
+    assert output.visible() == LINES
+    if sink == "jsonl":
+        assert hidden_files(tmp_path) == []
 
 
 def pending_checkpoints(tmp_path, context) -> tuple[JSONLSink, dict, Path]:
     """A sink with two pending parts (checkpoints 1 and 2, records 0-2 and 3-4), nothing
     committed, and the state of checkpoint 2."""
     target = tmp_path / "out.jsonl"
-    run = Run(target, context)
+    run = Run(JSONLSink(target, exactly_once=True), context)
     for step in [
         ("sink", 0),
         ("sink", 1),
