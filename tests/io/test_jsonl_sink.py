@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 
 import cloudpickle
 import pytest
 from sage.kernel.api import JobFailedError, LocalEnvironment
-from sage.libs.io import FileSource, JSONLSink
+from sage.libs.io import FileSource, JSONLSink, ResponseSink
+
+from tests.streaming_cases import wait_for
 
 
 def write(records, sink, parallelism=1, config=None):
@@ -94,3 +97,30 @@ def test_snapshot_flushes_what_was_written(tmp_path, context):
     assert state == {"path": str(tmp_path / "s.jsonl"), "offset": len('{"a": 1}\n')}
     assert read_lines(tmp_path / "s.jsonl") == [{"a": 1}]
     sink.close()
+
+
+def slow(record):
+    time.sleep(0.0005)
+    return record
+
+
+@pytest.mark.parametrize("sink", [JSONLSink, ResponseSink])
+def test_a_job_stopped_with_a_savepoint_resumes_into_the_same_file(tmp_path, sink):
+    data = tmp_path / "in.jsonl"
+    data.write_text("".join(json.dumps({"query": f"q{n}", "answer": n}) + "\n" for n in range(2000)),
+                    encoding="utf-8")
+    out, savepoint = tmp_path / "out.jsonl", tmp_path / "savepoint"
+
+    def build():
+        env = LocalEnvironment(name="resume", config={"batch_size": 16, "channel_capacity": 2})
+        env.from_source(FileSource(data), name="in").map(slow).sink(sink(out), name="out")
+        return env
+
+    handle = build().submit()
+    wait_for(lambda: handle.metrics().get("out", {}).get("records_in", 0) > 100, poll_s=0.01)
+    handle.stop(savepoint=savepoint)
+    first = handle.wait(timeout=60).metrics["out"]["records_in"]
+    build().execute(resume_from=savepoint)
+
+    assert 0 < first < 2000
+    assert [line["answer"] for line in read_lines(out)] == list(range(2000))

@@ -81,7 +81,8 @@ class ChunkedFileSource(SourceFunction):
                 break
         self._index, self._parallelism = 0, 1
         self._context: RuntimeContext | None = None
-        self._done = 0
+        self._done = 0  # documents of this instance fully emitted
+        self._chunks = 0  # chunks of the next document emitted
         self._restored: dict[str, Any] | None = None
 
     @property
@@ -116,11 +117,15 @@ class ChunkedFileSource(SourceFunction):
         return [Path(split.path) for split in assign_splits(plan, self._parallelism, self._index)]
 
     def snapshot(self) -> dict[str, Any]:
-        """How many of this instance's documents were fully emitted (see ``restore``)."""
-        return {"instance": self._index, "parallelism": self._parallelism, "documents": self._done}
+        """Where this instance is: how many of its documents were fully emitted, and how many
+        chunks of the next one (a document longer than a batch goes out in several)."""
+        if self._restored is not None:  # restored, and not read since
+            return dict(self._restored)
+        return {"instance": self._index, "parallelism": self._parallelism,
+                "documents": self._done, "chunks": self._chunks}
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Resume after the documents a ``snapshot()`` counted."""
+        """Resume right after the last chunk a ``snapshot()`` counted."""
         if (state["instance"], state["parallelism"]) != (self._index, self._parallelism):
             raise ValueError(f"{self._owner}: the checkpoint is of instance {state['instance']} "
                              f"of {state['parallelism']}; restore with the same parallelism")
@@ -149,7 +154,9 @@ class ChunkedFileSource(SourceFunction):
         ]
 
     def read(self) -> Iterator[Any]:
-        for batch in self.read_batches(1024):
+        """Chunk by chunk, so that ``snapshot()`` between two records is exact (the runtime
+        reads ``read_batches``)."""
+        for batch in self.read_batches(1):
             yield from batch
 
     def read_batches(self, max_size: int) -> Iterator[list[Any]]:
@@ -158,11 +165,12 @@ class ChunkedFileSource(SourceFunction):
             self._context.logger.debug("chunking documents", path=self.path, documents=len(documents))
         restored, self._restored = self._restored, None
         self._done = restored["documents"] if restored else 0
+        self._chunks = skip = restored.get("chunks", 0) if restored else 0
         pending: list[Any] = []  # whole documents' chunks, gathered up to max_size
         pending_documents = 0
         for path in documents[self._done :]:
             try:
-                records = self.chunks(path)
+                records = self.chunks(path)[skip:]
             except BadInputError as exc:
                 records = []
                 if self._context is None:
@@ -170,17 +178,23 @@ class ChunkedFileSource(SourceFunction):
                 self._context.handle_error({"path": str(path)}, exc)
             if len(pending) + len(records) > max_size:
                 self._done += pending_documents
+                self._chunks = 0
                 if pending:
                     yield pending
                 pending, pending_documents = [], 0
             if len(records) <= max_size:
                 pending.extend(records)
                 pending_documents += 1
+                skip = 0
                 continue
             for start in range(0, len(records), max_size):
                 if start + max_size >= len(records):
-                    self._done += 1
+                    self._done, self._chunks = self._done + 1, 0
+                else:
+                    self._chunks = skip + start + max_size
                 yield records[start : start + max_size]
+            skip = 0
         self._done += pending_documents
+        self._chunks = 0
         if pending:
             yield pending

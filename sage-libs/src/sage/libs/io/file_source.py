@@ -100,6 +100,7 @@ class FileSource(SourceFunction):
         self._splits: list[FileSplit] | None = None
         self._restored: dict[str, Any] | None = None
         self._split_index = 0
+        self._split_read = False  # the current split was handed out whole (a whole file)
         self._first_offset: int | None = None
         self._offset = 0
         self._lines = 0
@@ -127,20 +128,28 @@ class FileSource(SourceFunction):
     @property
     def position(self) -> FilePosition:
         """The next record's file, byte offset and line number (1-based)."""
+        return self._position()[1]
+
+    def _position(self) -> tuple[int, FilePosition]:
+        """The index of the split the next record comes from, and where in it."""
         splits = self.splits()
-        if self._split_index >= len(splits):
-            return FilePosition(None, None, None)
-        split = splits[self._split_index]
-        if self._first_offset is None:
+        index = self._split_index + self._split_read
+        if index >= len(splits):
+            return index, FilePosition(None, None, None)
+        split = splits[index]
+        if self._first_offset is None or self._split_read:
             # This range is not started: its first line is not found nor its number counted.
-            return FilePosition(split.path, split.start, 1 if split.start == 0 else None)
-        return FilePosition(split.path, self._offset, self._base(split.path) + self._lines + 1)
+            return index, FilePosition(split.path, split.start, 1 if split.start == 0 else None)
+        return index, FilePosition(split.path, self._offset,
+                                   self._base(split.path) + self._lines + 1)
 
     def snapshot(self) -> dict[str, Any]:
-        """Plain data to resume from after the last batch handed out (see ``restore``)."""
-        position = self.position
+        """Plain data to resume from right after the last record handed out (see ``restore``)."""
+        if self._restored is not None:  # restored, and not read since
+            return dict(self._restored)
+        index, position = self._position()
         return {"instance": self._index, "parallelism": self._parallelism,
-                "split": self._split_index, "path": position.path,
+                "split": index, "path": position.path,
                 "offset": position.offset, "line": position.line}
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -161,7 +170,9 @@ class FileSource(SourceFunction):
 
     # -- reading ---------------------------------------------------------------------
     def read(self) -> Iterator[Any]:
-        for batch in self.read_batches(1024):
+        """Record by record, so that ``snapshot()`` between two records is exact (the runtime
+        reads ``read_batches``, which is faster)."""
+        for batch in self.read_batches(1):
             yield from batch
 
     def read_batches(self, max_size: int) -> Iterator[list[Any]]:
@@ -175,7 +186,7 @@ class FileSource(SourceFunction):
             start = len(splits) if restored["path"] is None else restored["split"]
         for index in range(start, len(splits)):
             split = splits[index]
-            self._split_index = index
+            self._split_index, self._split_read = index, False
             self._lines = 0
             self._first_offset = None
             self._line_base = 0 if split.start == 0 else None
@@ -192,7 +203,7 @@ class FileSource(SourceFunction):
                 yield from self._read_csv(split, max_size, resume)
             else:
                 yield from self._read_whole(split, resume)
-        self._split_index = len(splits)
+        self._split_index, self._split_read = len(splits), False
 
     def _base(self, path: str) -> int:
         if self._line_base is None:
@@ -359,6 +370,7 @@ class FileSource(SourceFunction):
         with open(path, "rb") as handle:
             data = handle.read(split.end)
         self._first_offset, self._offset, self._lines = 0, len(data), data.count(b"\n")
+        self._split_read = True  # an empty file ends where it starts: say it was read
         data = data[self._decoding.bom_length(data) :]
         try:
             text = data.decode(self._decoding.codec)

@@ -96,6 +96,10 @@ class ResponseSink(SinkFunction):
             self._file.flush()
         return {}
 
+    def restore(self, state: dict[str, Any]) -> None:
+        """After a restart or a resume: nothing to undo; responses replayed after the
+        checkpoint are printed or appended again (at-least-once)."""
+
     def close(self) -> None:
         if self._file is not None:
             self._file.close()

@@ -67,7 +67,8 @@ class ChromaUpsertOperator(SinkFunction):
 
     Writes go in batches of ``batch_size`` and are flushed when the instance closes and at
     each checkpoint (``snapshot``). Records are upserted by ``id`` (a hash of the text when a
-    record has none), so replaying a stream leaves the same collection. The first record fixes
+    record has none), so replaying a stream after a restart leaves the same collection
+    (effectively once). The first record fixes
     the collection's embedding model and dimension in its metadata; records from another model
     or dimension are refused. Each record's embedding is checked before it joins a batch, and a
     batch Chroma still refuses is split until only the records it refuses fail, so one bad
@@ -212,6 +213,11 @@ class ChromaUpsertOperator(SinkFunction):
         if self._collection is not None:
             self.flush()
         return {"upserted": self._written}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """After a restart or a resume: nothing to undo. ``snapshot()`` wrote every record
+        before the checkpoint, and the records replayed after it are upserted under the same
+        ids, so they replace their earlier copies instead of adding to them."""
 
     def close(self) -> None:
         try:

@@ -1,0 +1,209 @@
+"""Sources say where they are: read some records, snapshot, and a new instance restored from
+that snapshot reads exactly the rest, whatever record the cut falls after.
+
+The runtime snapshots a source between two records of ``read()`` or two batches of
+``read_batches()``, so each source is cut after every record of ``read()`` and after every
+batch of ``read_batches()``.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sage.libs.io import ChunkedFileSource, CollectionSource, FileSource, QuerySource
+
+Make = Callable[[], Any]
+
+
+def opened(make: Make, context, index: int, parallelism: int) -> Any:
+    source = make()
+    source.open(context(index, parallelism))
+    return source
+
+
+def cut_after_records(make: Make, context, taken: int, index: int = 0, parallelism: int = 1):
+    """``taken`` records through ``read()``, then the rest from a restored new instance."""
+    first = opened(make, context, index, parallelism)
+    head = list(itertools.islice(first.read(), taken))
+    state = json.loads(json.dumps(first.snapshot()))  # as a checkpoint stores it
+    again = opened(make, context, index, parallelism)
+    again.restore(state)
+    return head, list(again.read())
+
+
+def cut_after_batches(
+    make: Make, context, batches: int, size: int, index: int = 0, parallelism: int = 1
+):
+    """``batches`` batches through ``read_batches(size)``, then the rest, restored."""
+    first = opened(make, context, index, parallelism)
+    head = [r for batch in itertools.islice(first.read_batches(size), batches) for r in batch]
+    state = json.loads(json.dumps(first.snapshot()))
+    again = opened(make, context, index, parallelism)
+    again.restore(state)
+    return head, [r for batch in again.read_batches(size) for r in batch]
+
+
+def everything(make: Make, context, index: int = 0, parallelism: int = 1) -> list[Any]:
+    return list(opened(make, context, index, parallelism).read())
+
+
+def assert_every_cut_resumes_exactly(make: Make, context, size: int = 3, parallelism: int = 1):
+    for index in range(parallelism):
+        expected = everything(make, context, index, parallelism)
+        assert expected, "the share of every instance holds records"
+        for taken in range(len(expected) + 1):
+            head, rest = cut_after_records(make, context, taken, index, parallelism)
+            assert head + rest == expected, f"cut after record {taken} of instance {index}"
+        for batches in range(len(expected) // size + 2):
+            head, rest = cut_after_batches(make, context, batches, size, index, parallelism)
+            assert head + rest == expected, f"cut after batch {batches} of instance {index}"
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A directory of several files of each line format, an empty one among them."""
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "a.txt").write_text("".join(f"a{n}\n" for n in range(7)), encoding="utf-8")
+    (data / "b.jsonl").write_text(
+        "".join(json.dumps({"b": n}) + "\n" for n in range(5)), encoding="utf-8"
+    )
+    (data / "c.csv").write_text("n,v\n" + "".join(f"{n},x\n" for n in range(4)), encoding="utf-8")
+    (data / "d.txt").write_text("", encoding="utf-8")
+    (data / "sub" / "e.txt").write_text("e0\ne1\n\ne3", encoding="utf-8")
+    return data
+
+
+def test_file_source_over_a_directory_of_several_files(folder, context):
+    make = lambda: FileSource(folder)  # noqa: E731
+    assert len(everything(make, context)) == 7 + 5 + 4 + 4
+
+    assert_every_cut_resumes_exactly(make, context)
+
+
+def test_file_source_with_origin_and_parallel_byte_ranges(tmp_path, context):
+    path = tmp_path / "lines.txt"
+    path.write_text("".join(f"line {n:03d}\n" for n in range(60)), encoding="utf-8")
+    make = lambda: FileSource(path, with_origin=True, min_split_bytes=100)  # noqa: E731
+
+    assert_every_cut_resumes_exactly(make, context, size=4, parallelism=3)
+
+
+def test_file_source_of_whole_files_including_an_empty_one(folder, context):
+    make = lambda: FileSource(folder, format="whole_file")  # noqa: E731
+
+    assert "" in everything(make, context)
+    assert_every_cut_resumes_exactly(make, context, size=1)
+
+
+@pytest.fixture
+def long_document(tmp_path: Path) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a-short.txt").write_text("A short note. " * 10, encoding="utf-8")
+    (docs / "b-long.md").write_text(
+        " ".join(f"Sentence {n} of the long one." for n in range(200)), encoding="utf-8"
+    )
+    (docs / "c-short.txt").write_text("Another short note. " * 5, encoding="utf-8")
+    return docs
+
+
+def test_chunked_file_source_resumes_in_the_middle_of_a_document(long_document, context):
+    make = lambda: ChunkedFileSource(long_document, chunk_size=120, chunk_overlap=20)  # noqa: E731
+    chunks = everything(make, context)
+    long_chunks = [c for c in chunks if c["source"] == "b-long.md"]
+    assert len(long_chunks) > 20
+
+    head, rest = cut_after_batches(make, context, 2, 8)
+    assert head[-1]["source"] == rest[0]["source"] == "b-long.md", "the cut is inside the document"
+    assert head + rest == chunks
+    assert_every_cut_resumes_exactly(make, context, size=8)
+
+
+def test_chunked_file_source_parallel_instances_resume_their_own_documents(long_document, context):
+    make = lambda: ChunkedFileSource(long_document, chunk_size=120, chunk_overlap=20)  # noqa: E731
+
+    assert_every_cut_resumes_exactly(make, context, size=5, parallelism=2)
+
+
+QUESTIONS = [f"question {n}?" for n in range(11)]
+
+
+def test_query_source_from_a_list(context):
+    assert_every_cut_resumes_exactly(lambda: QuerySource(QUESTIONS), context, parallelism=2)
+
+
+@pytest.mark.parametrize("name", ["questions.txt", "questions.jsonl"])
+def test_query_source_from_a_file_with_blank_lines(tmp_path, context, name):
+    path = tmp_path / name
+    lines = [json.dumps(q) if name.endswith(".jsonl") else q for q in QUESTIONS]
+    lines[3:3] = ["", "   "]
+    path.write_text("\ufeff" + "\n".join(lines) + "\n\n", encoding="utf-8")
+    make = lambda: QuerySource(path=path)  # noqa: E731
+    assert [r["query"] for r in everything(make, context)] == QUESTIONS
+
+    assert_every_cut_resumes_exactly(make, context)
+    assert_every_cut_resumes_exactly(make, context, parallelism=3)
+
+
+def test_query_source_from_stdin_says_it_cannot_replay(context, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("one\ntwo\nthree\n"))
+    source = opened(QuerySource, context, 0, 1)
+    records = source.read()
+    assert next(records) == {"query": "one"}
+
+    state = source.snapshot()
+
+    assert state["replayable"] is False and source.replayable is False
+    assert QuerySource(["q"]).replayable is True
+    again = opened(QuerySource, context, 0, 1)
+    again.restore(state)  # accepted: it goes on with what standard input gives next
+    assert list(again.read()) == [{"query": "two"}, {"query": "three"}]
+
+
+def test_query_source_refuses_the_position_of_another_input(tmp_path, context):
+    path = tmp_path / "q.txt"
+    path.write_text("a\nb\n", encoding="utf-8")
+    state = opened(lambda: QuerySource(path=path), context, 0, 1).snapshot()
+
+    with pytest.raises(ValueError, match=r"reading .*q\.txt; restore with the same input"):
+        opened(lambda: QuerySource(["a"]), context, 0, 1).restore(state)
+    with pytest.raises(ValueError, match="parallelism"):
+        opened(lambda: QuerySource(path=path), context, 1, 2).restore(state)
+
+
+def test_collection_source(context):
+    make = lambda: CollectionSource([{"n": n} for n in range(13)])  # noqa: E731
+
+    assert_every_cut_resumes_exactly(make, context, size=4, parallelism=2)
+
+
+@pytest.mark.parametrize("kind", ["file", "chunked", "query-file", "query-list", "collection"])
+def test_a_snapshot_right_after_restore_is_the_restored_position(
+    folder, long_document, context, kind
+):
+    """A checkpoint may come before a restored source reads anything: it must not go back
+    to the start."""
+    make = {
+        "file": lambda: FileSource(folder),
+        "chunked": lambda: ChunkedFileSource(long_document, chunk_size=120, chunk_overlap=20),
+        "query-file": lambda: QuerySource(path=folder / "a.txt"),
+        "query-list": lambda: QuerySource(QUESTIONS),
+        "collection": lambda: CollectionSource(list(range(20))),
+    }[kind]
+    first = opened(make, context, 0, 1)
+    head = [r for batch in itertools.islice(first.read_batches(3), 2) for r in batch]
+    state = json.loads(json.dumps(first.snapshot()))
+    restored = opened(make, context, 0, 1)
+    restored.restore(state)
+
+    again = opened(make, context, 0, 1)
+    again.restore(json.loads(json.dumps(restored.snapshot())))
+
+    assert head + list(again.read()) == everything(make, context)
