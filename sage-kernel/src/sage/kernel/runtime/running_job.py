@@ -113,6 +113,11 @@ class RunningJob(JobHandle):
         self.add_note(f"restart {self.restarts} of {self.info.restart.attempts} {origin} after: {cause}")
         return restored
 
+    def stop_checkpoints(self) -> None:
+        """No more checkpoints (the job ended, or never started)."""
+        if self.coordinator is not None:
+            self.coordinator.stop()
+
     def initial_states(self) -> TaskStates:
         """What the first attempt started from (a savepoint's states, or nothing)."""
         if not self.info.resume_from:
@@ -197,8 +202,7 @@ class RunningJob(JobHandle):
     def finish(self) -> JobResult:
         """Build the JobResult, give reporters the final metrics and release ``wait``."""
         self._reporting.stop()
-        if self.coordinator is not None:
-            self.coordinator.stop()
+        self.stop_checkpoints()
         status = FAILED if self._errors else CANCELLED if self._cancelled else FINISHED
         savepoint = self._write_savepoint()
         error = failure_text(self._errors[0]) if self._errors else None

@@ -111,7 +111,11 @@ class RayJob(RunningJob):
         self._snapshot_lock = threading.Lock()
         self._capacity = capacity
         self._plan_ref = ray.put(plan_bytes)
-        self._start_attempt(self.initial_states())
+        try:
+            self._start_attempt(self.initial_states())
+        except BaseException:
+            self.stop_checkpoints()
+            raise
         self._reporting.start()
         _RUNNING.add(self)
         threading.Thread(target=self._supervise, daemon=True, name=f"sage-ray-{job.job_id}").start()
