@@ -3,16 +3,19 @@ restarts from its last checkpoint and ends with exactly the results of an undist
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import time
+from collections import Counter
 
 import pytest
-from sage.kernel.api import LocalEnvironment, SinkFunction
+from sage.kernel.api import LocalEnvironment, SinkFunction, SourceFunction
 from sage.kernel.errors import JobFailedError, PipelineDefinitionError
 from sage.kernel.runtime.checkpoints import AlignedInbox, Barrier
 from sage.kernel.runtime.task import END
 
-from tests.checkpoint_cases import N, Numbers, build, expected, outcome
+from tests.checkpoint_cases import N, Numbers, build, expected, outcome, written
+from tests.streaming_cases import wait_for
 
 
 def checkpointing(tmp_path, interval_s: float = 0.05, attempts: int = 2, **checkpoint):
@@ -22,13 +25,15 @@ def checkpointing(tmp_path, interval_s: float = 0.05, attempts: int = 2, **check
 
 def test_a_job_that_fails_mid_stream_restarts_from_its_checkpoint_with_exactly_the_undisturbed_results(tmp_path):
     env = build(LocalEnvironment("restarts", config=checkpointing(tmp_path)), tmp_path / "failed",
-                tmp_path / "checkpoints")
+                tmp_path / "checkpoints", jsonl=tmp_path / "out")
     result = env.execute()
     assert (tmp_path / "failed").exists()  # it did fail once
     assert result.restarts == 1
     assert any("from checkpoint" in note and "injected failure" in note for note in result.notes), result.notes
     assert outcome(result) == expected()  # keyed totals and window counts: each exactly once
     assert result.checkpoint is not None
+    lines = written(tmp_path / "out")  # the exactly-once JSONL sink: every running total once
+    assert len(lines) == len(set(lines)) and Counter(lines) == expected()[0]
 
 
 def test_without_a_checkpoint_a_restart_starts_over_and_still_counts_each_record_once(tmp_path):
@@ -143,3 +148,35 @@ def test_records_before_a_checkpoint_are_counted_once(tmp_path):
     env = build(LocalEnvironment("undisturbed", config=checkpointing(tmp_path, interval_s=0.01)),
                 tmp_path / "failed", None, at=-1, n=N // 2)
     assert outcome(env.execute()) == expected(N // 2)
+
+
+class Waiting(SourceFunction):
+    """Five records, then an ``await`` that only a stop ends: a live source with nothing to say."""
+
+    def __init__(self):
+        self.sent = 0
+
+    async def read(self):
+        for number in range(5):
+            self.sent = number + 1
+            yield number
+        await asyncio.Event().wait()
+
+    def snapshot(self):
+        return {"sent": self.sent}
+
+
+def test_an_async_source_waiting_for_its_next_record_still_checkpoints(tmp_path):
+    from sage.kernel.runtime.savepoints import read_savepoint
+
+    env = LocalEnvironment("live", config=checkpointing(tmp_path, interval_s=0.05))
+    env.from_source(Waiting(), name="live").key_by(lambda n: n % 2).sum(name="sum").collect()
+    handle = env.submit()
+    folder = tmp_path / "checkpoints" / handle.job_id
+    states = wait_for(lambda: (folder.is_dir() and any(folder.glob("chk-*"))
+                               and read_savepoint(folder)), timeout_s=30)
+    handle.cancel()
+    result = handle.wait(timeout=30)
+    assert states["live"][0]["function"] == {"sent": 5}  # its position while it waited
+    assert states["sum"][0]["keyed"] == {0: {"accumulator": 0 + 2 + 4}, 1: {"accumulator": 1 + 3}}
+    assert result.status == "cancelled"
