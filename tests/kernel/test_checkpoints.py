@@ -143,3 +143,27 @@ def test_records_before_a_checkpoint_are_counted_once(tmp_path):
     env = build(LocalEnvironment("undisturbed", config=checkpointing(tmp_path, interval_s=0.01)),
                 tmp_path / "failed", None, at=-1, n=N // 2)
     assert outcome(env.execute()) == expected(N // 2)
+
+
+class Unreplayable(Numbers):
+    """Numbers whose snapshot says it cannot go back (as QuerySource on standard input does)."""
+
+    def snapshot(self):
+        return {**super().snapshot(), "replayable": False}
+
+
+def test_sources_that_cannot_replay_are_named_as_at_most_once_when_the_job_checkpoints(tmp_path):
+    def build_with(config):
+        env = LocalEnvironment("mixed sources", config=config)
+        merged = env.from_source(Numbers(100), name="numbers").union(
+            env.from_source(Unreplayable(100), name="stdin-like"),
+            env.from_source(lambda: iter(range(100)), name="generator"))
+        merged.map(lambda n: n, name="same").sink(lambda n: None, name="drop")
+        return env
+
+    result = build_with(checkpointing(tmp_path)).execute()
+    assert [line.split(":")[0] for line in result.at_most_once] == [
+        "at-most-once from source 'stdin-like'", "at-most-once from source 'generator'"]
+    assert "snapshot() says \"replayable\": False" in result.at_most_once[0]
+    assert "has no snapshot()" in result.at_most_once[1]
+    assert build_with({"progress": False}).execute().at_most_once == []  # no checkpoints: nothing to replay
