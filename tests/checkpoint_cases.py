@@ -10,6 +10,7 @@ goes back to a checkpoint taken mid-stream; a flag file makes it fail in one att
 from __future__ import annotations
 
 import glob
+import json
 import os
 import signal
 import time
@@ -41,6 +42,22 @@ class Numbers(SourceFunction):
 
     def restore(self, state: dict[str, int]) -> None:
         self.next = state["next"]
+
+
+class PacedNumbers(Numbers):
+    """Numbers, at most ``per_s`` a second (a pause after every 100): the source is still
+    reading when the job is held mid-stream, so barriers enter right behind the records and
+    checkpoints complete while it runs, however fast the rest of the job is."""
+
+    def __init__(self, n: int = N, per_s: float = 20_000) -> None:
+        super().__init__(n)
+        self.per_s = per_s
+
+    def read(self):
+        for number in super().read():
+            if number % 100 == 99:
+                time.sleep(100 / self.per_s)
+            yield number
 
 
 class FailOnce(MapFunction):
@@ -77,18 +94,52 @@ def key(number: int) -> int:
     return number % KEYS
 
 
-def build(env: Any, flag: Path, checkpoints: Path | None, at: int = N * 3 // 5, n: int = N,
-          always: bool = False, kill: bool = False, pause: Path | None = None) -> Any:
-    """The job, on ``env``; ``at=-1``: nothing fails."""
-    numbers = (env.from_source(Numbers(n), name="numbers")
+def _keyed(env: Any, flag: Path, checkpoints: Path | None, at: int, n: int, always: bool, kill: bool,
+           pause: Path | None, source: Numbers | None = None) -> Any:
+    numbers = (env.from_source(source or Numbers(n), name="numbers")
                .map(FailOnce(str(flag), at, str(checkpoints) if checkpoints else None, always, kill,
                              str(pause) if pause else None),
                     parallelism=2, name="fail once")
                .assign_timestamps(lambda number: number, name="event time"))
-    keyed = numbers.key_by(key)
+    return numbers.key_by(key)
+
+
+def build(env: Any, flag: Path, checkpoints: Path | None, at: int = N * 3 // 5, n: int = N,
+          always: bool = False, kill: bool = False, pause: Path | None = None) -> Any:
+    """The job, on ``env``; ``at=-1``: nothing fails."""
+    keyed = _keyed(env, flag, checkpoints, at, n, always, kill, pause)
     keyed.sum(name="sum", parallelism=2).collect("collect totals")
     keyed.window(Tumbling(1000)).count(name="count", parallelism=2).collect("collect windows")
     return env
+
+
+def window_row(window: Any) -> list[Any]:
+    """A window's count as a JSON line: [key, start, count]."""
+    return [window.key, window.start, window.value]
+
+
+def build_to_files(env: Any, flag: Path, checkpoints: Path | None, folder: Path, at: int = N * 3 // 5,
+                   n: int = N, pause: Path | None = None) -> Any:
+    """The job of ``build``, its running totals and window counts written exactly once
+    (``JSONLSink(exactly_once=True)``) to ``folder/totals.jsonl`` and ``folder/windows.jsonl``;
+    its source is ``PacedNumbers``."""
+    from sage.libs.io import JSONLSink
+
+    keyed = _keyed(env, flag, checkpoints, at, n, False, False, pause, PacedNumbers(n))
+    keyed.sum(name="sum", parallelism=2).sink(JSONLSink(folder / "totals.jsonl", exactly_once=True),
+                                              parallelism=1, name="totals file")
+    (keyed.window(Tumbling(1000)).count(name="count", parallelism=2).map(window_row, name="window row")
+     .sink(JSONLSink(folder / "windows.jsonl", exactly_once=True), parallelism=1, name="windows file"))
+    return env
+
+
+def file_outcome(folder: Path) -> tuple[Counter, Counter]:
+    """What ``build_to_files`` wrote: every line of the two files, as tuples (multisets)."""
+    def lines(name: str) -> Counter:
+        with (folder / name).open(encoding="utf-8") as rows:
+            return Counter(tuple(json.loads(row)) for row in rows)
+
+    return lines("totals.jsonl"), lines("windows.jsonl")
 
 
 def outcome(result: Any) -> tuple[Counter, Counter]:
