@@ -115,11 +115,13 @@ def test_a_savepoint_never_overwrites_a_folder(tmp_path):
     assert any("no savepoint was written" in note and "exists" in note for note in result.notes)
 
 
-def test_the_fault_tolerance_page_example_runs(tmp_path, monkeypatch):
+def test_the_fault_tolerance_page_examples_run(tmp_path, monkeypatch):
     import re
     from pathlib import Path
 
     monkeypatch.chdir(tmp_path)
     page = Path(__file__).resolve().parents[2] / "docs" / "fault-tolerance.md"
-    (example,) = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
-    exec(compile(example, "fault-tolerance.md", "exec"), {"__name__": "docs"})
+    examples = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    assert len(examples) == 2  # checkpoints with a restart, then a savepoint
+    for example in examples:
+        exec(compile(example, "fault-tolerance.md", "exec"), {"__name__": "docs"})

@@ -247,9 +247,6 @@ class LocalEnvironment(BaseEnvironment):
         runtime = self.runtime_spec.load()(self.config)
         metrics = self.config.metrics
         reporters = [build_reporter(n, metrics.get(n, {})) for n in metrics.get("reporters", [])]
-        if resume_from is not None and self.config.runtime != "local":
-            raise PipelineDefinitionError(
-                f"resume_from: savepoints work on the local runtime so far, not {self.config.runtime!r}")
         info = self._job_info(resume_from, allow_dropped_state)
         return runtime.submit(plan, info, channel_capacity=self.config.channel_capacity,
                               reporters=reporters, report_interval_s=float(metrics.get("interval_s", 5.0)))

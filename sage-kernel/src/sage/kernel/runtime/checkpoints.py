@@ -230,5 +230,5 @@ class CheckpointCoordinator:
         for old in self.completed[: -self.settings.keep]:
             shutil.rmtree(self.folder / f"{CHECKPOINT_PREFIX}{old}", ignore_errors=True)
         del self.completed[: -self.settings.keep]
-        log.info("checkpoint complete", job=self.job_name, checkpoint=checkpoint_id, path=str(path))
+        log.debug("checkpoint complete", job=self.job_name, checkpoint=checkpoint_id, path=str(path))
         self._on_complete(checkpoint_id)

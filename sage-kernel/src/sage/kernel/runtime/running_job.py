@@ -51,7 +51,7 @@ class RunningJob(JobHandle):
         self._stopping_at: float | None = None
         self._notes: list[str] = []
         self._savepoint: str | os.PathLike[str] | None = None
-        self._snapshots: dict[str, dict[int, dict[str, Any]]] = {}
+        self._savepoint_states: dict[str, dict[int, dict[str, Any]]] = {}
         self._done = threading.Event()
         self._cancel_requested = threading.Event()
         self._result: JobResult | None = None
@@ -115,6 +115,11 @@ class RunningJob(JobHandle):
         self.add_note(f"restart {self.restarts} of {self.info.restart.attempts} {origin} after: {cause}")
         return restored
 
+    def stop_checkpoints(self) -> None:
+        """No more checkpoints (the job ended, or never started)."""
+        if self.coordinator is not None:
+            self.coordinator.stop()
+
     def initial_states(self) -> TaskStates:
         """What the first attempt started from (a savepoint's states, or nothing)."""
         if not self.info.resume_from:
@@ -147,21 +152,21 @@ class RunningJob(JobHandle):
         """Keep one task's state for the savepoint (``ChainTask.snapshot``)."""
         with self._lock:
             for name, state in states.items():
-                self._snapshots.setdefault(name, {})[index] = state
+                self._savepoint_states.setdefault(name, {})[index] = state
 
     def _write_savepoint(self) -> str | None:
         """Write the savepoint asked for, when every task gave its state; else say why not."""
         if self._savepoint is None:
             return None
         expected = sum(chain.parallelism for chain in self.plan.chains for _ in chain.operators)
-        taken = sum(len(instances) for instances in self._snapshots.values())
+        taken = sum(len(instances) for instances in self._savepoint_states.values())
         if self._errors or self._notes or taken != expected:
             why = "the job failed" if self._errors else "a task did not stop cleanly" if self._notes else \
                 "not every task reached the end of its input"
             self.add_note(f"no savepoint was written to {os.fspath(self._savepoint)}: {why}")
             return None
         try:
-            return str(write_savepoint(self._savepoint, self.info.job_name, self.plan, self._snapshots))
+            return str(write_savepoint(self._savepoint, self.info.job_name, self.plan, self._savepoint_states))
         except Exception as exc:
             self.add_note(f"no savepoint was written to {os.fspath(self._savepoint)}: {exc}")
             return None
@@ -204,8 +209,7 @@ class RunningJob(JobHandle):
     def finish(self) -> JobResult:
         """Build the JobResult, give reporters the final metrics and release ``wait``."""
         self._reporting.stop()
-        if self.coordinator is not None:
-            self.coordinator.stop()
+        self.stop_checkpoints()
         status = FAILED if self._errors else CANCELLED if self._cancelled else FINISHED
         savepoint = self._write_savepoint()
         error = failure_text(self._errors[0]) if self._errors else None

@@ -62,7 +62,11 @@ class LocalJob(RunningJob):
         self._stop_sources = threading.Event()
         self.tasks: list[ChainTask] = []
         self.threads: list[threading.Thread] = []
-        self._start_attempt(self.initial_states())
+        try:
+            self._start_attempt(self.initial_states())
+        except BaseException:
+            self.stop_checkpoints()
+            raise
         self._reporting.start()
         threading.Thread(target=self._supervise, daemon=True, name="sage-supervisor").start()
 

@@ -100,6 +100,8 @@ class ChainActor:
         self.task: ChainTask | None = None
         with self._reports_lock:
             self._checkpoint_reports = []
+        self.savepointing = False  # a stop with a savepoint: windows and timers carry over
+        self.savepoint_state: dict[str, Any] | None = None
         self._unlisten = [listen(job.job_id, listener) for listener in job.record_listeners]
         try:
             plan = cloudpickle.loads(plan_bytes)
@@ -114,6 +116,7 @@ class ChainActor:
             self.task = ChainTask(plan, self.chain, index, job, functions, self.outputs.send,
                                   self.outputs.idle)
             self.task.restore_state = restore_state
+            self.task.savepointing = lambda: self.savepointing
             if job.checkpoint is not None:
                 self.task.checkpoints = TaskCheckpoints(self._keep_checkpoint_report)
             self.task.open()
@@ -206,7 +209,7 @@ class ChainActor:
         with self._reports_lock:
             reports, self._checkpoint_reports = self._checkpoint_reports, []
         return {"error": _portable(self.error), "aborted": self.aborted, "sink_results": self.sink_results,
-                "checkpoint_reports": reports,
+                "checkpoint_reports": reports, "savepoint_state": self.savepoint_state,
                 "metrics": self._metrics(), "logs": lines, "dropped": dropped,
                 "abandoned": self.task.abandoned if self.task is not None else None}
 
@@ -218,6 +221,13 @@ class ChainActor:
         return {"metrics": self._metrics(), "in_flight": self.outputs.depths() if self.task else [],
                 "logs": lines, "dropped": dropped, "done": self.done.is_set(),
                 "node": ray.util.get_node_ip_address()}
+
+    @ray.method(concurrency_group="control")
+    def prepare_savepoint(self, job_id: str) -> None:
+        """The job is about to stop with a savepoint: at the end of its input this instance
+        fires no window or timer and keeps its state for the driver (``result``)."""
+        if self._wait_ready() and job_id == self.job_id:
+            self.savepointing = True
 
     @ray.method(concurrency_group="control")
     def trigger_checkpoint(self, checkpoint_id: int) -> None:
@@ -280,6 +290,8 @@ class ChainActor:
         if errors:
             raise errors[0]
         self.sink_results = self.task.sink_results()
+        if self.savepointing and not self.task.abandoned:
+            self.savepoint_state = self.task.snapshot(savepoint=True)
         self.outputs.send_end_markers(self.task.sender if self.task.job.checkpoint is not None else None)
         self.done.set()
 

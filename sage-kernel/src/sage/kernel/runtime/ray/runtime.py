@@ -94,7 +94,11 @@ class RayJob(RunningJob):
 
     def stop(self, savepoint: str | os.PathLike[str] | None = None) -> None:
         if savepoint is not None:
-            raise SageError("stop(savepoint=...): savepoints work on the local runtime so far, not on Ray")
+            self._savepoint = savepoint  # before the sources stop: every instance keeps its state
+            with self._lock:
+                actors = [inst.actor for inst in self.instances.values()]
+            refs = [actor.prepare_savepoint.remote(self.job_id) for actor in actors]
+            ray.wait(refs, num_returns=len(refs), timeout=SNAPSHOT_TIMEOUT_S)
         self.cancel()
 
     def __init__(self, plan: PhysicalPlan, job: JobInfo, capacity: int, reporters: list[Any],
@@ -107,7 +111,11 @@ class RayJob(RunningJob):
         self._snapshot_lock = threading.Lock()
         self._capacity = capacity
         self._plan_ref = ray.put(plan_bytes)
-        self._start_attempt(self.initial_states())
+        try:
+            self._start_attempt(self.initial_states())
+        except BaseException:
+            self.stop_checkpoints()
+            raise
         self._reporting.start()
         _RUNNING.add(self)
         threading.Thread(target=self._supervise, daemon=True, name=f"sage-ray-{job.job_id}").start()
@@ -245,6 +253,8 @@ class RayJob(RunningJob):
             inst.done = True
             return
         self._report_checkpoints(inst, outcome.get("checkpoint_reports", []))
+        if outcome.get("savepoint_state") is not None:
+            self.store_snapshot(inst.chain, inst.index, outcome["savepoint_state"])
         with self._lock:
             inst.metrics = outcome["metrics"]
             inst.logs.extend(outcome["logs"])
