@@ -6,6 +6,7 @@ from __future__ import annotations
 import queue
 import time
 
+import cloudpickle
 import pytest
 from sage.kernel.api import LocalEnvironment, SinkFunction
 from sage.kernel.errors import JobFailedError, PipelineDefinitionError
@@ -13,6 +14,7 @@ from sage.kernel.runtime.checkpoints import AlignedInbox, Barrier
 from sage.kernel.runtime.task import END
 
 from tests.checkpoint_cases import N, Numbers, build, expected, outcome
+from tests.streaming_cases import wait_for
 
 
 def checkpointing(tmp_path, interval_s: float = 0.05, attempts: int = 2, **checkpoint):
@@ -167,3 +169,32 @@ def test_sources_that_cannot_replay_are_named_as_at_most_once_when_the_job_check
     assert "snapshot() says \"replayable\": False" in result.at_most_once[0]
     assert "has no snapshot()" in result.at_most_once[1]
     assert build_with({"progress": False}).execute().at_most_once == []  # no checkpoints: nothing to replay
+
+
+def test_a_coordinator_numbers_on_after_the_checkpoints_its_folder_holds_and_keeps_counting_them(tmp_path):
+    """A job taken up again under its id (a JobManager restart) writes chk-6 after chk-5, not chk-1."""
+    from sage.kernel.plan.job_info import CheckpointSettings
+    from sage.kernel.runtime.checkpoints import CheckpointCoordinator
+    from sage.kernel.runtime.savepoints import newest_state_folder, write_savepoint
+
+    env = LocalEnvironment("again")
+    env.from_collection([1]).sink(lambda r: None, name="drop")
+    plan = env.physical_plan()
+    for number in (4, 5):
+        write_savepoint(tmp_path / "job-1" / f"chk-{number}", "again", plan, {})
+    assert [(chain.id, chain.parallelism) for chain in plan.chains] == [(0, 1)]  # one task
+    written, coordinators = [], []
+
+    def trigger(checkpoint_id):  # the one task takes its state at once
+        coordinators[0].report(coordinators[0].epoch, (0, 0), checkpoint_id, cloudpickle.dumps({}))
+
+    settings = CheckpointSettings(interval_s=0.01, dir=str(tmp_path), keep=2)
+    coordinators.append(CheckpointCoordinator(plan, "again", "job-1", settings, trigger, written.append))
+    try:
+        wait_for(lambda: written, timeout_s=10)
+    finally:
+        coordinators[0].stop()
+    assert written == list(range(6, 6 + len(written)))  # numbered on after chk-5
+    assert newest_state_folder(tmp_path / "job-1").name == f"chk-{written[-1]}"
+    kept = sorted(int(p.name[4:]) for p in (tmp_path / "job-1").glob("chk-*"))
+    assert kept == [4, 5, *written][-2:]  # keep=2 counts the checkpoints found
