@@ -177,7 +177,9 @@ def resume(job_id: str,
                None, "--from",
                help="The savepoint or checkpoint folder to start from: an absolute path on the head's "
                     "filesystem (default: the savepoint the job was stopped with, else its newest checkpoint)."),
-           host: str = HostOption, port: int = PortOption, as_json: bool = JsonOption) -> None:
+           host: str = HostOption, port: int = PortOption,
+           as_json: bool = typer.Option(False, "--json", help="Print the new job's record as JSON instead of "
+                                                               "its id.")) -> None:
     """Run an ended job's pipeline again as a new job, from its savepoint or newest checkpoint."""
     job = _call(_client(host, port).resume, job_id, start)
     if as_json:
