@@ -344,8 +344,10 @@ class JobManager:
         submission, config, plan = self._read_submission(body)
         if path is not None:
             start = _head_path(path, "--from", must_exist=True)
+        elif record.savepoint is not None:
+            start = _head_path(record.savepoint, f"the savepoint of job {job_id}", must_exist=True)
         else:
-            start = record.savepoint or _newest_checkpoint(config, job_id)
+            start = _newest_checkpoint(config, job_id)
             if start is None:
                 raise RequestError(HTTPStatus.CONFLICT,
                                    f"job {job_id} has no savepoint and no complete checkpoint to resume from; "
