@@ -2,13 +2,14 @@
 
 Numbers -> FailOnce (parallelism 2) -> event time -> key_by -> running sum (collected as
 "totals") and a 1-second tumbling-window count (collected as "windows"). ``FailOnce`` raises
-once, at a chosen record, and only after a checkpoint of the job is complete, so the restart
-goes back to a checkpoint taken mid-stream; a flag file makes it fail in one attempt only
-(the file is seen by every process of a Ray cluster on this machine).
+once, at a chosen record; the source holds before that record until a checkpoint of the job
+is complete, so the restart goes back to a checkpoint taken mid-stream; a flag file makes it
+fail in one attempt only (the file is seen by every process of a Ray cluster on this machine).
 """
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import json
 import os
@@ -44,40 +45,37 @@ class Numbers(SourceFunction):
         self.next = state["next"]
 
 
-class PacedNumbers(Numbers):
-    """Numbers, at most ``per_s`` a second (a pause after every 100): the source is still
-    reading when the job is held mid-stream, so barriers enter right behind the records and
-    checkpoints complete while it runs, however fast the rest of the job is."""
+class HeldNumbers(Numbers):
+    """Numbers from an async generator that, before record ``hold_at``, waits in an ``await``
+    until a checkpoint of the job is complete under ``checkpoints``: whatever fails after it
+    goes back to a checkpoint taken mid-stream (the source's position is noted while it waits)."""
 
-    def __init__(self, n: int = N, per_s: float = 20_000) -> None:
+    def __init__(self, n: int, hold_at: int, checkpoints: str) -> None:
         super().__init__(n)
-        self.per_s = per_s
+        self.hold_at, self.checkpoints = hold_at, checkpoints
 
-    def read(self):
-        for number in super().read():
-            if number % 100 == 99:
-                time.sleep(100 / self.per_s)
+    async def read(self):
+        while self.next < self.n:
+            if self.next == self.hold_at:
+                while not glob.glob(os.path.join(self.checkpoints, "*", "chk-*")):
+                    await asyncio.sleep(0.01)
+            number = self.next
+            self.next += 1
             yield number
 
 
 class FailOnce(MapFunction):
-    """Passes records on; from record ``at`` on, once a checkpoint of the job is complete under
-    ``checkpoints`` (until then each of those records is slowed by 1 ms, so that one completes:
-    waiting inside ``map`` would hold the barriers back), it leaves ``flag`` and raises
+    """Passes records on; at the first record from ``at`` on it leaves ``flag`` and raises
     (``kill``: SIGKILLs its own process instead, as the OOM killer would; ``pause``: waits, at
     most 60 s, for that file to appear and goes on, so that a test can break something while
     the job is held mid-stream). ``always``: in every attempt, else only while ``flag`` is absent."""
 
-    def __init__(self, flag: str, at: int, checkpoints: str | None, always: bool = False,
-                 kill: bool = False, pause: str | None = None) -> None:
-        self.flag, self.at, self.checkpoints, self.always, self.kill = flag, at, checkpoints, always, kill
-        self.pause = pause
+    def __init__(self, flag: str, at: int, always: bool = False, kill: bool = False,
+                 pause: str | None = None) -> None:
+        self.flag, self.at, self.always, self.kill, self.pause = flag, at, always, kill, pause
 
     def map(self, record: int) -> int:
         if self.at < 0 or record < self.at or not (self.always or not os.path.exists(self.flag)):
-            return record
-        if self.checkpoints and not glob.glob(os.path.join(self.checkpoints, "*", "chk-*")):
-            time.sleep(0.001)
             return record
         Path(self.flag).touch()
         if self.pause:
@@ -94,21 +92,24 @@ def key(number: int) -> int:
     return number % KEYS
 
 
-def _keyed(env: Any, flag: Path, checkpoints: Path | None, at: int, n: int, always: bool, kill: bool,
-           pause: Path | None, source: Numbers | None = None) -> Any:
-    numbers = (env.from_source(source or Numbers(n), name="numbers")
-               .map(FailOnce(str(flag), at, str(checkpoints) if checkpoints else None, always, kill,
-                             str(pause) if pause else None),
+def build(env: Any, flag: Path, checkpoints: Path | None, at: int = N * 3 // 5, n: int = N,
+          always: bool = False, kill: bool = False, pause: Path | None = None,
+          jsonl: Path | None = None) -> Any:
+    """The job, on ``env``; ``at=-1``: nothing fails; with ``checkpoints``, the source holds
+    before record ``at`` until a checkpoint is complete (``HeldNumbers``). ``jsonl``: a folder
+    the running totals are also written to, exactly once (a part file per instance)."""
+    source = HeldNumbers(n, at, str(checkpoints)) if checkpoints is not None and at >= 0 else Numbers(n)
+    numbers = (env.from_source(source, name="numbers")
+               .map(FailOnce(str(flag), at, always, kill, str(pause) if pause else None),
                     parallelism=2, name="fail once")
                .assign_timestamps(lambda number: number, name="event time"))
-    return numbers.key_by(key)
+    keyed = numbers.key_by(key)
+    totals = keyed.sum(name="sum", parallelism=2)
+    totals.collect("collect totals")
+    if jsonl is not None:
+        from sage.libs.io import JSONLSink
 
-
-def build(env: Any, flag: Path, checkpoints: Path | None, at: int = N * 3 // 5, n: int = N,
-          always: bool = False, kill: bool = False, pause: Path | None = None) -> Any:
-    """The job, on ``env``; ``at=-1``: nothing fails."""
-    keyed = _keyed(env, flag, checkpoints, at, n, always, kill, pause)
-    keyed.sum(name="sum", parallelism=2).collect("collect totals")
+        totals.sink(JSONLSink(f"{jsonl}/", exactly_once=True), name="jsonl")
     keyed.window(Tumbling(1000)).count(name="count", parallelism=2).collect("collect windows")
     return env
 
@@ -118,14 +119,17 @@ def window_row(window: Any) -> list[Any]:
     return [window.key, window.start, window.value]
 
 
-def build_to_files(env: Any, flag: Path, checkpoints: Path | None, folder: Path, at: int = N * 3 // 5,
-                   n: int = N, pause: Path | None = None) -> Any:
-    """The job of ``build``, its running totals and window counts written exactly once
-    (``JSONLSink(exactly_once=True)``) to ``folder/totals.jsonl`` and ``folder/windows.jsonl``;
-    its source is ``PacedNumbers``."""
+def build_to_files(env: Any, flag: Path, checkpoints: Path, folder: Path, at: int = N * 3 // 5, n: int = N,
+                   pause: Path | None = None) -> Any:
+    """The job of ``build`` (the source held before record ``at`` until a checkpoint is
+    complete), its running totals and window counts written exactly once
+    (``JSONLSink(exactly_once=True)``) to ``folder/totals.jsonl`` and ``folder/windows.jsonl``."""
     from sage.libs.io import JSONLSink
 
-    keyed = _keyed(env, flag, checkpoints, at, n, False, False, pause, PacedNumbers(n))
+    keyed = (env.from_source(HeldNumbers(n, at, str(checkpoints)), name="numbers")
+             .map(FailOnce(str(flag), at, pause=str(pause) if pause else None), parallelism=2, name="fail once")
+             .assign_timestamps(lambda number: number, name="event time")
+             .key_by(key))
     keyed.sum(name="sum", parallelism=2).sink(JSONLSink(folder / "totals.jsonl", exactly_once=True),
                                               parallelism=1, name="totals file")
     (keyed.window(Tumbling(1000)).count(name="count", parallelism=2).map(window_row, name="window row")
@@ -147,6 +151,12 @@ def outcome(result: Any) -> tuple[Counter, Counter]:
     totals = Counter(result.collected("collect totals"))
     windows = Counter((w.key, w.start, w.value) for w in result.collected("collect windows"))
     return totals, windows
+
+
+def written(folder: Path) -> list[tuple[int, int]]:
+    """Every line of the exactly-once JSONL part files, as (key, total)."""
+    return [tuple(json.loads(line)) for part in sorted(Path(folder).glob("part-*.jsonl"))
+            for line in part.read_text().splitlines()]
 
 
 def expected(n: int = N) -> tuple[Counter, Counter]:

@@ -8,11 +8,12 @@ import os
 import shutil
 import signal
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tests.checkpoint_cases import build, expected, outcome
+from tests.checkpoint_cases import build, expected, outcome, written
 from tests.services import sage
 from tests.streaming_cases import wait_for
 
@@ -33,11 +34,14 @@ def test_an_operator_that_raises_mid_stream_restarts_from_the_checkpoint(ray_env
 
 
 def test_a_sigkilled_actor_process_restarts_from_the_checkpoint(ray_env, tmp_path):
-    env = build(ray_env("ray kill", **config(tmp_path)), tmp_path / "failed", tmp_path / "checkpoints", kill=True)
+    env = build(ray_env("ray kill", **config(tmp_path)), tmp_path / "failed", tmp_path / "checkpoints", kill=True,
+                jsonl=tmp_path / "out")
     result = env.execute()
     assert (tmp_path / "failed").exists() and result.restarts == 1
     assert any("from checkpoint" in note and "was lost" in note for note in result.notes), result.notes
     assert outcome(result) == expected()
+    lines = written(tmp_path / "out")  # the exactly-once file: every running total once, no duplicate
+    assert len(lines) == len(set(lines)) and Counter(lines) == expected()[0]
 
 
 def raylet_of(node_id: str) -> int:
@@ -68,7 +72,7 @@ def test_a_worker_node_whose_raylet_is_killed_takes_its_instances_down_and_the_j
         # fail again at once: three attempts, 1 s apart and doubling, as the docs advise.
         settings = config(tmp_path, attempts=3, delay_s=1.0)
         env = build(ray_env("ray node lost", **settings), tmp_path / "held", tmp_path / "checkpoints",
-                    pause=tmp_path / "go")
+                    pause=tmp_path / "go", jsonl=tmp_path / "out")
         handle = env.submit()
         wait_for(lambda: (tmp_path / "held").exists() or handle.status() != "running", timeout_s=120)
         assert handle.status() == "running", handle.wait().error  # held, a checkpoint being complete
@@ -80,6 +84,8 @@ def test_a_worker_node_whose_raylet_is_killed_takes_its_instances_down_and_the_j
         assert result.status == "finished", result.error
         assert result.restarts >= 1 and any("from checkpoint" in note for note in result.notes), result.notes
         assert outcome(result) == expected()
+        lines = written(tmp_path / "out")
+        assert len(lines) == len(set(lines)) and Counter(lines) == expected()[0]
     finally:
         IDLE_WORKERS.clear()  # idle workers of this process may have lived on the dead node
         sage("cluster", "stop", home=worker_home)

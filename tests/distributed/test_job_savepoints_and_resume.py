@@ -13,7 +13,7 @@ from sage.kernel.api import RemoteEnvironment
 from sage.kernel.api.remote import RemoteJob
 from sage.kernel.client import JobManagerClient
 
-from tests.checkpoint_cases import FailOnce, PacedNumbers
+from tests.checkpoint_cases import FailOnce, HeldNumbers
 from tests.kernel.test_savepoints import N, Numbers, expected_totals, key, totals
 from tests.services import sage
 from tests.streaming_cases import wait_for
@@ -87,9 +87,9 @@ def test_status_shows_restarts_their_causes_the_checkpoint_and_the_sources_that_
     env = RemoteEnvironment("restarted", port=cluster.jobmanager_port, config={
         "progress": False, "checkpoint": {"interval_s": 0.2, "dir": str(checkpoints)},
         "restart": {"attempts": 2, "delay_s": 0.2}})
-    numbers = env.from_source(PacedNumbers(20_000, per_s=10_000), name="numbers")
+    numbers = env.from_source(HeldNumbers(20_000, 10_000, str(checkpoints)), name="numbers")
     generated = env.from_source(lambda: iter(range(10)), name="generated")
-    (numbers.union(generated).map(FailOnce(str(tmp_path / "failed"), 10_000, str(checkpoints)), name="fail once")
+    (numbers.union(generated).map(FailOnce(str(tmp_path / "failed"), 10_000), name="fail once")
         .sink(lambda n: None, name="drop"))
     result = env.execute()
     assert result.restarts == 1 and result.checkpoint is not None

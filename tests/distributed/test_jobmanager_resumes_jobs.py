@@ -81,7 +81,8 @@ def test_a_sigkilled_jobmanager_is_restarted_and_resumes_the_checkpointing_job_e
         env = build_to_files(RemoteEnvironment("jm killed", port=JOBMANAGER_PORT, config=config),
                              tmp_path / "held", checkpoints, output, pause=tmp_path / "never")
         job = env.submit()
-        # FailOnce holds the job mid-stream once a checkpoint is complete; the JobManager dies then.
+        # The source waits at record 60,000 for a checkpoint, then FailOnce holds the job there: the
+        # JobManager dies mid-stream, after a checkpoint.
         wait_for(lambda: (tmp_path / "held").exists() or job.status() != "running", timeout_s=300)
         assert job.status() == "running", (job.wait().error, client.logs(job.job_id)["text"],
                                            sorted(str(p) for p in checkpoints.glob("*/*")))

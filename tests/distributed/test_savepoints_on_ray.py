@@ -15,7 +15,7 @@ def test_keyed_totals_continue_on_ray_after_a_stop_with_a_savepoint(ray_env, tmp
     stopped = stop_half_way(first, tmp_path / "sp")
     assert stopped.savepoint == str((tmp_path / "sp").resolve()), stopped.notes
     read_before = stopped.metrics["Numbers"]["records_out"]
-    assert 0 < read_before
+    assert read_before > 0
 
     resumed = ray_env("totals", progress=False)  # the keyed operator now runs 3 instances
     resumed.from_source(Numbers()).key_by(key).sum(parallelism=3, name="sum").collect()

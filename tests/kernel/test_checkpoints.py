@@ -3,17 +3,19 @@ restarts from its last checkpoint and ends with exactly the results of an undist
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import time
+from collections import Counter
 
 import cloudpickle
 import pytest
-from sage.kernel.api import LocalEnvironment, SinkFunction
+from sage.kernel.api import LocalEnvironment, SinkFunction, SourceFunction
 from sage.kernel.errors import JobFailedError, PipelineDefinitionError
 from sage.kernel.runtime.checkpoints import AlignedInbox, Barrier
 from sage.kernel.runtime.task import END
 
-from tests.checkpoint_cases import N, Numbers, build, expected, outcome
+from tests.checkpoint_cases import N, Numbers, build, expected, outcome, written
 from tests.streaming_cases import wait_for
 
 
@@ -24,13 +26,15 @@ def checkpointing(tmp_path, interval_s: float = 0.05, attempts: int = 2, **check
 
 def test_a_job_that_fails_mid_stream_restarts_from_its_checkpoint_with_exactly_the_undisturbed_results(tmp_path):
     env = build(LocalEnvironment("restarts", config=checkpointing(tmp_path)), tmp_path / "failed",
-                tmp_path / "checkpoints")
+                tmp_path / "checkpoints", jsonl=tmp_path / "out")
     result = env.execute()
     assert (tmp_path / "failed").exists()  # it did fail once
     assert result.restarts == 1
     assert any("from checkpoint" in note and "injected failure" in note for note in result.notes), result.notes
     assert outcome(result) == expected()  # keyed totals and window counts: each exactly once
     assert result.checkpoint is not None
+    lines = written(tmp_path / "out")  # the exactly-once JSONL sink: every running total once
+    assert len(lines) == len(set(lines)) and Counter(lines) == expected()[0]
 
 
 def test_without_a_checkpoint_a_restart_starts_over_and_still_counts_each_record_once(tmp_path):
@@ -183,18 +187,50 @@ def test_a_coordinator_numbers_on_after_the_checkpoints_its_folder_holds_and_kee
     for number in (4, 5):
         write_savepoint(tmp_path / "job-1" / f"chk-{number}", "again", plan, {})
     assert [(chain.id, chain.parallelism) for chain in plan.chains] == [(0, 1)]  # one task
-    written, coordinators = [], []
+    completed, coordinators = [], []
 
     def trigger(checkpoint_id):  # the one task takes its state at once
         coordinators[0].report(coordinators[0].epoch, (0, 0), checkpoint_id, cloudpickle.dumps({}))
 
     settings = CheckpointSettings(interval_s=0.01, dir=str(tmp_path), keep=2)
-    coordinators.append(CheckpointCoordinator(plan, "again", "job-1", settings, trigger, written.append))
+    coordinators.append(CheckpointCoordinator(plan, "again", "job-1", settings, trigger, completed.append))
     try:
-        wait_for(lambda: written, timeout_s=10)
+        wait_for(lambda: completed, timeout_s=10)
     finally:
         coordinators[0].stop()
-    assert written == list(range(6, 6 + len(written)))  # numbered on after chk-5
-    assert newest_state_folder(tmp_path / "job-1").name == f"chk-{written[-1]}"
+    assert completed == list(range(6, 6 + len(completed)))  # numbered on after chk-5
+    assert newest_state_folder(tmp_path / "job-1").name == f"chk-{completed[-1]}"
     kept = sorted(int(p.name[4:]) for p in (tmp_path / "job-1").glob("chk-*"))
-    assert kept == [4, 5, *written][-2:]  # keep=2 counts the checkpoints found
+    assert kept == [4, 5, *completed][-2:]  # keep=2 counts the checkpoints found
+
+
+class Waiting(SourceFunction):
+    """Five records, then an ``await`` that only a stop ends: a live source with nothing to say."""
+
+    def __init__(self):
+        self.sent = 0
+
+    async def read(self):
+        for number in range(5):
+            self.sent = number + 1
+            yield number
+        await asyncio.Event().wait()
+
+    def snapshot(self):
+        return {"sent": self.sent}
+
+
+def test_an_async_source_waiting_for_its_next_record_still_checkpoints(tmp_path):
+    from sage.kernel.runtime.savepoints import read_savepoint
+
+    env = LocalEnvironment("live", config=checkpointing(tmp_path, interval_s=0.05))
+    env.from_source(Waiting(), name="live").key_by(lambda n: n % 2).sum(name="sum").collect()
+    handle = env.submit()
+    folder = tmp_path / "checkpoints" / handle.job_id
+    states = wait_for(lambda: (folder.is_dir() and any(folder.glob("chk-*"))
+                               and read_savepoint(folder)), timeout_s=30)
+    handle.cancel()
+    result = handle.wait(timeout=30)
+    assert states["live"][0]["function"] == {"sent": 5}  # its position while it waited
+    assert states["sum"][0]["keyed"] == {0: {"accumulator": 0 + 2 + 4}, 1: {"accumulator": 1 + 3}}
+    assert result.status == "cancelled"

@@ -13,8 +13,10 @@ are buffered as they are, so its records are not moved one by one.
 Checkpoints: ``request_mark(k)`` asks the reader to note the source's position (its
 ``snapshot()``) between two records; ``next_batch`` never hands out records across that point,
 and ``take_mark`` gives the noted state once every record before it has been taken, so the
-state a checkpoint holds is the position right after the records its barrier follows. A source
-blocked in a read notes its position after that read returns.
+state a checkpoint holds is the position right after the records its barrier follows. An
+``async def read()`` source notes it at once, between two steps of its generator, also while
+it waits long in an ``await``; a plain generator blocked in a read notes it when the read
+returns (so live sources that wait long should be async).
 
 Stopping: ``stop()`` asks the reader to end after the record it is reading (an async source
 is cancelled at its current ``await``). A read that never returns cannot be interrupted; the
@@ -70,7 +72,8 @@ class SourceReader:
         self.batch_since: float | None = None  # the same, for the batch last taken
         self.error: BaseException | None = None
         self.ended = False
-        self._async_stop: Any = None
+        self._async_stop: Any = None  # (event loop, pump task) of an async source
+        self._async_total = 0  # records an async source yielded (written on its loop only)
         self._thread = threading.Thread(target=self._run, name=f"sage-read-{name}", daemon=True)
         # A source that never blocks (an in-memory collection) is read in the task's own
         # thread, batch by batch: no hand-over between threads, which costs at high rates.
@@ -132,19 +135,19 @@ class SourceReader:
         self._async_stop = (asyncio.get_running_loop(), asyncio.current_task())
         if self._stopping:
             return
+        self._mark_between_awaits()  # a mark asked for before the loop ran
         append = self._buffer.append
-        total = 0
         try:
             async for record in records:
                 append(record)
-                total += 1
+                self._async_total += 1
                 self._wake.set()
                 while len(self._buffer) >= self._high_water and not self._stopping:
                     await asyncio.sleep(SPACE_WAIT_S / 10)
                 if self._attention:
                     if self._stopping:
                         return
-                    self._place_mark(total)
+                    self._place_mark(self._async_total)
         finally:
             await records.aclose()
 
@@ -241,6 +244,17 @@ class SourceReader:
             return
         self._mark_wanted = checkpoint_id
         self._attention = True
+        if self._async_stop is not None:  # an async source waiting in an await: mark it now
+            loop, _ = self._async_stop
+            with contextlib.suppress(RuntimeError):  # a closed loop: the source has ended
+                loop.call_soon_threadsafe(self._mark_between_awaits)
+
+    def _mark_between_awaits(self) -> None:
+        """On an async source's loop, so between two steps of its generator: every record it
+        yielded is in the buffer and it is suspended in an ``await``, so its ``snapshot()``
+        is its position after them, also while it waits long for its next record."""
+        if self._mark_wanted:
+            self._place_mark(self._async_total)
 
     def take_mark(self) -> tuple[int, Any] | None:
         """(checkpoint id, the source's state) once every record before the mark was taken."""

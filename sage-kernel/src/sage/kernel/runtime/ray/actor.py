@@ -231,8 +231,10 @@ class ChainActor:
 
     @ray.method(concurrency_group="control")
     def trigger_checkpoint(self, checkpoint_id: int) -> None:
-        """Start checkpoint ``checkpoint_id`` (a source instance; once it is set up)."""
-        if self._wait_ready() and self.task is not None and self.task.checkpoints is not None:
+        """Start checkpoint ``checkpoint_id`` (a source instance). Never waits: an instance not
+        set up yet ignores it, and the coordinator asks again at its next interval (a control
+        call that waited for ``setup`` could hold every control thread, ``setup``'s too)."""
+        if self.ready.is_set() and self.task is not None and self.task.checkpoints is not None:
             self.task.checkpoints.requested = checkpoint_id
 
     @ray.method(concurrency_group="control")

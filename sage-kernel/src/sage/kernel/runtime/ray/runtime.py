@@ -125,6 +125,7 @@ class RayJob(RunningJob):
         """Set up one actor per chain instance (downstream first, so each gets its targets'
         handles), each with its state from ``restored``, and start the sources."""
         instances: dict[tuple[int, int], _Instance] = {}
+        self._report_asks: dict[Any, _Instance] = {}  # take_checkpoint_reports calls not answered yet
         self.task_checkpoints()  # a new epoch: reports of an earlier attempt are ignored
         self._epoch = self.coordinator.epoch if self.coordinator is not None else 0
         try:
@@ -164,14 +165,20 @@ class RayJob(RunningJob):
                 self.coordinator.report(self._epoch, (inst.chain.id, inst.index), checkpoint_id, state)
 
     def _poll_checkpoints(self, waiting: dict[Any, _Instance]) -> None:
-        """Hand the states running actors took for checkpoints to the coordinator."""
+        """Hand the states running actors took for checkpoints to the coordinator. An answer
+        that is late (the actor's control threads busy) is collected at a later call, never
+        dropped: it holds states that were taken out of the actor."""
         if self.coordinator is None:
             return
-        asks = {inst.actor.take_checkpoint_reports.remote(): inst for inst in waiting.values()}
-        ready, _ = ray.wait(list(asks), num_returns=len(asks), timeout=POLL_S)
+        asked = set(self._report_asks.values())
+        for inst in waiting.values():
+            if inst not in asked:
+                self._report_asks[inst.actor.take_checkpoint_reports.remote()] = inst
+        ready, _ = ray.wait(list(self._report_asks), num_returns=len(self._report_asks), timeout=POLL_S / 4)
         for ref in ready:
+            inst = self._report_asks.pop(ref)
             with contextlib.suppress(Exception):  # a lost actor: its result call reports it
-                self._report_checkpoints(asks[ref], ray.get(ref))
+                self._report_checkpoints(inst, ray.get(ref))
 
     # -- supervision ----------------------------------------------------------------
     def _supervise(self) -> None:
@@ -214,6 +221,8 @@ class RayJob(RunningJob):
         with self._snapshot_lock:  # keep the log lines of replies still on their way
             if ray.is_initialized():
                 self._collect_snapshots(POLL_S)
+        if self._report_asks and ray.is_initialized():  # states already taken out of the actors
+            self._poll_checkpoints({})
         return bool(self._errors) and ray.is_initialized()
 
     def _release_actors(self) -> None:
