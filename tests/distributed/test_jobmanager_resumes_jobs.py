@@ -1,7 +1,8 @@
 """A JobManager killed with SIGKILL while a checkpointing job runs: Ray ends the job's actors
 with it (their owner), the head's supervisor starts a new JobManager, and that one takes the
 job up again under the same id from its newest checkpoint. The job's two exactly-once JSONL
-files then hold exactly what an undisturbed run writes.
+files then hold exactly what an undisturbed run writes, and a client that was waiting for the
+job all along gets its result.
 
 This test starts its own head (on ports of its own, in a fresh SAGE home), because it kills
 that head's JobManager.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -89,13 +91,14 @@ def test_a_sigkilled_jobmanager_is_restarted_and_resumes_the_checkpointing_job_e
         old_actors = chain_actors(GCS_PORT)
         assert old_actors
 
+        waiting = ThreadPoolExecutor(1).submit(job.wait, 600)  # a client waiting across the restart
         first = read_jobmanager_pid()
         os.kill(first, signal.SIGKILL)
         wait_for(lambda: answering_jobmanager(client, first), timeout_s=BACK_WITHIN_S, poll_s=0.5)
         # Ray ends the actors the dead JobManager owned: nothing of the old attempt writes on.
         wait_for(lambda: not old_actors & chain_actors(GCS_PORT), timeout_s=60)
 
-        result = job.wait(timeout=600)  # the same id, through the new JobManager
+        result = waiting.result()  # the same id, through the new JobManager
         assert result.status == "finished", result.error
         assert result.restarts == 1, result.notes
         assert any(note.startswith("resumed after the JobManager restarted, from checkpoint ")

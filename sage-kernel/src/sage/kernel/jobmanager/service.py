@@ -258,7 +258,7 @@ class JobManager:
             start = _newest_checkpoint(config, record.job_id)
             origin = (f"from checkpoint {Path(start).name[len(CHECKPOINT_PREFIX):]}" if start else
                       "from the start (no checkpoint was complete)")
-            note = f"resumed after the JobManager restarted, {origin} ({died} while the job ran)"
+            note = f"resumed after the JobManager restarted, {origin}: {died} while the job ran"
             record.restarts += 1
             record.notes.append(note)
             elapsed = time.time() - (record.started_at or record.submitted_at)
