@@ -114,6 +114,38 @@ def build(env: Any, flag: Path, checkpoints: Path | None, at: int = N * 3 // 5, 
     return env
 
 
+def window_row(window: Any) -> list[Any]:
+    """A window's count as a JSON line: [key, start, count]."""
+    return [window.key, window.start, window.value]
+
+
+def build_to_files(env: Any, flag: Path, checkpoints: Path, folder: Path, at: int = N * 3 // 5, n: int = N,
+                   pause: Path | None = None) -> Any:
+    """The job of ``build`` (the source held before record ``at`` until a checkpoint is
+    complete), its running totals and window counts written exactly once
+    (``JSONLSink(exactly_once=True)``) to ``folder/totals.jsonl`` and ``folder/windows.jsonl``."""
+    from sage.libs.io import JSONLSink
+
+    keyed = (env.from_source(HeldNumbers(n, at, str(checkpoints)), name="numbers")
+             .map(FailOnce(str(flag), at, pause=str(pause) if pause else None), parallelism=2, name="fail once")
+             .assign_timestamps(lambda number: number, name="event time")
+             .key_by(key))
+    keyed.sum(name="sum", parallelism=2).sink(JSONLSink(folder / "totals.jsonl", exactly_once=True),
+                                              parallelism=1, name="totals file")
+    (keyed.window(Tumbling(1000)).count(name="count", parallelism=2).map(window_row, name="window row")
+     .sink(JSONLSink(folder / "windows.jsonl", exactly_once=True), parallelism=1, name="windows file"))
+    return env
+
+
+def file_outcome(folder: Path) -> tuple[Counter, Counter]:
+    """What ``build_to_files`` wrote: every line of the two files, as tuples (multisets)."""
+    def lines(name: str) -> Counter:
+        with (folder / name).open(encoding="utf-8") as rows:
+            return Counter(tuple(json.loads(row)) for row in rows)
+
+    return lines("totals.jsonl"), lines("windows.jsonl")
+
+
 def outcome(result: Any) -> tuple[Counter, Counter]:
     """What a run produced: every running total emitted, every window's count (multisets)."""
     totals = Counter(result.collected("collect totals"))

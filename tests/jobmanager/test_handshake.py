@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sage.kernel.client.handshake import body_digest, new_nonce, sign_response
 from sage.kernel.client.jobmanager import JobManagerClient, JobManagerError
-from sage.kernel.client.protocol import PICKLE_TYPE, SIGNATURE_HEADER
+from sage.kernel.client.protocol import PICKLE_TYPE, PROTOCOL_VERSION, SIGNATURE_HEADER
 
 from tests.jobmanager.conftest import TOKEN
 from tests.jobmanager.raw_http import error_of, exchange, request_bytes, signed_headers
@@ -143,7 +143,7 @@ def test_a_signed_request_cannot_be_altered(jobmanager):
 
 def test_a_bearer_token_alone_is_refused(jobmanager):
     status, _, body = exchange(jobmanager.port, request_bytes("GET", "/v1/jobs", {
-        "X-Sage-Protocol": "2", "Authorization": f"Bearer {TOKEN}"}))
+        "X-Sage-Protocol": str(PROTOCOL_VERSION), "Authorization": f"Bearer {TOKEN}"}))
     assert status == 401
     assert "missing proof of the cluster token" in error_of(body)
 

@@ -8,6 +8,7 @@ import queue
 import time
 from collections import Counter
 
+import cloudpickle
 import pytest
 from sage.kernel.api import LocalEnvironment, SinkFunction, SourceFunction
 from sage.kernel.errors import JobFailedError, PipelineDefinitionError
@@ -148,6 +149,59 @@ def test_records_before_a_checkpoint_are_counted_once(tmp_path):
     env = build(LocalEnvironment("undisturbed", config=checkpointing(tmp_path, interval_s=0.01)),
                 tmp_path / "failed", None, at=-1, n=N // 2)
     assert outcome(env.execute()) == expected(N // 2)
+
+
+class Unreplayable(Numbers):
+    """Numbers whose snapshot says it cannot go back (as QuerySource on standard input does)."""
+
+    def snapshot(self):
+        return {**super().snapshot(), "replayable": False}
+
+
+def test_sources_that_cannot_replay_are_named_as_at_most_once_when_the_job_checkpoints(tmp_path):
+    def build_with(config):
+        env = LocalEnvironment("mixed sources", config=config)
+        merged = env.from_source(Numbers(100), name="numbers").union(
+            env.from_source(Unreplayable(100), name="stdin-like"),
+            env.from_source(lambda: iter(range(100)), name="generator"))
+        merged.map(lambda n: n, name="same").sink(lambda n: None, name="drop")
+        return env
+
+    result = build_with(checkpointing(tmp_path)).execute()
+    assert [line.split(":")[0] for line in result.at_most_once] == [
+        "at-most-once from source 'stdin-like'", "at-most-once from source 'generator'"]
+    assert "snapshot() says \"replayable\": False" in result.at_most_once[0]
+    assert "has no snapshot()" in result.at_most_once[1]
+    assert build_with({"progress": False}).execute().at_most_once == []  # no checkpoints: nothing to replay
+
+
+def test_a_coordinator_numbers_on_after_the_checkpoints_its_folder_holds_and_keeps_counting_them(tmp_path):
+    """A job taken up again under its id (a JobManager restart) writes chk-6 after chk-5, not chk-1."""
+    from sage.kernel.plan.job_info import CheckpointSettings
+    from sage.kernel.runtime.checkpoints import CheckpointCoordinator
+    from sage.kernel.runtime.savepoints import newest_state_folder, write_savepoint
+
+    env = LocalEnvironment("again")
+    env.from_collection([1]).sink(lambda r: None, name="drop")
+    plan = env.physical_plan()
+    for number in (4, 5):
+        write_savepoint(tmp_path / "job-1" / f"chk-{number}", "again", plan, {})
+    assert [(chain.id, chain.parallelism) for chain in plan.chains] == [(0, 1)]  # one task
+    completed, coordinators = [], []
+
+    def trigger(checkpoint_id):  # the one task takes its state at once
+        coordinators[0].report(coordinators[0].epoch, (0, 0), checkpoint_id, cloudpickle.dumps({}))
+
+    settings = CheckpointSettings(interval_s=0.01, dir=str(tmp_path), keep=2)
+    coordinators.append(CheckpointCoordinator(plan, "again", "job-1", settings, trigger, completed.append))
+    try:
+        wait_for(lambda: completed, timeout_s=10)
+    finally:
+        coordinators[0].stop()
+    assert completed == list(range(6, 6 + len(completed)))  # numbered on after chk-5
+    assert newest_state_folder(tmp_path / "job-1").name == f"chk-{completed[-1]}"
+    kept = sorted(int(p.name[4:]) for p in (tmp_path / "job-1").glob("chk-*"))
+    assert kept == [4, 5, *completed][-2:]  # keep=2 counts the checkpoints found
 
 
 class Waiting(SourceFunction):

@@ -120,3 +120,26 @@ def test_a_head_with_a_retention_that_keeps_nothing_is_refused_before_it_starts(
     assert refused.returncode == 1
     assert "--keep-jobs must be at least 1" in refused.stderr
     assert not (sage_home / "cluster").exists()
+
+
+def test_a_jobs_submission_is_kept_private_for_resuming_it(tmp_path):
+    old = os.umask(0o000)
+    try:
+        store = JobStore(tmp_path / "jobs")
+        store.save_submission("job-1", b"pickled submission")
+    finally:
+        os.umask(old)
+    assert store.load_submission("job-1") == b"pickled submission"
+    assert mode(store.job_dir("job-1") / "submission.pkl") == 0o600
+    assert store.load_submission("job-2") is None
+
+
+def test_running_jobs_are_failed_on_load_unless_the_jobmanager_resumes_them(tmp_path):
+    store = JobStore(tmp_path / "jobs")
+    for job_id in ("resumed", "failed"):
+        store.save(JobRecord(job_id=job_id, name=job_id, status="running", submitted_at=1.0, started_at=1.0))
+    records = {r.job_id: r for r in store.load_all("killed by signal 9", lambda r: r.job_id == "resumed")}
+    assert records["resumed"].status == "running" and records["resumed"].error is None
+    assert records["failed"].status == "failed"
+    assert records["failed"].error.startswith("the JobManager died (killed by signal 9) while the job ran; ")
+    assert "only a job whose config has a 'checkpoint' setting and restart attempts left" in records["failed"].error

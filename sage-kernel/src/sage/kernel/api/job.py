@@ -40,6 +40,9 @@ class JobResult:
     """How many times the job restarted after a failure (``config["restart"]``)."""
     checkpoint: str | None = None
     """The newest complete checkpoint's folder, when the job takes checkpoints."""
+    at_most_once: list[str] = attrs.field(factory=list)
+    """One line per source that cannot replay, when the job takes checkpoints: a restart loses
+    what such a source read and the job had not finished with (``plan/replay.py``)."""
 
     def collected(self, name: str | None = None) -> list[Any]:
         """The records a ``collect()`` sink gathered, in instance order."""

@@ -11,18 +11,21 @@ import attrs
 from sage.kernel.api.config import JobConfig
 from sage.kernel.api.environment import BaseEnvironment
 from sage.kernel.api.job import RUNNING, JobHandle, JobResult
-from sage.kernel.client.jobmanager import JobManagerClient
+from sage.kernel.client.jobmanager import JobManagerClient, JobManagerError
 from sage.kernel.client.protocol import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     SHIPPED_CONFIG_KEYS,
     connect_host,
 )
-from sage.kernel.errors import PipelineDefinitionError, SageError
+from sage.kernel.errors import PipelineDefinitionError
 from sage.kernel.plan.shipping import dumps_plan
 from sage.kernel.plugins import RuntimeSpec, lookup
 
 POLL_S = 0.5
+UNREACHABLE_S = 180.0
+"""How long ``wait`` keeps asking a JobManager that does not answer (its supervisor restarts it
+within seconds, later ones after up to 30 s)."""
 
 
 class RemoteJob(JobHandle):
@@ -37,22 +40,37 @@ class RemoteJob(JobHandle):
         return self.client.job(self.job_id)["status"]
 
     def wait(self, timeout: float | None = None) -> JobResult:
-        """Poll until the job ends and fetch its result."""
+        """Poll until the job ends and fetch its result. A JobManager that does not answer for
+        less than ``UNREACHABLE_S`` (restarted by the head's supervisor, which resumes the jobs
+        that ask for it) is waited for."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self.client.job(self.job_id)["status"] == RUNNING:
+        while self._status() == RUNNING:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"job {self.job_id} still running after {timeout}s")
             time.sleep(POLL_S)
         return self.client.result(self.job_id)
 
+    def _status(self) -> str:
+        """The job's status, asked again while the JobManager cannot be reached (a restart)."""
+        unreachable_since = None
+        while True:
+            try:
+                return self.status()
+            except JobManagerError as exc:
+                if exc.status is not None:  # an answer: the JobManager refused
+                    raise
+                unreachable_since = unreachable_since or time.monotonic()
+                if time.monotonic() - unreachable_since > UNREACHABLE_S:
+                    raise
+                time.sleep(POLL_S)
+
     def cancel(self) -> None:
         self.client.stop(self.job_id)
 
     def stop(self, savepoint: str | os.PathLike[str] | None = None) -> None:
-        if savepoint is not None:
-            raise SageError("stop(savepoint=...): savepoints work on the local runtime so far, "
-                            "not through the JobManager")
-        self.cancel()
+        """Stop the job; with ``savepoint``, an absolute path on the head's filesystem (the
+        JobManager writes it there), as ``JobHandle.stop`` says."""
+        self.client.stop(self.job_id, os.fspath(savepoint) if savepoint is not None else None)
 
     def metrics(self) -> dict[str, dict[str, Any]]:
         return self.client.metrics(self.job_id)["metrics"]
@@ -100,13 +118,12 @@ class RemoteEnvironment(BaseEnvironment):
 
     def submit(self, resume_from: str | os.PathLike[str] | None = None,
                allow_dropped_state: bool = False) -> RemoteJob:
-        """Send the pipeline to the JobManager; return a handle at once."""
-        if resume_from is not None:
-            raise PipelineDefinitionError("resume_from: savepoints work on the local runtime so far, "
-                                          "not through the JobManager")
+        """Send the pipeline to the JobManager; return a handle at once. ``resume_from``: a
+        savepoint or checkpoint folder on the head's filesystem (an absolute path there)."""
         plan = self.physical_plan()
         config = {key: getattr(self.config, key) for key in SHIPPED_CONFIG_KEYS}
-        job = self.client.submit(self.name, dumps_plan(plan), config)
+        job = self.client.submit(self.name, dumps_plan(plan), config,
+                                 os.fspath(resume_from) if resume_from is not None else None, allow_dropped_state)
         return RemoteJob(self.client, job["job_id"], self.name)
 
     def serve(self, host: str = "127.0.0.1", port: int = 8000, wait: bool = True, **options: Any) -> ServedJob:

@@ -72,6 +72,8 @@ def status(job_id: str, host: str = HostOption, port: int = PortOption, as_json:
                   highlight=False, markup=False)
     if job.get("error"):
         console.print(f"error: {job['error']}", highlight=False, markup=False)
+    for line in _recovery_lines(job):
+        console.print(line, highlight=False, markup=False)
     for warning in job.get("warnings") or []:
         console.print(f"warning: {warning}", highlight=False, markup=False)
     if job.get("output_lines_dropped"):
@@ -89,6 +91,23 @@ def status(job_id: str, host: str = HostOption, port: int = PortOption, as_json:
                       f"{job['throughput'].get(name, 0.0):,.0f}", str(metrics.get("queue_depth", 0)),
                       str(metrics["errors"]))
     console.print(table)
+
+
+def _recovery_lines(job: dict[str, Any]) -> list[str]:
+    """What ``sage job status`` says of a job's fault tolerance: what it resumed, its restarts
+    with their notes, its newest checkpoint and savepoint, the sources it is at-most-once from."""
+    lines = []
+    if job.get("resumed_job") or job.get("resumed_from"):
+        lines.append(f"resumed {job.get('resumed_job') or 'a job'} from {job.get('resumed_from') or 'its start'}")
+    if job.get("restarts"):
+        lines.append(f"restarts: {job['restarts']}")
+    lines.extend(f"note: {note}" for note in job.get("notes") or [])
+    if job.get("checkpoint"):
+        lines.append(f"checkpoint: {job['checkpoint']}")
+    if job.get("savepoint"):
+        lines.append(f"savepoint: {job['savepoint']}")
+    lines.extend(job.get("at_most_once") or [])
+    return lines
 
 
 def _value(value: Any) -> str:
@@ -115,16 +134,60 @@ def metrics(job_id: str, host: str = HostOption, port: int = PortOption, as_json
     Console(width=200).print(table)
 
 
+SavepointOption = typer.Option(
+    None, "--savepoint",
+    help="Write the job's state to this folder before it ends, to resume it with `sage job resume`: an "
+         "absolute path on the head's filesystem (the JobManager writes it), a folder that does not exist yet.")
+WAIT_FOR_SAVEPOINT_S = 600.0
+
+
 @app.command("stop")
-def stop(job_id: str, host: str = HostOption, port: int = PortOption) -> None:
+def stop(job_id: str, savepoint: str | None = SavepointOption, host: str = HostOption,
+         port: int = PortOption) -> None:
     """Stop a job's sources; records already read still pass every operator."""
-    job = _call(_client(host, port).stop, job_id)
-    if job["status"] != "running":
+    client = _client(host, port)
+    job = _call(client.stop, job_id, savepoint)
+    if savepoint is None and job["status"] != "running":
         err.print(f"job {job['job_id']} has already ended ({job['status']}); nothing to stop",
                   highlight=False, markup=False)
         return
-    err.print(f"stop requested for {job['job_id']}; it ends within its stop_grace_s "
-              f"(`sage job status {job['job_id']}`)", highlight=False, markup=False)
+    if savepoint is None:
+        err.print(f"stop requested for {job['job_id']}; it ends within its stop_grace_s "
+                  f"(`sage job status {job['job_id']}`)", highlight=False, markup=False)
+        return
+    err.print(f"stop requested for {job['job_id']}, with a savepoint; waiting for it to end",
+              highlight=False, markup=False)
+    deadline = time.monotonic() + WAIT_FOR_SAVEPOINT_S
+    while job["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        job = _call(client.job, job_id)
+    if job.get("savepoint"):
+        err.print(f"job {job_id} {job['status']}; savepoint written to {job['savepoint']} (on the head); "
+                  f"`sage job resume {job_id}` continues from it", highlight=False, markup=False)
+        return
+    why = "; ".join(note for note in job.get("notes") or [] if "savepoint" in note) or \
+        f"the job is {job['status']}" + (f": {job['error']}" if job.get("error") else "")
+    err.print(f"[red]error:[/red] no savepoint of {job_id}: {escape(why)}", highlight=False)
+    raise typer.Exit(1)
+
+
+@app.command("resume")
+def resume(job_id: str,
+           start: str | None = typer.Option(
+               None, "--from",
+               help="The savepoint or checkpoint folder to start from: an absolute path on the head's "
+                    "filesystem (default: the savepoint the job was stopped with, else its newest checkpoint)."),
+           host: str = HostOption, port: int = PortOption,
+           as_json: bool = typer.Option(False, "--json", help="Print the new job's record as JSON instead of "
+                                                               "its id.")) -> None:
+    """Run an ended job's pipeline again as a new job, from its savepoint or newest checkpoint."""
+    job = _call(_client(host, port).resume, job_id, start)
+    if as_json:
+        print(json.dumps(job, indent=2, default=str))
+        return
+    print(job["job_id"])
+    err.print(f"job {job_id} resumed as {job['job_id']} from {job['resumed_from']} (`sage job status "
+              f"{job['job_id']}`)", highlight=False, markup=False)
 
 
 def _pages(client: JobManagerClient, job_id: str, follow: bool) -> Iterator[dict[str, Any]]:

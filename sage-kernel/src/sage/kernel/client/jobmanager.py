@@ -135,8 +135,9 @@ class JobManagerClient:
             raise self._refused(status, reason, payload)
         return answer_type, payload
 
-    def _json(self, method: str, target: str, auth: bool = True) -> Any:
-        return json.loads(self._request(method, target, auth=auth)[1])
+    def _json(self, method: str, target: str, auth: bool = True, options: dict[str, Any] | None = None) -> Any:
+        body = json.dumps(options).encode() if options else None
+        return json.loads(self._request(method, target, body, auth=auth)[1])
 
     def health(self) -> dict[str, Any]:
         return self._json("GET", "/v1/health", auth=False)
@@ -144,8 +145,11 @@ class JobManagerClient:
     def cluster(self) -> dict[str, Any]:
         return self._json("GET", "/v1/cluster")
 
-    def submit(self, name: str, plan_bytes: bytes, config: dict[str, Any]) -> dict[str, Any]:
-        body = pickle.dumps(Submission(name=name, config=config, plan=plan_bytes))
+    def submit(self, name: str, plan_bytes: bytes, config: dict[str, Any], resume_from: str | None = None,
+               allow_dropped_state: bool = False) -> dict[str, Any]:
+        """Run a pipeline; ``resume_from``: a savepoint or checkpoint folder on the head it starts from."""
+        body = pickle.dumps(Submission(name=name, config=config, plan=plan_bytes, resume_from=resume_from,
+                                       allow_dropped_state=allow_dropped_state))
         return json.loads(self._request("POST", "/v1/jobs", body, PICKLE_TYPE)[1])
 
     def serve(self, name: str, plan_bytes: bytes, config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
@@ -174,8 +178,18 @@ class JobManagerClient:
         query = f"offset={offset}" + (f"&limit={limit}" if limit is not None else "")
         return self._json("GET", f"/v1/jobs/{quote(job_id, safe='')}/logs?{query}")
 
-    def stop(self, job_id: str) -> dict[str, Any]:
-        return self._json("POST", f"/v1/jobs/{quote(job_id, safe='')}/stop")
+    def stop(self, job_id: str, savepoint: str | None = None) -> dict[str, Any]:
+        """Stop the job; with ``savepoint`` (an absolute path on the head, a folder that does not
+        exist yet) the job's state is written there once everything read has been processed."""
+        options = {"savepoint": savepoint} if savepoint is not None else None
+        return self._json("POST", f"/v1/jobs/{quote(job_id, safe='')}/stop", options=options)
+
+    def resume(self, job_id: str, path: str | None = None) -> dict[str, Any]:
+        """Run the ended job's pipeline again as a new job from ``path`` (a savepoint or
+        checkpoint folder on the head; by default its savepoint, else its newest checkpoint);
+        the new job's record."""
+        options = {"from": path} if path is not None else None
+        return self._json("POST", f"/v1/jobs/{quote(job_id, safe='')}/resume", options=options)
 
     def result(self, job_id: str) -> JobResult:
         """The job's result, unpickled only once the server has proved it holds the token."""

@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 19001
 PROTOCOL_HEADER = "X-Sage-Protocol"
@@ -33,18 +33,21 @@ PICKLE_TYPE = "application/x-sage-pickle"
 JSON_TYPE = "application/json"
 # The job config entries a client sends with a plan; the JobManager ignores any other.
 SHIPPED_CONFIG_KEYS = ("error_policy", "batch_size", "batch_timeout_ms", "channel_capacity", "stop_grace_s",
-                       "object_reuse", "metrics", "ray", "watermark_interval_ms")
+                       "object_reuse", "metrics", "ray", "watermark_interval_ms", "checkpoint", "restart")
 
 
 @attrs.frozen
 class Submission:
     """A job as sent by a client: its name, its job config and the pickled physical plan; a
-    pipeline to serve also carries its server's settings (``ServeSettings`` as a dict)."""
+    pipeline to serve also carries its server's settings (``ServeSettings`` as a dict). A job
+    that resumes names the savepoint or checkpoint folder on the head it starts from."""
 
     name: str
     config: dict[str, Any]
     plan: bytes = attrs.field(repr=False)
     serve: dict[str, Any] | None = attrs.field(default=None, repr=False)
+    resume_from: str | None = None
+    allow_dropped_state: bool = False
 
 
 def version_mismatch(theirs: str | None) -> str:

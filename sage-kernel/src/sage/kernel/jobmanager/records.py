@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,10 @@ LOG_PAGE_BYTES = 1 << 20
 """The most bytes of a job's log one read returns (``sage job logs`` reads page after page)."""
 MIN_LOG_PAGE_BYTES = 64
 STOPPED = "the JobManager stopped while this job ran; submit it again"
+NOT_RESUMED = ("only a job whose config has a 'checkpoint' setting and restart attempts left is "
+               "resumed after a JobManager restart")
+SUBMISSION_FILE = "submission.pkl"
+"""The job as submitted (pickled ``Submission``: name, config, plan), kept to resume it."""
 
 
 @attrs.define
@@ -43,6 +48,13 @@ class JobRecord:
     output_lines_dropped: int = 0
     warnings: list[str] = attrs.field(factory=list)  # JobResult.warnings: skew, idle instances
     run_s: float | None = None  # JobResult.duration_s, once the job has ended
+    restarts: int = 0  # after failures (config["restart"]) and after a JobManager restart
+    notes: list[str] = attrs.field(factory=list)  # each restart with its cause; how the job ended
+    checkpoint: str | None = None  # the newest complete checkpoint's folder (on the head)
+    savepoint: str | None = None  # the folder `sage job stop --savepoint` wrote
+    at_most_once: list[str] = attrs.field(factory=list)  # sources that cannot replay (plan/replay.py)
+    resumed_job: str | None = None  # the job this one resumed (`sage job resume`)
+    resumed_from: str | None = None  # the savepoint or checkpoint folder it started from
 
     @property
     def duration_s(self) -> float | None:
@@ -90,6 +102,26 @@ class JobStore:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def save_submission(self, job_id: str, submission: bytes) -> None:
+        """Keep what the job was submitted with, so that it can be resumed (``sage job resume``,
+        a JobManager restart); private like the rest of the job's folder."""
+        directory = private_dir(self.job_dir(job_id))
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix="submission.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(submission)
+            os.replace(tmp, directory / SUBMISSION_FILE)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def load_submission(self, job_id: str) -> bytes | None:
+        """What ``save_submission`` kept for the job, or None (a served job, or none kept)."""
+        try:
+            return (self.job_dir(job_id) / SUBMISSION_FILE).read_bytes()
+        except FileNotFoundError:
+            return None
+
     def append_log(self, job_id: str, lines: list[str]) -> None:
         if not lines:
             return
@@ -119,9 +151,11 @@ class JobStore:
         """Remove the job's folder (record, log, dead letters)."""
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
 
-    def load_all(self, cause: str | None = None) -> list[JobRecord]:
+    def load_all(self, cause: str | None = None,
+                 resumable: Callable[[JobRecord], bool] | None = None) -> list[JobRecord]:
         """Every record on disk, its folder made private; jobs that were running when the
-        JobManager stopped are failed, with ``cause`` (how the last JobManager ended) if known."""
+        JobManager stopped are failed, with ``cause`` (how the last JobManager ended) if known,
+        except those ``resumable`` accepts (left running, for the JobManager to resume)."""
         records = []
         for path in sorted(self.root.glob("*/record.json")):
             _make_private(path.parent)
@@ -129,10 +163,10 @@ class JobStore:
                 record = JobRecord.from_dict(json.loads(path.read_text()))
             except (OSError, ValueError, TypeError):
                 continue
-            if record.status == RUNNING:
+            if record.status == RUNNING and not (resumable is not None and resumable(record)):
                 record.status = FAILED
                 record.error = (f"the JobManager died ({cause}) while the job ran; submit it again "
-                                "(an interrupted job is not resumed)" if cause else STOPPED)
+                                f"({NOT_RESUMED})" if cause else f"{STOPPED} ({NOT_RESUMED})")
                 record.finished_at = record.finished_at or path.stat().st_mtime
                 self.save(record)
             records.append(record)

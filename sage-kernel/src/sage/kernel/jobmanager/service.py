@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pickle
 import re
 import socket
@@ -18,6 +19,7 @@ import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -26,7 +28,7 @@ import cloudpickle
 import structlog
 from sage.kernel.api.config import JobConfig, checkpoint_settings, is_number, restart_strategy
 from sage.kernel.api.environment import new_job_id
-from sage.kernel.api.job import RUNNING, JobResult
+from sage.kernel.api.job import FAILED, RUNNING, JobResult
 from sage.kernel.api.reporter import build_reporter
 from sage.kernel.client.handshake import body_digest, is_nonce, same, sign_request, sign_response
 from sage.kernel.client.protocol import (
@@ -51,6 +53,8 @@ from sage.kernel.jobmanager.retention import RetentionPolicy
 from sage.kernel.jobmanager.served_jobs import serve_on_cluster
 from sage.kernel.plan.job_info import JobInfo
 from sage.kernel.plugins import lookup
+from sage.kernel.runtime.checkpoints import checkpoint_dir
+from sage.kernel.runtime.savepoints import CHECKPOINT_PREFIX, META_FILE, newest_state_folder
 
 MONITOR_INTERVAL_S = 1.0
 log = structlog.get_logger("sage.jobmanager")
@@ -70,6 +74,10 @@ class _ActiveJob:
     handle: Any
     result: JobResult | None = None
     server: Any = None  # the RunningServer of a served pipeline
+    restarts_before: int = 0  # restarts the record counted before this handle (a JobManager restart)
+    notes_before: list[str] = attrs.field(factory=list)  # the record's notes from before this handle
+    notes_logged: int = 0  # how many of the record's notes job.log has
+    run_s_before: float = 0.0  # the job's time before this handle (a JobManager restart)
 
 
 def _now() -> str:
@@ -81,7 +89,10 @@ class JobManager:
 
     ``connect_ray=False`` serves the stored records without a Ray cluster (tests of the HTTP
     layer); submitting a job or asking for the cluster then fails. ``previous_exit``: how the
-    last JobManager ended (``killed by signal 9``), for the jobs it left recorded as running.
+    last JobManager ended (``killed by signal 9``), for the jobs it left recorded as running:
+    those whose config asks for it (a ``checkpoint`` setting and restart attempts left) are
+    taken up again under their ids from their newest checkpoints (Ray ended their actors with
+    the last JobManager, which owned them); the others are failed with that cause.
     """
 
     def __init__(self, store: JobStore, gcs_address: str, client_port: int | None = None,
@@ -92,7 +103,15 @@ class JobManager:
         self.client_port = client_port
         self.retention = retention or RetentionPolicy()
         self.jobs: dict[str, _ActiveJob] = {}
-        self.records: dict[str, JobRecord] = {r.job_id: r for r in store.load_all(previous_exit)}
+        interrupted: list[JobRecord] = []
+
+        def resumable(record: JobRecord) -> bool:
+            if connect_ray and self._asks_to_resume(record):
+                interrupted.append(record)
+                return True
+            return False
+
+        self.records: dict[str, JobRecord] = {r.job_id: r for r in store.load_all(previous_exit, resumable)}
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._apply_retention()
@@ -102,12 +121,18 @@ class JobManager:
 
             # Workers' output reaches job.log through the actors; Ray's copy of it is not wanted here.
             connect({"address": gcs_address, "log_to_driver": False})
+        for record in interrupted:
+            self._take_up(record, previous_exit)
         threading.Thread(target=self._monitor, daemon=True, name="sage-jobmanager-monitor").start()
 
     # -- jobs ---------------------------------------------------------------------------
     def submit(self, body: bytes) -> JobRecord:
         submission, config, plan = self._read_submission(body)
-        return self._launch(submission, config, plan, submission.plan).record
+        resume_from = getattr(submission, "resume_from", None)
+        if resume_from is not None:
+            resume_from = _head_path(resume_from, "resume_from", must_exist=True)
+        return self._launch(submission, config, plan, submission.plan, resume_from=resume_from,
+                            allow_dropped_state=bool(getattr(submission, "allow_dropped_state", False))).record
 
     def serve(self, body: bytes) -> dict[str, Any]:
         """Run a submitted pipeline and serve it over HTTP on this machine (sage.kernel.serving):
@@ -151,35 +176,107 @@ class JobManager:
         return submission, config, plan
 
     def _launch(self, submission: Submission, config: JobConfig, plan: Any, plan_bytes: bytes | None,
-                record_listeners: tuple[Any, ...] = ()) -> _ActiveJob:
-        """Start the job on Ray and record it (``plan_bytes`` None: the plan was changed here)."""
-        job_id = new_job_id(submission.name)
+                record_listeners: tuple[Any, ...] = (), *, resume_from: str | None = None,
+                allow_dropped_state: bool = False, resumed_job: str | None = None,
+                taken_up: JobRecord | None = None) -> _ActiveJob:
+        """Start the job on Ray and record it (``plan_bytes`` None: the plan was changed here,
+        as for a served pipeline, and the job cannot be resumed). ``resume_from``: the savepoint
+        or checkpoint folder it starts from; ``resumed_job``: the job it resumes; ``taken_up``:
+        the record of a job that was running when the JobManager restarted, which goes on under
+        its id with the restarts it has left."""
+        job_id = taken_up.job_id if taken_up is not None else new_job_id(submission.name)
+        restart = restart_strategy(config.restart)
+        if taken_up is not None:
+            restart = attrs.evolve(restart, attempts=max(0, restart.attempts - taken_up.restarts))
         info = JobInfo(job_id=job_id, job_name=submission.name, error_policy=config.error_policy,
                        batch_size=config.batch_size, batch_timeout_ms=config.batch_timeout_ms,
                        watermark_interval_ms=config.watermark_interval_ms, object_reuse=config.object_reuse,
                        timings=bool(config.metrics.get("timings", True)),
                        stop_grace_s=config.stop_grace_s, channel_capacity=config.channel_capacity,
                        job_dir=str(self.store.job_dir(job_id)), capture_output=True,
-                       checkpoint=checkpoint_settings(config.checkpoint), restart=restart_strategy(config.restart),
+                       checkpoint=checkpoint_settings(config.checkpoint), restart=restart,
+                       resume_from=resume_from, allow_dropped_state=allow_dropped_state,
                        record_listeners=record_listeners)
         reporters = _reporters(config.metrics)
+        if plan_bytes is not None and taken_up is None:  # before the job starts: it can always be resumed
+            self.store.save_submission(job_id, pickle.dumps(Submission(name=submission.name, config=submission.config,
+                                                                       plan=plan_bytes)))
         try:
             handle = self._runtime_class(config).submit(
                 plan, info, channel_capacity=config.channel_capacity, reporters=reporters,
                 report_interval_s=config.metrics.get("interval_s", 5.0), plan_bytes=plan_bytes)
         except (SageError, TypeError, ValueError) as exc:
+            if taken_up is None:
+                self.store.delete(job_id)
             raise RequestError(HTTPStatus.BAD_REQUEST, f"job {submission.name!r}: {exc}") from exc
         now = time.time()
-        record = JobRecord(job_id=job_id, name=submission.name, status=RUNNING, submitted_at=now, started_at=now)
-        active = _ActiveJob(record, handle)
+        if taken_up is not None:
+            record = taken_up
+            record.status = RUNNING
+        else:
+            record = JobRecord(job_id=job_id, name=submission.name, status=RUNNING, submitted_at=now,
+                               started_at=now, resumed_job=resumed_job, resumed_from=resume_from)
+        record.at_most_once = list(getattr(handle, "at_most_once", []))
+        active = _ActiveJob(record, handle, restarts_before=record.restarts, notes_before=list(record.notes),
+                            notes_logged=len(record.notes))
         with self._lock:
             self.jobs[job_id] = active
             self.records[job_id] = record
         self.store.save(record)
-        self.store.append_log(job_id, [f"{_now()} submitted job {submission.name!r} as {job_id} "
-                                       f"({sum(c.parallelism for c in plan.chains)} actors)"])
-        log.info("job submitted", job=submission.name, job_id=job_id)
+        started = (f"took up job {job_id} again" if taken_up is not None else
+                   f"submitted job {submission.name!r} as {job_id}")
+        origin = f" from {resume_from}" if resume_from else ""
+        resumed = f", resuming {resumed_job}" if resumed_job else ""
+        self.store.append_log(job_id, [f"{_now()} {started}{resumed}{origin} "
+                                       f"({sum(c.parallelism for c in plan.chains)} actors)",
+                                       *(f"{_now()} {line}" for line in record.at_most_once)])
+        log.info("job submitted", job=submission.name, job_id=job_id, resume_from=resume_from)
         return active
+
+    def _asks_to_resume(self, record: JobRecord) -> bool:
+        """Whether the job's config asks to resume it after a JobManager restart: checkpoints
+        and restart attempts (the plan it was submitted with is kept)."""
+        body = self.store.load_submission(record.job_id)
+        if body is None:
+            return False
+        try:
+            config = _submitted_config(pickle.loads(body))
+            return checkpoint_settings(config.checkpoint) is not None and restart_strategy(config.restart).attempts > 0
+        except Exception:
+            return False
+
+    def _take_up(self, record: JobRecord, cause: str | None) -> None:
+        """Resume a job that was running when the last JobManager ended, under its id, from its
+        newest checkpoint, counting one restart; fail it with the cause when that cannot be done."""
+        died = f"the JobManager died ({cause})" if cause else "the JobManager stopped"
+        body = self.store.load_submission(record.job_id)
+        try:
+            submission, config, plan = self._read_submission(body or b"")
+            attempts = restart_strategy(config.restart).attempts
+            if record.restarts >= attempts:
+                raise RequestError(HTTPStatus.CONFLICT, f"its {attempts} restart(s) are spent")
+            start = _newest_checkpoint(config, record.job_id)
+            origin = (f"from checkpoint {Path(start).name[len(CHECKPOINT_PREFIX):]}" if start else
+                      "from the start (no checkpoint was complete)")
+            note = f"resumed after the JobManager restarted, {origin}: {died} while the job ran"
+            record.restarts += 1
+            record.notes.append(note)
+            elapsed = time.time() - (record.started_at or record.submitted_at)
+            try:
+                active = self._launch(submission, config, plan, submission.plan, resume_from=start, taken_up=record)
+            except BaseException:
+                record.restarts -= 1
+                record.notes.pop()
+                raise
+            active.run_s_before = elapsed
+            self.store.append_log(record.job_id, [f"{_now()} {note}"])
+            log.warning("job resumed after a jobmanager restart", job_id=record.job_id, checkpoint=start)
+        except Exception as exc:
+            record.status = FAILED
+            record.error = f"{died} while the job ran, and it could not be resumed: {exc}"
+            record.finished_at = time.time()
+            self.store.save(record)
+            log.warning("job not resumed after a jobmanager restart", job_id=record.job_id, error=str(exc))
 
     def _check_address(self, address: str | None) -> None:
         if not address or address == "auto":
@@ -207,13 +304,56 @@ class JobManager:
         with self._lock:
             return sorted(self.records.values(), key=lambda r: r.submitted_at)
 
-    def stop(self, job_id: str) -> JobRecord:
+    def stop(self, job_id: str, savepoint: str | None = None) -> JobRecord:
+        """Stop the job's sources; with ``savepoint`` (a folder on the head that does not exist
+        yet), write the job's state there once everything read has passed every operator."""
         record = self.record(job_id)
         active = self.jobs.get(job_id)
-        if active is not None and record.status == RUNNING:
+        if savepoint is not None:
+            savepoint = _head_path(savepoint, "savepoint", must_exist=False)
+            if active is None or record.status != RUNNING:
+                raise RequestError(HTTPStatus.CONFLICT,
+                                   f"job {job_id} has already ended ({record.status}); a savepoint is taken "
+                                   f"of a running job. `sage job resume {job_id}` resumes it from its newest "
+                                   "checkpoint, if it took any")
+            try:
+                active.handle.stop(savepoint=savepoint)
+            except SageError as exc:
+                raise RequestError(HTTPStatus.BAD_REQUEST, f"job {job_id}: {exc}") from exc
+            self.store.append_log(job_id, [f"{_now()} stop requested, with a savepoint to {savepoint}"])
+        elif active is not None and record.status == RUNNING:
             active.handle.cancel()
             self.store.append_log(job_id, [f"{_now()} stop requested"])
         return record
+
+    def resume(self, job_id: str, path: str | None = None) -> JobRecord:
+        """Run the pipeline of the ended job ``job_id`` again as a new job, from ``path`` (a
+        savepoint or checkpoint folder on the head); by default from the savepoint it was
+        stopped with, else from its newest checkpoint."""
+        record = self.record(job_id)
+        if record.status == RUNNING:
+            raise RequestError(HTTPStatus.CONFLICT,
+                               f"job {job_id} is still running; stop it first (`sage job stop {job_id} "
+                               "--savepoint PATH` keeps its state to resume from)")
+        body = self.store.load_submission(job_id)
+        if body is None:
+            raise RequestError(HTTPStatus.CONFLICT,
+                               f"the JobManager keeps no plan of job {job_id} (a served pipeline, or a job "
+                               "submitted before this version); submit the pipeline again with "
+                               "execute(resume_from=PATH)")
+        submission, config, plan = self._read_submission(body)
+        if path is not None:
+            start = _head_path(path, "--from", must_exist=True)
+        elif record.savepoint is not None:
+            start = _head_path(record.savepoint, f"the savepoint of job {job_id}", must_exist=True)
+        else:
+            start = _newest_checkpoint(config, job_id)
+            if start is None:
+                raise RequestError(HTTPStatus.CONFLICT,
+                                   f"job {job_id} has no savepoint and no complete checkpoint to resume from; "
+                                   "give a savepoint or checkpoint folder (sage job resume ID --from PATH)")
+        return self._launch(submission, config, plan, submission.plan, resume_from=start,
+                            resumed_job=job_id).record
 
     def result(self, job_id: str) -> JobResult:
         record = self.record(job_id)
@@ -223,7 +363,10 @@ class JobManager:
         if record.status == RUNNING:
             raise RequestError(HTTPStatus.CONFLICT, f"job {job_id} is still running")
         return JobResult(job_id=job_id, job_name=record.name, status=record.status,
-                         duration_s=record.duration_s or 0.0, metrics=record.metrics, error=record.error)
+                         duration_s=record.duration_s or 0.0, metrics=record.metrics, error=record.error,
+                         notes=list(record.notes), warnings=list(record.warnings), savepoint=record.savepoint,
+                         restarts=record.restarts, checkpoint=record.checkpoint,
+                         at_most_once=list(record.at_most_once))
 
     def graph(self, job_id: str) -> dict[str, str]:
         """The job's compiled plan with its latest counts: text, Mermaid and DOT."""
@@ -312,20 +455,30 @@ class JobManager:
         }
         lines = handle.take_logs()
         record.output_lines_dropped = handle.output_lines_dropped()
+        record.restarts = job.restarts_before + handle.restarts
+        record.notes = [*job.notes_before, *(result.notes if result else handle.notes())]
+        record.checkpoint = (result.checkpoint if result else _latest_checkpoint(handle)) or record.checkpoint
+        lines.extend(f"{_now()} {note}" for note in record.notes[job.notes_logged:])  # restarts as they happen
+        job.notes_logged = len(record.notes)
         if result is not None:
-            lines.extend(f"{_now()} {note}" for note in [*result.notes, *result.warnings])
+            lines.extend(f"{_now()} {warning}" for warning in result.warnings)
             if record.output_lines_dropped:
                 lines.append(f"{_now()} {record.output_lines_dropped} lines the job printed were dropped "
                              "(the places are marked above)")
+            if result.savepoint:
+                lines.append(f"{_now()} savepoint written to {result.savepoint}; `sage job resume "
+                             f"{record.job_id}` continues from it")
             lines.append(f"{_now()} job {result.status} in {result.duration_s:.2f}s"
                          + (f": {result.error}" if result.error else ""))
         self.store.append_log(record.job_id, lines)
         if result is not None:  # after the last log lines, so that a follower sees them all
             record.error = result.error
             record.warnings = list(result.warnings)
-            record.run_s = result.duration_s
+            record.savepoint = result.savepoint
+            record.run_s = job.run_s_before + result.duration_s
             record.finished_at = time.time()
-            job.result = result
+            job.result = attrs.evolve(result, restarts=record.restarts, notes=list(record.notes),
+                                      checkpoint=record.checkpoint, duration_s=record.run_s)
             record.status = result.status
         self.store.save(record)
         if result is not None:
@@ -359,6 +512,11 @@ def _submitted_config(submission: Submission) -> JobConfig:
         if not isinstance(getattr(config, key), dict):
             raise RequestError(HTTPStatus.BAD_REQUEST, f"job {submission.name!r}: config[{key!r}] must be a "
                                                        f"dict, got {getattr(config, key)!r}")
+    if config.checkpoint and not os.path.isabs(os.path.expanduser(os.fspath(config.checkpoint["dir"]))):
+        raise RequestError(HTTPStatus.BAD_REQUEST,
+                           f"job {submission.name!r}: config['checkpoint']['dir'] is {config.checkpoint['dir']!r}, "
+                           "a relative path; the JobManager writes checkpoints on the head's filesystem: give an "
+                           "absolute path there")
     address = config.ray.get("address")
     if address is not None and not isinstance(address, str):
         raise RequestError(HTTPStatus.BAD_REQUEST, f"job {submission.name!r}: config['ray']['address'] must "
@@ -381,6 +539,45 @@ def _reporters(metrics: dict[str, Any]) -> list[Any]:
         return [build_reporter(name, metrics.get(name, {})) for name in names]
     except SageError as exc:
         raise RequestError(HTTPStatus.BAD_REQUEST, f"config['metrics']: {exc}") from exc
+
+
+def _latest_checkpoint(handle: Any) -> str | None:
+    """The folder of the running job's newest complete checkpoint, if it took one."""
+    coordinator = getattr(handle, "coordinator", None)
+    latest = coordinator.latest if coordinator is not None else None
+    return str(latest[1]) if latest is not None else None
+
+
+def _newest_checkpoint(config: JobConfig, job_id: str) -> str | None:
+    """The newest complete checkpoint of job ``job_id`` on the head, if its config takes
+    checkpoints and one is there."""
+    settings = checkpoint_settings(config.checkpoint)
+    if settings is None:
+        return None
+    newest = newest_state_folder(checkpoint_dir(settings, job_id))
+    return str(newest) if (newest / META_FILE).exists() else None
+
+
+def _head_path(path: Any, what: str, must_exist: bool) -> str:
+    """``path`` as an absolute path on the head, or a 400: the savepoint and checkpoint
+    folders a client names are read and written by the JobManager, on the head's filesystem."""
+    if not isinstance(path, str) or not path:
+        raise RequestError(HTTPStatus.BAD_REQUEST, f"{what} must be a path (a str), got {path!r}")
+    expanded = os.path.expanduser(path)
+    if not os.path.isabs(expanded):
+        raise RequestError(HTTPStatus.BAD_REQUEST,
+                           f"{what} {path!r} is a relative path; the JobManager reads and writes savepoints "
+                           "and checkpoints on the head's filesystem: give an absolute path there")
+    expanded = os.path.normpath(expanded)
+    if must_exist and not (newest_state_folder(expanded) / META_FILE).is_file():
+        found = "holds no savepoint or complete checkpoint" if os.path.isdir(expanded) else "no such folder"
+        raise RequestError(HTTPStatus.BAD_REQUEST,
+                           f"{what} {path!r}: {found} on the head; give a savepoint folder, a checkpoint "
+                           "folder (chk-N) or a job's checkpoint folder (<checkpoint dir>/<job id>) there")
+    if not must_exist and os.path.exists(expanded):
+        raise RequestError(HTTPStatus.BAD_REQUEST,
+                           f"{what} {path!r}: the folder exists on the head; give a new path for each savepoint")
+    return expanded
 
 
 def _resolve(host: str) -> str:
@@ -409,6 +606,20 @@ def _same_machine(theirs: str, ours: str) -> bool:
 
 
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
+
+
+def _json_body(body: bytes, known: tuple[str, ...]) -> dict[str, Any]:
+    """A request's options: an empty body, or a JSON object with some of the ``known`` keys."""
+    if not body:
+        return {}
+    try:
+        options = json.loads(body)
+    except ValueError as exc:
+        raise RequestError(HTTPStatus.BAD_REQUEST, f"the body is not JSON ({exc})") from exc
+    if not isinstance(options, dict) or set(options) - set(known):
+        raise RequestError(HTTPStatus.BAD_REQUEST, f"the body must be a JSON object with the keys {list(known)} "
+                                                   f"(each optional), got {body[:200]!r}")
+    return options
 
 
 def _whole_number(query: dict[str, list[str]], name: str, default: int = 0) -> int:
@@ -570,7 +781,11 @@ class _Handler(BaseHTTPRequestHandler):
             case "GET", ["v1", "jobs", job_id, "result"]:
                 self._send(HTTPStatus.OK, cloudpickle.dumps(manager.result(job_id)), PICKLE_TYPE)
             case "POST", ["v1", "jobs", job_id, "stop"]:
-                self._send(HTTPStatus.OK, manager.stop(job_id).to_dict())
+                options = _json_body(body, ("savepoint",))
+                self._send(HTTPStatus.OK, manager.stop(job_id, options.get("savepoint")).to_dict())
+            case "POST", ["v1", "jobs", job_id, "resume"]:
+                options = _json_body(body, ("from",))
+                self._send(HTTPStatus.CREATED, manager.resume(job_id, options.get("from")).to_dict())
             case "POST", ["v1", "shutdown"]:
                 manager.shutdown()
                 self._send(HTTPStatus.OK, {"status": "stopping"})

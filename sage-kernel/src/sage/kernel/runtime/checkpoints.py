@@ -133,13 +133,17 @@ class CheckpointCoordinator:
         self._on_complete = on_complete
         self._tasks = {(chain.id, index) for chain in plan.chains for index in range(chain.parallelism)}
         self._lock = threading.Lock()
-        self._next_id = 1
+        # A job the JobManager takes up again under its id finds its earlier checkpoints here:
+        # number on after them, and count them for ``keep``.
+        self.completed: list[int] = sorted(
+            int(child.name[len(CHECKPOINT_PREFIX):]) for child in self.folder.glob(f"{CHECKPOINT_PREFIX}*")
+            if child.name[len(CHECKPOINT_PREFIX):].isdigit())
+        self._next_id = max(self.completed, default=0) + 1
         self._pending: dict[int, dict[Sender, bytes]] = {}
         self._started: dict[int, float] = {}
         self._final: dict[Sender, bytes] = {}
         self._stop = threading.Event()
         self._writes: queue.Queue[tuple[int, dict[Sender, bytes]] | None] = queue.Queue()
-        self.completed: list[int] = []
         self.latest: tuple[int, Path, OperatorStates] | None = None
         self.epoch = 0  # counts restarts; a report of an earlier attempt is ignored
         self._threads = [threading.Thread(target=self._tick, daemon=True, name=f"sage-checkpoints-{job_id}"),

@@ -13,6 +13,7 @@ from sage.kernel.api.metrics import MetricGroup
 from sage.kernel.errors import SageError
 from sage.kernel.plan.job_info import JobInfo
 from sage.kernel.plan.physical import Chain, PhysicalPlan
+from sage.kernel.plan.replay import at_most_once_sources
 from sage.kernel.runtime.balance import balance_warnings
 from sage.kernel.runtime.checkpoints import CheckpointCoordinator, TaskCheckpoints
 from sage.kernel.runtime.reporting import ReportingThread
@@ -59,6 +60,7 @@ class RunningJob(JobHandle):
         self.restarts = 0
         self._failures: list[str] = []  # why each earlier attempt failed
         self._checkpoints: TaskCheckpoints | None = None  # the current attempt's
+        self.at_most_once = at_most_once_sources(plan) if job.checkpoint is not None else []
         self.coordinator = (CheckpointCoordinator(plan, job.job_name, job.job_id, job.checkpoint,
                                                   self.trigger_checkpoint, self.checkpoint_complete)
                             if job.checkpoint is not None else None)
@@ -189,6 +191,11 @@ class RunningJob(JobHandle):
             if text not in self._notes:
                 self._notes.append(text)
 
+    def notes(self) -> list[str]:
+        """The notes so far (restarts and their causes while the job runs)."""
+        with self._lock:
+            return list(self._notes)
+
     def record_error(self, error: BaseException) -> None:
         with self._lock:
             self._errors.append(error)
@@ -223,6 +230,7 @@ class RunningJob(JobHandle):
             savepoint=savepoint,
             restarts=self.restarts,
             checkpoint=str(self.coordinator.latest[1]) if self.coordinator and self.coordinator.latest else None,
+            at_most_once=list(self.at_most_once),
         )
         self._reporting.final(self._result.metrics)
         self._done.set()
