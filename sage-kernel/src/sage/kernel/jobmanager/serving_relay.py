@@ -267,10 +267,11 @@ class RelayHub(RequestHub):
     """The request table of a pipeline served on a cluster: a RequestHub whose records go to
     the relay, and whose requests are settled by the events a pump thread takes from it."""
 
-    def __init__(self, name: str, relay_name: str) -> None:
+    def __init__(self, name: str, relay_name: str, relay: Any = None) -> None:
         super().__init__(name)
         self.relay_name = relay_name
-        self.relay = ServingRelay.options(name=relay_name, namespace=NAMESPACE).remote()
+        # A new relay here, or the one the JobManager made (and owns) for a server on a named node.
+        self.relay = relay if relay is not None else ServingRelay.options(name=relay_name, namespace=NAMESPACE).remote()
         ray.get(self.relay.is_wanted.remote(""))  # it runs, so that workers find it by name
         self._closed = threading.Event()
         threading.Thread(target=self._pump, daemon=True, name=f"sage-serve-{name}-relay").start()
