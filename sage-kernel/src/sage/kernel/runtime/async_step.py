@@ -77,6 +77,9 @@ class AsyncStage:
         self.ordered = ordered
         self.downstream = downstream
         self.in_flight = 0
+        # Called on the loop's thread after each completed call: the runtime ends the task's
+        # wait with it, so that the result goes on at once rather than at the next poll.
+        self.on_complete: Callable[[], None] | None = None
         self._done: deque[Outcome] = deque()  # appended on the loop's thread
         self._wake = threading.Event()
         self._next = 0  # sequence number of the next record submitted
@@ -174,6 +177,8 @@ class AsyncStage:
             outcome = (seq, record, CANCELLED, None)
         self._done.append(outcome)
         self._wake.set()
+        if self.on_complete is not None:
+            self.on_complete()
 
 
 class _Call:
