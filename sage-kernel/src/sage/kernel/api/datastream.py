@@ -39,6 +39,7 @@ from sage.kernel.api.windows import (
     Aggregating,
     Collecting,
     Contents,
+    Counting,
     CountWindowOperator,
     Every,
     Reducing,
@@ -398,7 +399,7 @@ class WindowedStream:
 
     def count(self, name: str | None = None, parallelism: int | None = None) -> DataStream:
         """``WindowResult(key, start, end, number of records)`` per window."""
-        return self._apply(Aggregating(_Count()), "count", name, parallelism, results=True)
+        return self._apply(Counting(), "count", name, parallelism, results=True)
 
     def sum(self, field: str | Callable[[Any], Any] | None = None, name: str | None = None,
             parallelism: int | None = None) -> DataStream:
@@ -421,20 +422,6 @@ class WindowedStream:
                                      timestamp=stamps)
         stream._timestamps = result_timestamp if results and self._time == "event" else None
         return stream
-
-
-class _Count(AggregateFunction):
-    def create_accumulator(self) -> int:
-        return 0
-
-    def add(self, record: Any, accumulator: int) -> int:
-        return accumulator + 1
-
-    def get_result(self, accumulator: int) -> int:
-        return accumulator
-
-    def merge(self, a: int, b: int) -> int:
-        return a + b
 
 
 class _Sum(AggregateFunction):

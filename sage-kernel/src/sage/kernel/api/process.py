@@ -65,7 +65,16 @@ class ProcessFunction(Function):
 
 
 class ProcessStep(FlatMapFunction):
-    """Runs a ProcessFunction as a flat_map step of a chain; the task calls ``fire_timer``."""
+    """Runs a ProcessFunction as a flat_map step of a chain; the task calls ``fire_timers``.
+
+    A built-in function may also take whole batches of a keyed stream: ``takes_batches()``
+    says whether it does in its configuration, ``process_batch(records, keys, timestamps,
+    context, on_error, new_key, bounds)`` then does what ``process_element`` would for each
+    record (calling ``new_key(key)``, when given, before it first keeps state for a key;
+    ``bounds``, when known, are the timestamps' ``time.Bounds``), and
+    ``on_timers(timestamp, keys, domain, context, on_error)`` what ``on_timer`` would for the
+    timer of each key at that time.
+    """
 
     def __init__(self, function: ProcessFunction, timestamp: Callable[[Any], Any] | None) -> None:
         self.function = function
@@ -84,6 +93,23 @@ class ProcessStep(FlatMapFunction):
         context.timestamp = None if self.timestamp is None else self.timestamp(record)
         return self.function.process_element(record, context)
 
+    def takes_batches(self) -> bool:
+        """Whether the function processes a keyed batch in one call (``process_batch``)."""
+        takes = getattr(self.function, "takes_batches", None)
+        return callable(takes) and bool(takes())
+
+    def process_batch(self, records: list[Any], keys: list[Any], timestamps: list[Any],
+                      on_error: Callable[[Any, BaseException], None],
+                      new_key: Callable[[Any], None] | None = None, bounds: Any = None) -> list[Any]:
+        return self.function.process_batch(records, keys, timestamps, self.context, on_error, new_key, bounds)
+
+    def settle_state(self) -> None:
+        """Have the function write into the keyed state store what it holds elsewhere (a
+        window's batch accumulations); the runtime calls it before it reads the store."""
+        settle = getattr(self.function, "settle_state", None)
+        if settle is not None:
+            settle()
+
     def fire_timer(self, timestamp: float, domain: str) -> Iterable[Any] | None:
         context = self.context
         context.timestamp = timestamp
@@ -92,3 +118,23 @@ class ProcessStep(FlatMapFunction):
             return self.function.on_timer(timestamp, context)
         finally:
             context.time_domain = None
+
+    def fire_timers(self, timestamp: float, keys: list[Any], domain: str,
+                    on_error: Callable[[float, Any, BaseException], None]) -> list[Any]:
+        """``on_timer`` for the timer of each of ``keys`` at ``timestamp``, in order; what they
+        return, in one list. A timer that raises goes to ``on_error`` and the next one fires."""
+        bulk = getattr(self.function, "on_timers", None)
+        if bulk is not None:
+            return bulk(timestamp, keys, domain, self.context, on_error)
+        context = self.context
+        out: list[Any] = []
+        for key in keys:
+            context.set_current_key(key)
+            try:
+                produced = self.fire_timer(timestamp, domain)
+            except Exception as exc:
+                on_error(timestamp, key, exc)
+                continue
+            if produced is not None:
+                out.extend(produced)
+        return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from sage.kernel.api.function import MapFunction
 
@@ -21,9 +21,22 @@ MIN_TIME = -math.inf
 MAX_TIME = math.inf
 
 
+class Bounds(NamedTuple):
+    """The smallest and largest timestamp of a batch, and whether every one is an int."""
+
+    low: Any
+    high: Any
+    ints: bool
+
+
 class TimestampAssigner(MapFunction):
     """Passes records on unchanged and keeps the largest timestamp seen; the runtime turns that
-    into watermarks (``watermark()``) and notices an idle input (``seen`` stops changing)."""
+    into watermarks (``watermark()``) and notices an idle input (``seen`` stops changing).
+
+    It takes whole batches (``map_batch``): one pass computes every timestamp, and the last
+    batch's timestamps stay in ``stamped`` (with their smallest and largest, and whether all
+    are ints) so that a keyed operator fused right behind it, which would compute the same
+    ones, takes them instead."""
 
     assigns_timestamps = True
 
@@ -34,6 +47,7 @@ class TimestampAssigner(MapFunction):
         self.idleness = idleness
         self.max_timestamp = MIN_TIME
         self.seen = 0
+        self.stamped: tuple[list[Any], list[Any], Bounds] | None = None  # (last batch, its timestamps, bounds)
 
     def map(self, record: Any) -> Any:
         timestamp = self.timestamp(record)
@@ -43,6 +57,23 @@ class TimestampAssigner(MapFunction):
             raise ValueError(f"the timestamp of this record is {timestamp!r}; it must be a number")
         self.seen += 1
         return record
+
+    def map_batch(self, records: list[Any]) -> list[Any]:
+        """``map`` for a batch; it raises, before it changes anything, when a timestamp fails
+        or is not a number, so that ``map`` runs per record and the error names the record."""
+        stamps = list(map(self.timestamp, records))
+        bounds = None
+        if stamps:
+            total = sum(stamps)
+            if total != total:  # a NaN among them (or inf - inf): let map() find it
+                raise ValueError("a timestamp of this batch is NaN")
+            low, top = min(stamps), max(stamps)
+            if top > self.max_timestamp:
+                self.max_timestamp = top
+            bounds = Bounds(low, top, type(total) is int)
+        self.seen += len(records)
+        self.stamped = (records, stamps, bounds)
+        return records
 
     def snapshot(self) -> dict[str, float]:
         """The largest timestamp seen, so that a resumed job's watermark does not start over."""
@@ -65,6 +96,7 @@ def record_timestamp(timestamp: Callable[[Any], Any] | None, where: str) -> Call
                 f"{where} works in event time but its records have no timestamps; call "
                 "assign_timestamps(fn) on the stream before it, or use processing time"
             )
+        missing.function = missing
         return missing
 
     def read(record: Any) -> Any:
@@ -77,4 +109,5 @@ def record_timestamp(timestamp: Callable[[Any], Any] | None, where: str) -> Call
                 "shape, pass timestamp=fn here or assign timestamps after that operator"
             ) from exc
 
+    read.function = timestamp  # what a batch maps records through (read() again when one fails)
     return read

@@ -1,10 +1,16 @@
 """The physical plan: operators fused into chains, chains joined by partitioned edges.
 
 Operators joined by a forward edge of equal parallelism (one producer, one consumer, the same
-resources) run fused in one loop; every other edge moves batches between chain instances.
+resources) run fused in one loop. So does a ``key_by`` whose both sides run at parallelism
+1: with one instance every key reaches it anyway, so the keyed operator joins its producer's
+chain (the key is still computed per record and its state scoped per key) instead of a
+channel and a thread away; a chain holds at most one keyed operator, and none behind an
+async one. Every other edge moves batches between chain instances.
 """
 
 from __future__ import annotations
+
+import inspect
 
 import attrs
 from sage.kernel.plan import pictures
@@ -48,6 +54,12 @@ class Chain:
     def resources(self):
         return self.head.resources
 
+    @property
+    def keyed_position(self) -> int | None:
+        """Where the chain's keyed operator is (the head, or fused behind a key_by at
+        parallelism 1), or None."""
+        return next((position for position, op in enumerate(self.operators) if op.keyed), None)
+
 
 @attrs.frozen
 class PhysicalPlan:
@@ -87,14 +99,24 @@ class PhysicalPlan:
         return [op.name for chain in self.chains for op in chain.operators]
 
 
-def _fusable(plan: LogicalPlan, upstream: Operator, op: Operator) -> bool:
+def _is_async(op: Operator) -> bool:
+    return inspect.iscoroutinefunction(getattr(op.function, op.kind, None))
+
+
+def _fusable(plan: LogicalPlan, upstream: Operator, op: Operator, chain: list[Operator]) -> bool:
+    """Whether ``op`` joins ``chain``, whose last operator is ``upstream``."""
     if op.kind == "source" or len(op.inputs) != 1:
         return False
     (edge,) = op.inputs
+    if edge.partitioning.kind == "hash":
+        routed_anyway = upstream.parallelism == op.parallelism == 1
+        if not routed_anyway or _is_async(op) or any(o.keyed or _is_async(o) for o in chain):
+            return False
+    elif edge.partitioning.kind != "forward":
+        return False
     return (
         edge.upstream == upstream.id
         and edge.port is None
-        and edge.partitioning.kind == "forward"
         and upstream.parallelism == op.parallelism
         and upstream.resources == op.resources
         and len(plan.consumers(upstream.id)) == 1
@@ -128,13 +150,15 @@ def _spread_sources(plan: LogicalPlan) -> LogicalPlan:
 
 
 def compile_plan(plan: LogicalPlan) -> PhysicalPlan:
-    """Fuse forward edges into chains and turn every other edge into a ChainEdge."""
+    """Fuse forward edges (and key_by edges at parallelism 1) into chains and turn every
+    other edge into a ChainEdge."""
     plan = _spread_sources(plan)
     members: list[list[Operator]] = []
     chain_of: dict[int, int] = {}
     for op in plan.operators:
-        if op.inputs and _fusable(plan, plan.operator(op.inputs[0].upstream), op):
-            chain_id = chain_of[op.inputs[0].upstream]
+        upstream = op.inputs[0].upstream if op.inputs else None
+        if upstream is not None and _fusable(plan, plan.operator(upstream), op, members[chain_of[upstream]]):
+            chain_id = chain_of[upstream]
             members[chain_id].append(op)
         else:
             chain_id = len(members)

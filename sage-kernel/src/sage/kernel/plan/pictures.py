@@ -49,6 +49,13 @@ def _counts(name: str, metrics: Metrics | None) -> str:
     return text + (f" errors={group['errors']:,}" if group.get("errors") else "")
 
 
+def _fused_key(chain: Chain, op: Any) -> str:
+    """How a keyed operator fused behind its producer (a key_by at parallelism 1) is keyed."""
+    if op is chain.head or not op.keyed:
+        return ""
+    return f" (keyed by hash({op.inputs[0].partitioning.key_description or 'key'}))"
+
+
 def explain(plan: PhysicalPlan, metrics: Metrics | None = None) -> str:
     """The plan as text: one paragraph per chain, its operators, and what it sends where."""
     lines = [f"pipeline {plan.job_name!r}: {len(plan.chains)} chain(s), "
@@ -57,7 +64,7 @@ def explain(plan: PhysicalPlan, metrics: Metrics | None = None) -> str:
         fused = " (fused)" if len(chain.operators) > 1 else ""
         lines.append(f"chain {chain.id}{fused} x{chain.parallelism}{_resources(chain)}")
         for op in chain.operators:
-            lines.append(f"  {op.kind:<8} {op.name}{_counts(op.name, metrics)}")
+            lines.append(f"  {op.kind:<8} {op.name}{_fused_key(chain, op)}{_counts(op.name, metrics)}")
         for edge in plan.outputs_of(chain.id):
             target = plan.chains[edge.target]
             lines.append(f"  -> chain {target.id} ({target.head.name}) by {edge_label(edge)}")

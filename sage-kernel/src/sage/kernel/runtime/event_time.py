@@ -7,8 +7,10 @@ largest any of them reached); when it advances,
 the instance's event-time timers up to it fire, and it is sent on. A chain with a
 ``TimestampAssigner`` sends its assigner's watermark instead, at most every
 ``watermark_interval_ms`` (Flink's periodic watermarks), and says it is idle when no record
-came for the assigner's ``idleness``. At the end of the input every pending timer fires and
-the maximum watermark is sent, so downstream windows close too.
+came for the assigner's ``idleness``. A keyed operator fused behind an assigner in its own
+chain (a ``key_by`` at parallelism 1) takes that assigner's watermark for its timers, at the
+same moments it would have reached it through a channel. At the end of the input every
+pending timer fires and the maximum watermark is sent, so downstream windows close too.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ class InputWatermarks:
         return False
 
 
-FireTimers = Callable[[str, list[tuple[float, Any]]], None]
+FireTimers = Callable[[str, list[tuple[float, list[Any]]]], None]  # (domain, [(time, keys)])
 Forward = Callable[[float, bool], None]
 
 
@@ -72,10 +74,13 @@ class TaskClock:
 
     def __init__(self, senders: Iterable[tuple[int, int]], assigner: TimestampAssigner | None,
                  timers: KeyedTimers | None, interval_s: float, event_time: bool,
-                 fire: FireTimers, forward: Forward) -> None:
+                 fire: FireTimers, forward: Forward,
+                 timers_assigner: TimestampAssigner | None = None) -> None:
         self.inputs = InputWatermarks(senders)
         self.assigner = assigner
         self.timers = timers
+        # The assigner in this chain before the keyed operator: its watermark drives the timers.
+        self.timers_assigner = timers_assigner if timers is not None else None
         self.interval_s = interval_s
         self.event_time = event_time
         self._fire = fire
@@ -93,13 +98,16 @@ class TaskClock:
             self._send(self.sent, idle=True)
 
     def _advance(self, watermark: float) -> None:
-        if self.timers is not None:
-            self.timers.watermark = watermark
-            due = self.timers.due(EVENT, watermark)
-            if due:
-                self._fire(EVENT, due)
+        if self.timers is not None and self.timers_assigner is None:
+            self._advance_timers(watermark)
         if self.assigner is None:
             self._send(watermark)
+
+    def _advance_timers(self, watermark: float) -> None:
+        self.timers.watermark = watermark
+        due = self.timers.due(EVENT, watermark)
+        if due:
+            self._fire(EVENT, due)
 
     def _send(self, watermark: float, idle: bool = False) -> None:
         if self.event_time and (watermark > self.sent or idle != self.sent_idle):
@@ -119,6 +127,8 @@ class TaskClock:
         if now < self._next_emit:
             return
         self._next_emit = now + self.interval_s
+        if self.timers_assigner is not None and (mark := self.timers_assigner.watermark()) > self.timers.watermark:
+            self._advance_timers(mark)  # before the watermark goes on, as a downstream task would
         if assigner.seen != self._seen:
             self._seen = assigner.seen
             self._active_at = now

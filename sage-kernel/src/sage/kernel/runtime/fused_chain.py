@@ -18,7 +18,8 @@ its operator's error handler (which raises under the ``fail`` policy) and the lo
 with the next record: nothing runs twice and nothing is lost. Counts are added up once per
 batch (when a handler raises under ``fail``, the records started so far are counted before
 the error leaves). A ``MapFunction`` with ``map_batch`` splits the chain: it gets the whole
-batch. An async operator is not compiled here: the task splits the chain around it
+batch; so does a keyed operator that takes batches (``keyed_batch.py``), which hands its
+failing records to its error handler itself. An async operator is not compiled here: the task splits the chain around it
 (``async_step.py``).
 """
 
@@ -44,7 +45,7 @@ class Step:
     on_error: Callable[[Any, BaseException], None]
     metrics: MetricGroup
     name: str = ""
-    batch_call: Callable[[list[Any]], list[Any]] | None = None
+    batch_call: Callable[[list[Any]], list[Any]] | None = None  # map: one output per input; flat_map: any
 
 
 def _per_record_source(steps: list[Step], emits: bool) -> str:
@@ -126,8 +127,25 @@ def _compile_per_record(steps: list[Step], emits: bool) -> Segment:
     return segment
 
 
+def _flat_batch_segment(step: Step) -> Segment:
+    """A flat_map that takes batches: one call per batch, which handles its failing records."""
+    records_in = step.metrics.counter("records_in")
+    records_out = step.metrics.counter("records_out")
+    batch_call = step.batch_call
+
+    def segment(batch: list[Any]) -> list[Any]:
+        records_in.value += len(batch)
+        out = batch_call(batch)
+        records_out.value += len(out)
+        return out
+
+    return segment
+
+
 def _batch_segment(step: Step) -> Segment:
     """A map with ``map_batch``: one call per batch, per-record ``map`` when it raises."""
+    if step.kind == "flat_map":
+        return _flat_batch_segment(step)
     fallback = _compile_per_record([step], emits=True)
     records_in = step.metrics.counter("records_in")
     records_out = step.metrics.counter("records_out")

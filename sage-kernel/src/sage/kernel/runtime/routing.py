@@ -60,10 +60,7 @@ class Router:
             key = self.partitioning.key(record)
             return stable_hash(key) % n
         except Exception as exc:
-            raise RoutingError(
-                f"key_by({self.partitioning.key_description}) before {self.target_name!r}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+            raise key_error(self.partitioning, self.target_name, exc) from exc
 
     def _pick_by_partitioner(self, record: Any, n: int) -> int:
         partitioner: Partitioner = self.partitioning.partitioner
@@ -74,3 +71,54 @@ class Router:
                 f"{short_repr(record)}; it must return an int in [0, {n})"
             )
         return target
+
+
+def key_error(partitioning: Partitioning, target_name: str, exc: BaseException) -> RoutingError:
+    return RoutingError(f"key_by({partitioning.key_description}) before {target_name!r}: {type(exc).__name__}: {exc}")
+
+
+class FusedKey:
+    """The key of a record for a keyed operator fused with its producer (a key_by at
+    parallelism 1, which routes nothing): computed with the check and the message the router
+    would give, so that a key that could not be routed at a higher parallelism (one without
+    a stable hash) fails here too. Keys already checked are remembered."""
+
+    REMEMBERED = 1 << 16
+
+    def __init__(self, partitioning: Partitioning, target_name: str) -> None:
+        self.partitioning = partitioning
+        self.key = partitioning.key
+        self.target_name = target_name
+        self._checked: set[Any] = set()
+
+    def __call__(self, record: Any) -> Any:
+        try:
+            key = self.key(record)
+            try:
+                checked = key in self._checked
+            except TypeError:  # unhashable: the check says why
+                checked = False
+            if not checked:
+                self._check(key)
+        except Exception as exc:
+            raise key_error(self.partitioning, self.target_name, exc) from exc
+        return key
+
+    def keys(self, records: list[Any]) -> list[Any]:
+        """The keys of ``records``, not checked: a batch operator calls ``new_key`` for each
+        key before it first keeps state for it. Raises when a record has none (then take the
+        records one by one)."""
+        return list(map(self.key, records))
+
+    def new_key(self, key: Any) -> None:
+        """Check a key the operator has not seen before."""
+        try:
+            self._check(key)
+        except Exception as exc:
+            raise key_error(self.partitioning, self.target_name, exc) from exc
+
+    def _check(self, key: Any) -> None:
+        stable_hash(key)
+        if len(self._checked) >= self.REMEMBERED:
+            self._checked.clear()
+        self._checked.add(key)

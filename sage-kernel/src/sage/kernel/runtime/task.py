@@ -35,9 +35,10 @@ from sage.kernel.runtime.checkpoints import AlignedInbox, Barrier, TaskCheckpoin
 from sage.kernel.runtime.error_policy import ErrorHandler
 from sage.kernel.runtime.event_time import TaskClock, Watermark
 from sage.kernel.runtime.fused_chain import Step, compile_chain
+from sage.kernel.runtime.keyed_batch import keyed_batch
 from sage.kernel.runtime.output_buffer import OutputBuffer
 from sage.kernel.runtime.record_copies import copy_records
-from sage.kernel.runtime.routing import Router
+from sage.kernel.runtime.routing import FusedKey, Router
 from sage.kernel.runtime.running_job import ABANDON_AT
 from sage.kernel.runtime.side_outputs import SideOutputs
 from sage.kernel.runtime.source_reader import SourceReader
@@ -144,13 +145,13 @@ class ChainTask:
         self.metrics: dict[str, MetricGroup] = {}
         self.contexts: list[RuntimeContext] = []
         self.handlers: list[ErrorHandler] = []
-        self._keyed_head = chain.head.keyed
+        self._keyed_at = chain.keyed_position  # the head, or fused behind a key_by at parallelism 1
         self._loop: EventLoopThread | None = None
         self._stages: list[AsyncStage] = []  # async operators, in chain order
         self._opened = 0
-        for op in chain.operators:
+        for position, op in enumerate(chain.operators):
             metrics = self.metrics[op.name] = MetricGroup()
-            keyed = op is chain.head and op.keyed
+            keyed = position == self._keyed_at
             context = RuntimeContext(
                 name=op.name, job_name=job.job_name, job_id=job.job_id, parallel_index=index,
                 parallelism=chain.parallelism, metrics=metrics,
@@ -184,8 +185,8 @@ class ChainTask:
                            if callable(getattr(function, "pre_commit", None))]
         if job.checkpoint is not None:  # alignment needs to know who sent each item
             emit = self._tagging(emit, self.sender)
-        ttl = chain.head.state_ttl_s if chain.head.keyed else None
-        self.expiry = StateExpiry(self.contexts[0], ttl) if ttl else None
+        ttl = chain.operators[self._keyed_at].state_ttl_s if self._keyed_at is not None else None
+        self.expiry = StateExpiry(self.contexts[self._keyed_at], ttl) if ttl else None
         self.emit = self._timed(emit, self.metrics[chain.operators[-1].name].counter("blocked_ms")) \
             if job.timings else emit
         self._timings = job.timings
@@ -240,33 +241,35 @@ class ChainTask:
     def _clock(self, plan: PhysicalPlan, job: JobInfo) -> TaskClock | None:
         """Watermarks and timers, for a job in event time or a keyed process function."""
         timers = None
-        if isinstance(self.functions[0], ProcessStep) and self.chain.head.keyed:
-            timers = self.contexts[0]._timers = KeyedTimers(self.contexts[0])
+        keyed = self._keyed_at
+        if keyed is not None and isinstance(self.functions[keyed], ProcessStep):
+            timers = self.contexts[keyed]._timers = KeyedTimers(self.contexts[keyed])
         if timers is None and not plan.uses_event_time:
             return None
         assigners = [f for f in self.functions if getattr(f, "assigns_timestamps", False)]
+        before_keyed = [f for f in self.functions[:keyed] if getattr(f, "assigns_timestamps", False)] if keyed else []
         senders = {(edge.source, i) for edge in plan.inputs_of(self.chain.id) for i in range(edge.source_parallelism)}
         return TaskClock(senders, assigners[-1] if assigners else None, timers,
                          job.watermark_interval_ms / 1000, plan.uses_event_time,
-                         self._fire_timers, self._forward_watermark)
+                         self._fire_timers, self._forward_watermark,
+                         timers_assigner=before_keyed[-1] if before_keyed else None)
 
-    def _fire_timers(self, domain: str, due: list[tuple[float, Any]]) -> None:
-        """Call the head's ``on_timer`` for each due (time, key) and take what it returns
-        through the rest of the chain."""
-        step, context, handler = self.functions[0], self.contexts[0], self.handlers[0]
-        out: list[Any] = []
-        for timestamp, key in due:
-            context.set_current_key(key)
-            try:
-                produced = step.fire_timer(timestamp, domain)
-            except Exception as exc:
-                handler({"timer": timestamp, "time_domain": domain, "key": key}, exc)
-                continue
-            if produced is not None:
-                out.extend(produced)
-        self.metrics[self.chain.head.name].counter("records_out").value += len(out)
-        if out:
-            self._after_head(out)
+    def _fire_timers(self, domain: str, due: list[tuple[float, list[Any]]]) -> None:
+        """Call the keyed operator's ``on_timer`` for each due (time, keys) and take what it
+        returns through the rest of the chain, ``batch_size`` keys at a time."""
+        keyed = self._keyed_at
+        step, handler = self.functions[keyed], self.handlers[keyed]
+        records_out = self.metrics[self.chain.operators[keyed].name].counter("records_out")
+
+        def on_error(timestamp: float, key: Any, exc: BaseException) -> None:
+            handler({"timer": timestamp, "time_domain": domain, "key": key}, exc)
+
+        for timestamp, keys in due:
+            for start in range(0, len(keys), self.batch_size):
+                out = step.fire_timers(timestamp, keys[start : start + self.batch_size], domain, on_error)
+                records_out.value += len(out)
+                if out:
+                    self._after_head(out)
         if self._side.pending:
             self._route_side_outputs()
 
@@ -299,32 +302,43 @@ class ChainTask:
                 continue
             function = self.functions[position]
             call = getattr(function, op.kind)
-            keyed = position == 0 and self._keyed_head
-            if keyed:
-                call = _with_key(call, op.key, self.contexts[position], self.expiry)
+            keyed = position == self._keyed_at
             asynchronous = is_async(function, op.kind)
             batch_call = (getattr(function, "map_batch", None)
                           if op.kind == "map" and not keyed and not asynchronous else None)
+            if keyed:
+                # Fused behind its producer, the key is not routed: FusedKey checks it as routing would.
+                key = FusedKey(op.inputs[0].partitioning, op.name) if position else op.key
+                call = _with_key(call, key, self.contexts[position], self.expiry)
+                if isinstance(function, ProcessStep) and not asynchronous and self.expiry is None:
+                    batch_call = keyed_batch(function, key, self.handlers[position],
+                                             self.functions[position - 1] if position else None)
             steps.append((Step(op.kind, call, self.handlers[position], self.metrics[op.name], op.name,
                                batch_call), op, asynchronous))
-        if self.contexts[0]._timers is not None:  # a keyed process function: timers feed the rest
-            self._after_head = self._compile(steps[1:])
-            self.process = _then(compile_chain([steps[0][0]], emits=True), self._after_head)
+        if self._keyed_at is not None and self.contexts[self._keyed_at]._timers is not None:
+            # A keyed process function: what its timers fire goes through the rest of the chain.
+            split = next(number for number, (_, op, _) in enumerate(steps) if op.keyed) + 1
+            self._after_head = self._compile(steps[split:])
+            self.process = self._compile(steps[:split], then=self._after_head)
         else:
             self.process = self._compile(steps)
 
-    def _compile(self, steps: list[tuple[Step, Operator, bool]]) -> Callable[[list[Any]], None]:
-        """The function that takes a batch through ``steps`` and routes what comes out; the
-        chain is split around each async operator, whose results continue as they complete."""
+    def _compile(self, steps: list[tuple[Step, Operator, bool]],
+                 then: Callable[[list[Any]], None] | None = None) -> Callable[[list[Any]], None]:
+        """The function that takes a batch through ``steps`` and routes what comes out (or
+        hands it to ``then``); the chain is split around each async operator, whose results
+        continue as they complete."""
         for position, (step, op, asynchronous) in enumerate(steps):
             if not asynchronous:
                 continue
             stage = AsyncStage(step, self._event_loop(), async_concurrency(op), op.ordered,
-                               self._compile(steps[position + 1 :]))
+                               self._compile(steps[position + 1 :], then))
             self._stages.insert(0, stage)
             if not position:
                 return stage.submit
             return _then(compile_chain([s for s, _, _ in steps[:position]], emits=True), stage.submit)
+        if then is not None:
+            return _then(compile_chain([s for s, _, _ in steps], emits=True), then)
         return _then(compile_chain([s for s, _, _ in steps], emits=bool(self._main)), self._route)
 
     def _routing_errors(self, target: str, parallelism: int, job: JobInfo) -> Callable[[Any, BaseException], None]:
@@ -514,10 +528,13 @@ class ChainTask:
                 taken = source_state
             else:
                 taken = take() if callable(take) else None
+            settle = getattr(function, "settle_state", None)
+            if callable(settle):  # what it holds outside the keyed store goes there first
+                settle()
             states[op.name] = {
                 "function": taken,
                 "keyed": dict(context._keyed_state),
-                "timers": context._timers.snapshot() if position == 0 and context._timers is not None else {},
+                "timers": context._timers.snapshot() if context._timers is not None else {},
             }
         return states
 

@@ -1,15 +1,16 @@
 """The timers of one keyed operator instance, in event time and in processing time.
 
 A timer is a (time, key) pair per clock, registered once however often it is asked for; due
-timers come out in time order. The timers sit beside the instance's keyed state so that a
-checkpoint can take both whole (``snapshot`` / ``restore``).
+timers come out in time order, grouped by time, the keys of one time in the order they were
+first registered. The timers sit beside the instance's keyed state so that a checkpoint can
+take both whole (``snapshot`` / ``restore``).
 """
 
 from __future__ import annotations
 
 import heapq
-import itertools
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from sage.kernel.api.process import TimerService
@@ -21,34 +22,71 @@ PROCESSING = "processing"
 
 
 class _Clock:
-    """The timers of one clock: a heap of (time, sequence, key) and the set of live ones
-    (deleting a timer only forgets it; its heap entry is skipped when it comes up)."""
+    """The timers of one clock: per time, its keys in registration order (True while live: a
+    deleted timer is only marked, so that registering it again keeps its place), and a heap
+    of the times. Windows register many keys at one time (a window's end), so a time costs
+    one heap entry however many keys wait for it."""
 
     def __init__(self) -> None:
-        self.heap: list[tuple[float, int, Any]] = []
-        self.live: set[tuple[float, Any]] = set()
-        self._sequence = itertools.count()
+        self.times: list[float] = []
+        self.keys_at: dict[float, dict[Any, bool]] = {}
 
     def add(self, timestamp: float, key: Any) -> None:
-        if (timestamp, key) not in self.live:
-            self.live.add((timestamp, key))
-            heapq.heappush(self.heap, (timestamp, next(self._sequence), key))
+        keys = self.keys_at.get(timestamp)
+        if keys is None:
+            self.keys_at[timestamp] = {key: True}
+            heapq.heappush(self.times, timestamp)
+        else:
+            keys[key] = True
 
-    def due(self, until: float) -> list[tuple[float, Any]]:
-        """Pop the live timers with time <= ``until``, in time order."""
+    def add_keys(self, timestamp: float, keys: Iterable[Any]) -> None:
+        """``add`` for each key at one time."""
+        registered = self.keys_at.get(timestamp)
+        if registered is None:
+            self.keys_at[timestamp] = dict.fromkeys(keys, True)
+            heapq.heappush(self.times, timestamp)
+        else:
+            registered.update(dict.fromkeys(keys, True))
+
+    def add_all(self, timers: Iterable[tuple[float, Any]]) -> None:
+        """``add`` for each (time, key), in order."""
+        keys_at, times = self.keys_at, self.times
+        for timestamp, key in timers:
+            keys = keys_at.get(timestamp)
+            if keys is None:
+                keys_at[timestamp] = {key: True}
+                heapq.heappush(times, timestamp)
+            else:
+                keys[key] = True
+
+    def delete(self, timestamp: float, key: Any) -> None:
+        keys = self.keys_at.get(timestamp)
+        if keys is not None and key in keys:
+            keys[key] = False
+
+    def due(self, until: float) -> list[tuple[float, list[Any]]]:
+        """Pop the live timers with time <= ``until``: (time, keys) in time order."""
         fired = []
-        heap, live = self.heap, self.live
-        while heap and heap[0][0] <= until:
-            timestamp, _, key = heapq.heappop(heap)
-            if (timestamp, key) in live:
-                live.discard((timestamp, key))
-                fired.append((timestamp, key))
+        times, keys_at = self.times, self.keys_at
+        while times and times[0] <= until:
+            timestamp = heapq.heappop(times)
+            keys = keys_at.pop(timestamp, None)
+            if keys:
+                live = list(keys) if all(keys.values()) else [key for key, alive in keys.items() if alive]
+                if live:
+                    fired.append((timestamp, live))
         return fired
 
     def next_time(self) -> float | None:
-        while self.heap and (self.heap[0][0], self.heap[0][2]) not in self.live:
-            heapq.heappop(self.heap)
-        return self.heap[0][0] if self.heap else None
+        times, keys_at = self.times, self.keys_at
+        while times and not any(keys_at.get(times[0], {}).values()):
+            keys_at.pop(heapq.heappop(times), None)
+        return times[0] if times else None
+
+    def live(self) -> list[tuple[float, Any]]:
+        """Every live (time, key), in time order."""
+        return [(timestamp, key) for timestamp in sorted(self.keys_at)
+                for key, live in self.keys_at[timestamp].items() if live]
 
 
 class KeyedTimers(TimerService):
@@ -66,10 +104,10 @@ class KeyedTimers(TimerService):
         self._clocks[PROCESSING].add(timestamp, self._context._current_key)
 
     def delete_event_time_timer(self, timestamp: float) -> None:
-        self._clocks[EVENT].live.discard((timestamp, self._context._current_key))
+        self._clocks[EVENT].delete(timestamp, self._context._current_key)
 
     def delete_processing_time_timer(self, timestamp: float) -> None:
-        self._clocks[PROCESSING].live.discard((timestamp, self._context._current_key))
+        self._clocks[PROCESSING].delete(timestamp, self._context._current_key)
 
     def current_watermark(self) -> float:
         return self.watermark
@@ -78,16 +116,23 @@ class KeyedTimers(TimerService):
         return time.time()
 
     # -- the runtime's side --------------------------------------------------------
-    def due(self, domain: str, until: float) -> list[tuple[float, Any]]:
+    def register_many(self, domain: str, timestamp: float, keys: Iterable[Any]) -> None:
+        """Register a timer at ``timestamp`` for each of ``keys`` (a batch's new windows)."""
+        self._clocks[domain].add_keys(timestamp, keys)
+
+    def register_pairs(self, domain: str, timers: Iterable[tuple[float, Any]]) -> None:
+        """Register (time, key) pairs of any keys at once."""
+        self._clocks[domain].add_all(timers)
+
+    def due(self, domain: str, until: float) -> list[tuple[float, list[Any]]]:
         return self._clocks[domain].due(until)
 
     def next_processing_time(self) -> float | None:
         return self._clocks[PROCESSING].next_time()
 
     def snapshot(self) -> dict[str, list[tuple[float, Any]]]:
-        return {domain: sorted(clock.live, key=lambda timer: timer[0]) for domain, clock in self._clocks.items()}
+        return {domain: clock.live() for domain, clock in self._clocks.items()}
 
     def restore(self, snapshot: dict[str, list[tuple[float, Any]]]) -> None:
         for domain, timers in snapshot.items():
-            for timestamp, key in timers:
-                self._clocks[domain].add(timestamp, key)
+            self._clocks[domain].add_all(timers)

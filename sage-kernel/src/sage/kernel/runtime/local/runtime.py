@@ -21,6 +21,7 @@ from sage.kernel.api.metrics import MetricGroup, summarise
 from sage.kernel.errors import SageError
 from sage.kernel.plan.job_info import JobInfo
 from sage.kernel.plan.physical import PhysicalPlan
+from sage.kernel.runtime import frozen_heap
 from sage.kernel.runtime.running_job import ABORT_AT, RunningJob
 from sage.kernel.runtime.task import END, POLL_S, Aborted, ChainTask
 
@@ -62,10 +63,14 @@ class LocalJob(RunningJob):
         self._stop_sources = threading.Event()
         self.tasks: list[ChainTask] = []
         self.threads: list[threading.Thread] = []
+        self._frozen = frozen_heap.freeze()  # what exists before the job needs no scanning during it
         try:
             self._start_attempt(self.initial_states())
         except BaseException:
             self.stop_checkpoints()
+            if self._frozen:
+                self._frozen = False
+                frozen_heap.thaw()
             raise
         self._reporting.start()
         threading.Thread(target=self._supervise, daemon=True, name="sage-supervisor").start()
@@ -165,11 +170,16 @@ class LocalJob(RunningJob):
         self._abort.set()
 
     def _supervise(self) -> None:
-        while self._wait_attempt():
-            restored = self.restart_from()
-            if restored is None:
-                break
-            self._start_attempt(restored)
+        try:
+            while self._wait_attempt():
+                restored = self.restart_from()
+                if restored is None:
+                    break
+                self._start_attempt(restored)
+        finally:
+            if self._frozen:  # before finish(): whoever waits for the job finds the heap as it was
+                self._frozen = False
+                frozen_heap.thaw()
         self.finish()
 
     def _wait_attempt(self) -> bool:
