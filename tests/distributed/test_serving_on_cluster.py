@@ -18,9 +18,11 @@ from sage.kernel.api import LocalEnvironment, MapFunction, RemoteEnvironment
 from sage.kernel.api.sources import CollectionSource
 from sage.kernel.client.jobmanager import JobManagerError
 from sage.kernel.serving import AnswerSink, RequestSource, still_wanted
+from sage.middleware.operators.rag import OpenAIGeneratorOperator
 
 from tests.services import sage
-from tests.serving_clients import ask_concurrently
+from tests.serving_clients import ask_and_leave, ask_concurrently
+from tests.slow_chat_server import CLIENT_CLOSED, slow_chat_server
 from tests.streaming_cases import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -244,3 +246,26 @@ def test_a_client_that_disconnects_has_its_record_dropped_before_further_work(se
     gate.open()
     assert httpx.post(served.url + "/query", json={"query": "kept"}).json()["answer"] == "done"
     assert worked.read_text().split() == ["kept"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+def test_a_disconnected_clients_llm_call_in_a_worker_is_cancelled(serve_on_cluster, stream):
+    with slow_chat_server(latency_s=5.0) as llm:
+        def generating(env) -> None:
+            generator = OpenAIGeneratorOperator(model="slow", base_url=llm.base_url, prompt_template="{query}",
+                                                max_concurrency=1, max_retries=0)
+            env.from_source(RequestSource()).map(generator, name="generate").sink(AnswerSink())
+
+        served = serve_on_cluster("cancelling", generating)
+        asyncio.run(ask_and_leave(served.url, "cancelling", "slow question", llm, stream))
+        assert llm.wait_ended("slow question") == CLIENT_CLOSED  # the LLM server saw the call end early
+
+        llm.latency_s = 0.0
+        client = openai.OpenAI(base_url=served.url + "/v1", api_key="unused")
+        reply = client.chat.completions.create(model="cancelling", messages=[{"role": "user", "content": "next"}])
+        assert reply.choices[0].message.content == "echo: next"  # max_concurrency=1: the slot is free
+        wait_for(lambda: served.metrics()["generate"].get("cancelled") == 1, poll_s=0.2)
+    generate = served.metrics()["generate"]
+    assert (generate["records_in"], generate["records_out"], generate["errors"]) == (2, 1, 0)
+    serving = httpx.get(served.url + "/metrics").json()["serving"]
+    assert (serving["abandoned"], serving["answered"], serving["failed"]) == (1, 1, 0)

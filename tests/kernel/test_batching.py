@@ -93,6 +93,35 @@ def test_a_source_reader_hands_over_what_was_read_while_the_source_blocks():
     assert rest == ["second"]
 
 
+def test_interrupt_ends_the_tasks_wait_for_a_batch_at_once():
+    """How an async operator's result goes on as soon as its call completes, not at the next
+    poll: the completion interrupts the source task's wait."""
+    import threading
+
+    class Silent(SourceFunction):
+        def __init__(self):
+            self.release = threading.Event()
+
+        def read(self):
+            self.release.wait()
+            return
+            yield
+
+    source = Silent()
+    reader = SourceReader(source, "test", batch_size=100, batch_timeout_s=0.001, capacity_batches=2)
+    reader.start()
+    got: list = []
+    waiting = threading.Thread(target=lambda: got.append(reader.next_batch(60.0)))
+    waiting.start()
+    time.sleep(0.1)
+    reader.interrupt()
+    waiting.join(30)
+    assert not waiting.is_alive() and got == [[]]  # back well before its 60 s wait was over
+    source.release.set()
+    while reader.next_batch(0.1) is not None:
+        pass
+
+
 def test_a_micro_batching_function_max_wait_ms_lowers_the_batch_timeout():
     from sage.kernel.runtime.task import chain_batch_timeout_ms
 

@@ -56,3 +56,11 @@ def test_sage_serve_names_the_missing_function(tmp_path: Path):
     done = subprocess.run([*SAGE, "serve", str(tmp_path / "shout.py")], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "has no function 'pipeline'" in done.stderr
+
+
+def test_sage_serve_node_without_cluster_is_a_usage_error(tmp_path: Path):
+    (tmp_path / "shout.py").write_text(PIPELINE)
+    done = subprocess.run([*SAGE, "serve", f"{tmp_path / 'shout.py'}:build", "--node", "10.0.0.5"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--node names a node of a cluster; add --cluster" in done.stderr

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from sage.kernel.api import LocalEnvironment, MapFunction
+from sage.kernel.api import LocalEnvironment, MapFunction, PipelineDefinitionError
 from sage.kernel.api.sinks import CollectSink
 from sage.kernel.api.sources import CollectionSource
 from sage.kernel.serving import AnswerSink, RequestSource, start
@@ -95,10 +95,18 @@ def test_health_and_metrics_show_the_running_pipeline(server):
     httpx.post(server.url + "/query", json={"query": "count me"})
     health = httpx.get(server.url + "/healthz").json()
     assert health["status"] == "ok" and health["pipeline"] == "answers"
+    assert health["node_id"] is None  # served in this process, not on a node of a cluster
     metrics = httpx.get(server.url + "/metrics").json()
     assert metrics["serving"]["answered"] >= 1
     assert metrics["operators"]["AnswerSink"]["records_in"] >= 1
     assert metrics["operators"]["Answer"]["records_out"] >= 1
+
+
+def test_a_node_is_for_serving_on_a_cluster():
+    env = LocalEnvironment(name="here")
+    build(env, RequestSource(), AnswerSink())
+    with pytest.raises(PipelineDefinitionError, match="names a node of a cluster.*RemoteEnvironment.serve"):
+        start(env, node="10.0.0.5")
 
 
 def test_the_pipeline_keeps_running_between_requests_and_opens_its_operators_once():

@@ -148,3 +148,12 @@ def test_a_client_that_disconnects_has_its_record_dropped_before_further_work():
         gate.open()
         assert httpx.post(server.url + "/query", json={"query": "kept"}).json()["answer"] == "done"
     assert worked == ["kept"]
+
+
+def test_a_request_waits_for_no_batch_to_fill():
+    from sage.kernel.runtime.task import chain_batch_timeout_ms
+
+    env = LocalEnvironment(name="prompt", config={"batch_timeout_ms": 50})
+    env.from_source(RequestSource()).map(answer).sink(AnswerSink())
+    plan = env.physical_plan()
+    assert chain_batch_timeout_ms(plan, plan.chains[0], 50) == 0  # RequestSource.max_wait_ms

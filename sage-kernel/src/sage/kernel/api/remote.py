@@ -80,11 +80,13 @@ class RemoteJob(JobHandle):
 
 
 class ServedJob(RemoteJob):
-    """A pipeline served on the cluster: its job, and the ``url`` its endpoint listens at."""
+    """A pipeline served on the cluster: its job, the ``url`` its endpoint listens at, and the
+    Ray node its server runs on (``node_id``)."""
 
-    def __init__(self, client: JobManagerClient, job_id: str, name: str, url: str) -> None:
+    def __init__(self, client: JobManagerClient, job_id: str, name: str, url: str, node_id: str | None = None) -> None:
         super().__init__(client, job_id, name)
         self.url = url
+        self.node_id = node_id
 
 
 class RemoteEnvironment(BaseEnvironment):
@@ -126,16 +128,18 @@ class RemoteEnvironment(BaseEnvironment):
                                  os.fspath(resume_from) if resume_from is not None else None, allow_dropped_state)
         return RemoteJob(self.client, job["job_id"], self.name)
 
-    def serve(self, host: str = "127.0.0.1", port: int = 8000, wait: bool = True, **options: Any) -> ServedJob:
-        """Serve this pipeline over HTTP on the cluster's head (docs/serving.md): the job runs on
-        the cluster, its endpoint listens at ``host:port`` on the head (``0.0.0.0``: every
-        interface; port 0: any free one). Options as for ``LocalEnvironment.serve``. With
-        ``wait`` it blocks until the job ends (``sage job stop``; Ctrl-C here stops it too);
-        otherwise it returns the job once the endpoint listens."""
+    def serve(self, host: str = "127.0.0.1", port: int = 8000, wait: bool = True, node: str | None = None,
+              **options: Any) -> ServedJob:
+        """Serve this pipeline over HTTP on the cluster (docs/serving.md): the job runs on the
+        cluster, its endpoint listens at ``host:port`` on the head, or on the node ``node``
+        names (its IP address or Ray node id): ``0.0.0.0`` is every interface of that machine,
+        port 0 any free port. Options as for ``LocalEnvironment.serve``. With ``wait`` it
+        blocks until the job ends (``sage job stop``; Ctrl-C here stops it too); otherwise it
+        returns the job once the endpoint listens."""
         from sage.kernel.serving.settings import ServeSettings
 
         try:
-            settings = ServeSettings(host=host, port=port, **options)
+            settings = ServeSettings(host=host, port=port, node=node, **options)
         except TypeError as exc:
             raise PipelineDefinitionError(f"serve: {exc}; the options are max_in_flight, request_timeout_s, "
                                           "retry_after_s and api_key") from exc
@@ -143,9 +147,13 @@ class RemoteEnvironment(BaseEnvironment):
         config = {key: getattr(self.config, key) for key in SHIPPED_CONFIG_KEYS}
         answer = self.client.serve(self.name, dumps_plan(plan), config, attrs.asdict(settings))
         serving = answer["serving"]
-        url_host = connect_host(self.host) if serving["host"] in ("0.0.0.0", "::") else serving["host"]
-        job = ServedJob(self.client, answer["job_id"], self.name, f"http://{url_host}:{serving['port']}")
-        print(f"[sage] serving {self.name!r} as {job.job_id} on {job.url} (stop it with `sage job stop "
+        url_host = serving["host"]
+        if url_host in ("0.0.0.0", "::"):
+            url_host = serving["node_ip"] if node is not None else connect_host(self.host)
+        job = ServedJob(self.client, answer["job_id"], self.name, f"http://{url_host}:{serving['port']}",
+                        serving.get("node_id"))
+        where = f" on node {job.node_id}" if node is not None else ""
+        print(f"[sage] serving {self.name!r} as {job.job_id} on {job.url}{where} (stop it with `sage job stop "
               f"{job.job_id}`)", file=sys.stderr)
         if wait:
             self._run(job)

@@ -73,7 +73,7 @@ class _ActiveJob:
     record: JobRecord
     handle: Any
     result: JobResult | None = None
-    server: Any = None  # the RunningServer of a served pipeline
+    server: Any = None  # a served pipeline's RunningServer (on the head) or NodeServer (on a named node)
     restarts_before: int = 0  # restarts the record counted before this handle (a JobManager restart)
     notes_before: list[str] = attrs.field(factory=list)  # the record's notes from before this handle
     notes_logged: int = 0  # how many of the record's notes job.log has
@@ -135,24 +135,26 @@ class JobManager:
                             allow_dropped_state=bool(getattr(submission, "allow_dropped_state", False))).record
 
     def serve(self, body: bytes) -> dict[str, Any]:
-        """Run a submitted pipeline and serve it over HTTP on this machine (sage.kernel.serving):
-        the server and its request table here, the job on the cluster, a relay actor between
-        them. The job ends, and its server with it, when it is stopped like any other."""
+        """Run a submitted pipeline and serve it over HTTP (sage.kernel.serving): the server and
+        its request table in this process, or in an actor on the node the settings name; the job
+        on the cluster, a relay actor between them. The job ends, and its server with it, when
+        it is stopped like any other."""
         submission, config, plan = self._read_submission(body)
         try:
-            served, running = serve_on_cluster(
+            endpoint = serve_on_cluster(
                 submission, plan, lambda listeners: self._launch(submission, config, plan, None, listeners).handle,
-                config.stop_grace_s)
+                config.stop_grace_s, lambda job_id: self.record(job_id).metrics)
         except RequestError:
             raise
         except SageError as exc:
             raise RequestError(HTTPStatus.BAD_REQUEST, f"job {submission.name!r}: {exc}") from exc
-        job_id = served.job_id
-        assert job_id is not None
+        job_id = endpoint.job_id
         with self._lock:
-            self.jobs[job_id].server = running
-        self.store.append_log(job_id, [f"{_now()} serving on http://{running.host}:{running.port}"])
-        return {**self.record(job_id).to_dict(), "serving": {"host": running.host, "port": running.port}}
+            self.jobs[job_id].server = endpoint.server
+        self.store.append_log(job_id, [f"{_now()} serving on http://{endpoint.host}:{endpoint.port} (node "
+                                       f"{endpoint.node_id} at {endpoint.node_ip})"])
+        return {**self.record(job_id).to_dict(), "serving": {
+            "host": endpoint.host, "port": endpoint.port, "node_id": endpoint.node_id, "node_ip": endpoint.node_ip}}
 
     def _read_submission(self, body: bytes) -> tuple[Submission, JobConfig, Any]:
         """The submission, its job config and its plan, or a 400 naming what is wrong."""

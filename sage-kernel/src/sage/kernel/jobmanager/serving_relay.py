@@ -7,7 +7,9 @@ request's record in it and the request source takes them; the answer sink's answ
 workers' record events (an operator's error on a record, a generator's partial outputs) go
 into it and a pump thread of the hub takes them out and settles the requests. The workers
 reach the relay by name through a ``RelayChannel``, which the JobManager gives the request
-source, the answer sink and (as a record listener) every worker of the job.
+source, the answer sink and (as a record listener) every worker of the job. A worker whose
+async operator has calls in flight on served records also asks the relay, in a thread of its
+own, for the requests whose clients went away, and has those calls cancelled.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import asyncio
 import collections
 import contextlib
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import cloudpickle
@@ -26,7 +29,7 @@ from sage.kernel.serving.requests import REQUEST_KEY, RequestHub, request_id_of
 
 NAMESPACE = "sage"
 EVENTS_WAIT_S = 0.5
-KNOWN_REQUESTS = 4096  # the newest requests a worker remembers whether they stream
+KNOWN_REQUESTS = 4096  # the newest requests a worker remembers whether they stream, or were abandoned
 log = structlog.get_logger("sage.serving")
 
 
@@ -40,6 +43,9 @@ class ServingRelay:
         self.wanted: set[str] = set()
         self.streaming: set[str] = set()
         self.events: list[tuple[str, str, Any]] = []
+        self.abandoned: collections.deque[str] = collections.deque(maxlen=KNOWN_REQUESTS)
+        self.abandoned_total = 0  # how many requests were ever abandoned: a worker's place in them
+        self.abandoned_more = asyncio.Event()  # replaced after each abandonment; waiters hold the old one
         self.stopped = False
         self.records_ready = asyncio.Event()
         self.events_ready = asyncio.Event()
@@ -52,9 +58,16 @@ class ServingRelay:
         self.inbox.append(record)
         self.records_ready.set()
 
-    def drop(self, request_id: str) -> None:
+    def drop(self, request_id: str, abandoned: bool = False) -> None:
+        """Nobody waits for ``request_id`` any more; when its client went away (``abandoned``),
+        the workers watching it cancel their calls on its record."""
         self.wanted.discard(request_id)
         self.streaming.discard(request_id)
+        if abandoned:
+            self.abandoned.append(request_id)
+            self.abandoned_total += 1
+            self.abandoned_more.set()
+            self.abandoned_more = asyncio.Event()
 
     async def take_events(self, timeout_s: float) -> list[tuple[str, str, Any]] | None:
         """The events since the last call (waiting up to ``timeout_s`` for one); None once stopped."""
@@ -69,6 +82,7 @@ class ServingRelay:
         self.stopped = True
         self.records_ready.set()
         self.events_ready.set()
+        self.abandoned_more.set()
 
     # -- the pipeline's side ---------------------------------------------------------
     async def take_records(self, timeout_s: float) -> list[tuple[dict[str, Any], bool]] | None:
@@ -87,6 +101,17 @@ class ServingRelay:
 
     def is_wanted(self, request_id: str) -> bool:
         return request_id in self.wanted
+
+    async def take_abandoned(self, seen: int, timeout_s: float) -> tuple[int, list[str]] | None:
+        """The requests abandoned after the first ``seen`` (at most the newest KNOWN_REQUESTS),
+        with the new count to pass next time, waiting up to ``timeout_s`` for one; None once stopped."""
+        if self.abandoned_total <= seen and not self.stopped:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.abandoned_more.wait(), timeout_s)
+        if self.stopped:
+            return None
+        new = min(self.abandoned_total - seen, len(self.abandoned))
+        return self.abandoned_total, list(self.abandoned)[len(self.abandoned) - new:]
 
     def wants_partials(self, request_id: str) -> bool:
         return request_id in self.streaming
@@ -115,10 +140,15 @@ class RelayChannel:
         self.relay_name = relay_name
         self.stopped: str | None = None
         self._relay: Any = None
+        self._lock = threading.Lock()
         self._taken: collections.deque[dict[str, Any]] = collections.deque()
         # Whether the requests this process's source took stream: the generator asks per record,
         # and asking the relay would block its event loop for a round trip each time.
         self._streams: collections.OrderedDict[str, bool] = collections.OrderedDict()
+        # Abandoned requests as the relay reported them, and the async calls waiting to hear of them.
+        self._abandoned: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._watchers: dict[str, list[Callable[[], None]]] = {}
+        self._watching = False
 
     def __getstate__(self) -> dict[str, Any]:
         return {"relay_name": self.relay_name}
@@ -176,6 +206,53 @@ class RelayChannel:
         if request_id is not None:
             self.relay.event.remote("partial", request_id, chunk)
 
+    def watch_abandoned(self, record: Any, callback: Callable[[], None]) -> Callable[[], None] | None:
+        request_id = request_id_of(record)
+        if request_id is None:
+            return None
+        with self._lock:
+            if request_id not in self._abandoned:
+                self._watchers.setdefault(request_id, []).append(callback)
+                if not self._watching:
+                    self._watching = True
+                    threading.Thread(target=self._take_abandoned, daemon=True,
+                                     name=f"sage-serve-{self.relay_name}-abandoned").start()
+                return lambda: self._unwatch(request_id, callback)
+        callback()
+        return None
+
+    def _unwatch(self, request_id: str, callback: Callable[[], None]) -> None:
+        with self._lock:
+            watchers = self._watchers.get(request_id)
+            if watchers is not None and callback in watchers:
+                watchers.remove(callback)
+                if not watchers:
+                    del self._watchers[request_id]
+
+    def _take_abandoned(self) -> None:
+        """Learn from the relay which requests were abandoned and call their watchers, until
+        the relay stops (the server ended) or is gone."""
+        seen = 0
+        while True:
+            try:
+                answer = ray.get(self.relay.take_abandoned.remote(seen, EVENTS_WAIT_S))
+            except Exception as exc:
+                log.info("the serving relay is gone; calls are no longer cancelled", relay=self.relay_name,
+                         error=str(exc))
+                return
+            if answer is None:
+                return
+            seen, request_ids = answer
+            called: list[Callable[[], None]] = []
+            with self._lock:
+                for request_id in request_ids:
+                    self._abandoned[request_id] = None
+                    called.extend(self._watchers.pop(request_id, ()))
+                while len(self._abandoned) > KNOWN_REQUESTS:
+                    self._abandoned.popitem(last=False)
+            for callback in called:
+                callback()
+
 
 def _portable(error: BaseException) -> BaseException:
     """The error itself when it pickles, else its text and operator."""
@@ -190,10 +267,11 @@ class RelayHub(RequestHub):
     """The request table of a pipeline served on a cluster: a RequestHub whose records go to
     the relay, and whose requests are settled by the events a pump thread takes from it."""
 
-    def __init__(self, name: str, relay_name: str) -> None:
+    def __init__(self, name: str, relay_name: str, relay: Any = None) -> None:
         super().__init__(name)
         self.relay_name = relay_name
-        self.relay = ServingRelay.options(name=relay_name, namespace=NAMESPACE).remote()
+        # A new relay here, or the one the JobManager made (and owns) for a server on a named node.
+        self.relay = relay if relay is not None else ServingRelay.options(name=relay_name, namespace=NAMESPACE).remote()
         ray.get(self.relay.is_wanted.remote(""))  # it runs, so that workers find it by name
         self._closed = threading.Event()
         threading.Thread(target=self._pump, daemon=True, name=f"sage-serve-{name}-relay").start()
@@ -204,9 +282,9 @@ class RelayHub(RequestHub):
     def _enqueue(self, record: dict[str, Any], request_id: str, streaming: bool) -> None:
         self.relay.put.remote(record, request_id, streaming)
 
-    def _forget(self, request_id: str) -> None:
+    def _forget(self, request_id: str, abandoned: bool) -> None:
         if not self._closed.is_set():
-            self.relay.drop.remote(request_id)
+            self.relay.drop.remote(request_id, abandoned)
 
     def _pump(self) -> None:
         while not self._closed.is_set():

@@ -8,6 +8,11 @@ completion order (``unorderedWait``). Calls overlap across batches, so one slow 
 back only the records behind it in an ordered stage, and never the next batch's calls. A
 record whose call raises goes to the operator's error handler in the task thread, exactly
 like a synchronous one. The user writes ``async def map(self, record)`` and never a loop.
+
+A call whose record nobody wants any more (a served request's client went away: the job's
+record listeners say so, api/record_events.py) is cancelled, or never started: the record
+leaves the stage as neither an output nor an error, counted as ``cancelled``, and its slot
+of ``max_concurrency`` is free again.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from sage.kernel.api.record_events import watch_abandoned
 from sage.kernel.runtime.fused_chain import Step
 
 T = TypeVar("T")
 Outcome = tuple[int, Any, Any, BaseException | None]  # (sequence number, record, output, error)
+CANCELLED = object()  # the output of a call whose record was abandoned: nothing goes on
 
 
 class EventLoopThread:
@@ -63,11 +70,16 @@ class AsyncStage:
         self.on_error = step.on_error
         self.records_in = step.metrics.counter("records_in")
         self.records_out = step.metrics.counter("records_out")
+        self.cancelled = step.metrics.counter("cancelled")
+        self.job_id: str | None = getattr(step.on_error, "job_id", None)  # the ErrorHandler's job
         self.loop = loop
         self.max_concurrency = max_concurrency
         self.ordered = ordered
         self.downstream = downstream
         self.in_flight = 0
+        # Called on the loop's thread after each completed call: the runtime ends the task's
+        # wait with it, so that the result goes on at once rather than at the next poll.
+        self.on_complete: Callable[[], None] | None = None
         self._done: deque[Outcome] = deque()  # appended on the loop's thread
         self._wake = threading.Event()
         self._next = 0  # sequence number of the next record submitted
@@ -118,7 +130,9 @@ class AsyncStage:
                 self._emit += 1
         try:
             for _seq, record, value, error in ready:
-                if error is not None:
+                if value is CANCELLED:
+                    self.cancelled.value += 1
+                elif error is not None:
                     self.on_error(record, error)
                 elif self.flat:
                     out.extend(value)
@@ -141,12 +155,43 @@ class AsyncStage:
             self.loop.loop.create_task(self._one(first + offset, record))
 
     async def _one(self, seq: int, record: Any) -> None:
+        call = _Call(self.loop, asyncio.current_task())
+        stop_watching = watch_abandoned(self.job_id, record, call.abandon)
         try:
+            if call.abandoned:  # gone before its call started
+                raise asyncio.CancelledError
             value = await self.call(record)
             if self.flat:
                 value = [] if value is None else list(value)
             outcome = (seq, record, value, None)
+        except asyncio.CancelledError:
+            if not call.abandoned:
+                raise  # the job is stopping (EventLoopThread.close)
+            outcome = (seq, record, CANCELLED, None)
         except Exception as exc:
             outcome = (seq, record, None, exc)
+        finally:
+            if stop_watching is not None:
+                stop_watching()
+        if call.abandoned:  # whatever the call made of it after that, nobody takes it
+            outcome = (seq, record, CANCELLED, None)
         self._done.append(outcome)
         self._wake.set()
+        if self.on_complete is not None:
+            self.on_complete()
+
+
+class _Call:
+    """One call in flight and whether its record was abandoned; ``abandon`` may come from any thread."""
+
+    __slots__ = ("abandoned", "loop", "task")
+
+    def __init__(self, loop: EventLoopThread, task: asyncio.Task[Any] | None) -> None:
+        self.loop = loop
+        self.task = task
+        self.abandoned = False
+
+    def abandon(self) -> None:
+        self.abandoned = True
+        if self.task is not None:
+            self.loop.call(self.task.cancel)

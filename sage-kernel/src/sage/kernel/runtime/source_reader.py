@@ -64,6 +64,7 @@ class SourceReader:
         self._wake = threading.Event()  # set by the reader: first record, full batch, end
         self._space = threading.Event()  # set by the task when the buffer has room again
         self._hungry = False  # the task waits for a first record
+        self._interrupted = False  # the task is wanted elsewhere (an async call completed)
         self._stopping = False
         self._attention = False  # the reader looks at this after each record: a stop or a mark wanted
         self._mark_wanted = 0  # a checkpoint whose position the reader is to note
@@ -208,11 +209,12 @@ class SourceReader:
             wait = deadline_wait - now
             if held:
                 wait = min(wait, self._since + self.batch_timeout_s - now)
-            if wait <= 0:
+            if wait <= 0 or self._interrupted:
+                self._interrupted = False
                 return []
             self._wake.clear()
             self._hungry = not held  # before the re-check, so no first record goes unnoticed
-            if self._held() != held or self.ended:
+            if self._held() != held or self.ended or self._interrupted:
                 self._hungry = False
                 continue
             try:
@@ -269,6 +271,12 @@ class SourceReader:
         while self._buffer:
             batch += self._drain(max(self._held(), 1))
         return batch
+
+    def interrupt(self) -> None:
+        """End the task's current (or next) wait in ``next_batch`` with ``[]``: something else
+        needs the task, such as the result of an async operator's call (from any thread)."""
+        self._interrupted = True
+        self._wake.set()
 
     def stop(self) -> None:
         """Ask the reader to end after its current record; cancel an async source's await."""

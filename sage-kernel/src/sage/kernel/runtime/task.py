@@ -394,7 +394,7 @@ class ChainTask:
         wait = POLL_S if due is None else min(due, POLL_S)
         if due is not None and self.outputs.idle is not None:
             wait = min(wait, ASYNC_POLL_S)  # a buffer may leave as soon as its target is idle
-        if any(stage.in_flight for stage in self._stages):
+        if any(stage.in_flight and stage.on_complete is None for stage in self._stages):
             wait = min(wait, ASYNC_POLL_S)  # results of async calls are handed on as they come
         if self.clock is not None and (deadline := self.clock.next_deadline_s()) is not None:
             wait = min(wait, deadline)
@@ -406,6 +406,8 @@ class ChainTask:
         source: SourceFunction = self.functions[0]
         reader = SourceReader(source, f"{self.chain.head.name}-{self.index}", self.batch_size,
                               self.batch_timeout_s, self.job.channel_capacity)
+        for stage in self._stages:  # an async result goes on at once, not at the next poll
+            stage.on_complete = reader.interrupt
         outputs = self.outputs
         checkpoints = self.checkpoints
         self._reader = reader

@@ -53,6 +53,10 @@ class RequestSource(SourceFunction):
     or a failing job cancels it at its wait for the next request.
     """
 
+    # A request waits for no batch to fill: its record leaves in whatever batch has formed when
+    # the task looks (the chain's batch timeout is 0; under load batches still form by themselves).
+    max_wait_ms = 0
+
     def __init__(self) -> None:
         self.hub_id: str | None = None  # set by the server before the job starts
         self.channel: Any = None  # on a cluster: the JobManager's channel to the server's hub

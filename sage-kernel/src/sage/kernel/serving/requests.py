@@ -4,8 +4,9 @@ Every request becomes a record that carries its request id under ``REQUEST_KEY``
 keeps it through operators that add fields to a copy, as the RAG operators do). The
 ``RequestHub`` holds one ``Pending`` per request in flight: the request source takes records
 from the hub's inbox, the answer sink resolves the request its record names, an operator error
-on the record fails it (the hub listens to the job's record events), and a generator's partial
-outputs reach a streaming request's queue. Resolving happens on the server's event loop,
+on the record fails it (the hub listens to the job's record events), a generator's partial
+outputs reach a streaming request's queue, and an async operator's call on the record of a
+request whose client went away is cancelled (``watch_abandoned``). Resolving happens on the server's event loop,
 through ``call_soon_threadsafe``, since the pipeline's threads cannot touch it directly.
 """
 
@@ -17,6 +18,7 @@ import itertools
 import queue
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -105,6 +107,7 @@ class RequestHub:
         self.inbox: queue.Queue[dict[str, Any]] = queue.Queue()
         self._numbers = itertools.count(1)
         self._pending: dict[str, Pending] = {}
+        self._watchers: dict[str, list[Callable[[], None]]] = {}  # abandonment callbacks per request
         self._lock = threading.Lock()
         self.stopped: str | None = None
         self.counts = {"requests": 0, "answered": 0, "failed": 0, "rejected": 0, "timed_out": 0,
@@ -133,21 +136,27 @@ class RequestHub:
         """Hand a request's record to the request source (a hub of a cluster sends it over Ray)."""
         self.inbox.put(record)
 
-    def _forget(self, request_id: str) -> None:
-        """Nobody waits for ``request_id`` any more (a hub of a cluster tells the pipeline's side)."""
+    def _forget(self, request_id: str, abandoned: bool) -> None:
+        """Nobody waits for ``request_id`` any more, since it was answered or (``abandoned``) its
+        client went away (a hub of a cluster tells the pipeline's side)."""
 
     def abandon(self, request_id: str, reason: str) -> None:
-        """The client stopped waiting (``timed_out`` or ``abandoned``): drop the request."""
+        """The client stopped waiting (``timed_out`` or ``abandoned``): drop the request and
+        cancel the async calls on its record."""
         with self._lock:
             if self._pending.pop(request_id, None) is not None:
                 self.counts[reason] += 1
-        self._forget(request_id)
+            watchers = self._watchers.pop(request_id, ())
+        for callback in watchers:
+            callback()
+        self._forget(request_id, abandoned=True)
 
     def finish(self, request_id: str) -> None:
         """The handler has what it waited for."""
         with self._lock:
             self._pending.pop(request_id, None)
-        self._forget(request_id)
+            self._watchers.pop(request_id, None)
+        self._forget(request_id, abandoned=False)
 
     def count(self, what: str) -> None:
         with self._lock:
@@ -209,3 +218,22 @@ class RequestHub:
         if pending is not None and pending.partials is not None:
             with contextlib.suppress(RuntimeError):
                 pending.loop.call_soon_threadsafe(pending.partials.put_nowait, chunk)
+
+    def watch_abandoned(self, record: Any, callback: Callable[[], None]) -> Callable[[], None] | None:
+        request_id = request_id_of(record)
+        if request_id is None:
+            return None
+        with self._lock:
+            if request_id in self._pending:
+                self._watchers.setdefault(request_id, []).append(callback)
+                return lambda: self._unwatch(request_id, callback)
+        callback()  # nobody waits for it already
+        return None
+
+    def _unwatch(self, request_id: str, callback: Callable[[], None]) -> None:
+        with self._lock:
+            watchers = self._watchers.get(request_id)
+            if watchers is not None and callback in watchers:
+                watchers.remove(callback)
+                if not watchers:
+                    del self._watchers[request_id]

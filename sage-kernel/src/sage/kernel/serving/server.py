@@ -32,8 +32,9 @@ class ServedPipeline:
     JobManager's own submission on a cluster."""
 
     def __init__(self, name: str, settings: ServeSettings, hub: RequestHub, launch: Callable[[], JobHandle],
-                 stop_grace_s: float) -> None:
+                 stop_grace_s: float, node_id: str | None = None) -> None:
         self.name = name
+        self.node_id = node_id  # the Ray node the server runs on, when on a cluster
         self.settings = settings
         self.hub = hub
         self.launch = launch
@@ -49,6 +50,11 @@ class ServedPipeline:
     def local(cls, env: BaseEnvironment, settings: ServeSettings) -> ServedPipeline:
         """``env``'s pipeline, run in this process next to its server."""
         # Only LocalEnvironment serves in this process; a RemoteEnvironment's serve() asks the JobManager.
+        if settings.node is not None:
+            raise PipelineDefinitionError(
+                f"serve: node={settings.node!r} names a node of a cluster, but pipeline {env.name!r} is "
+                "served in this process; serve it on a cluster with RemoteEnvironment.serve(..., node=...) "
+                "or `sage serve --cluster --node NODE`, or leave node out")
         if env.runtime_spec.ships_functions or env.config.runtime != "local":
             raise PipelineDefinitionError(
                 f"serve: pipeline {env.name!r} runs on {type(env).__name__} with runtime "
@@ -149,7 +155,8 @@ class RunningServer:
         self.stop()
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A non-blocking socket listening at ``host:port``, or an error that says to pick another port."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -182,7 +189,7 @@ def start_served(served: ServedPipeline) -> RunningServer:
         import uvicorn  # noqa: F401
     except ImportError as exc:
         raise PipelineDefinitionError(f"{MISSING_EXTRA} ({exc})") from exc
-    return RunningServer(served, _bind(served.settings.host, served.settings.port))
+    return RunningServer(served, listening_socket(served.settings.host, served.settings.port))
 
 
 def serve(env: BaseEnvironment, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
@@ -197,6 +204,6 @@ def serve(env: BaseEnvironment, host: str = "127.0.0.1", port: int = 8000, **opt
     server = uvicorn.Server(uvicorn.Config(served.asgi(), log_level="info", lifespan="on",
                                            timeout_graceful_shutdown=5))
     served.on_stopped.append(lambda result: (ended.append(result), setattr(server, "should_exit", True)))
-    server.run(sockets=[_bind(settings.host, settings.port)])
+    server.run(sockets=[listening_socket(settings.host, settings.port)])
     if ended and ended[0].status == FAILED:
         raise JobFailedError(f"served pipeline {env.name!r} failed: {ended[0].error}", ended[0])

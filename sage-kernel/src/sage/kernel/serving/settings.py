@@ -19,6 +19,11 @@ def _positive_number(instance: Any, attribute: attrs.Attribute, value: Any) -> N
         raise PipelineDefinitionError(f"serve: {attribute.name} must be a number > 0, got {value!r}")
 
 
+def _node(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise PipelineDefinitionError(f"serve: node must be a node's IP address or Ray node id, got {value!r}")
+
+
 def _port(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
         raise PipelineDefinitionError(f"serve: port must be an int in 0..65535 (0: any free port), got {value!r}")
@@ -31,7 +36,8 @@ class ServeSettings:
     ``max_in_flight`` requests are worked on at once; one more is refused with 429 and a
     ``Retry-After`` of ``retry_after_s``. A request not answered within ``request_timeout_s``
     gets 504 and its record is dropped where the pipeline allows it. With ``api_key``, every
-    request but ``/healthz`` needs ``Authorization: Bearer <api_key>``.
+    request but ``/healthz`` needs ``Authorization: Bearer <api_key>``. ``node`` (on a cluster
+    only): the node whose server listens, by IP address or Ray node id; None: the head.
     """
 
     host: str = "127.0.0.1"
@@ -40,3 +46,4 @@ class ServeSettings:
     request_timeout_s: float = attrs.field(default=60.0, validator=_positive_number)
     retry_after_s: int = attrs.field(default=1, validator=_positive_int)
     api_key: str | None = attrs.field(default=None, repr=False)
+    node: str | None = attrs.field(default=None, validator=_node)
