@@ -11,7 +11,7 @@ import re
 import pytest
 from sage.kernel.api import RemoteEnvironment
 from sage.kernel.api.remote import RemoteJob
-from sage.kernel.client import JobManagerClient
+from sage.kernel.client import JobManagerClient, JobManagerError
 
 from tests.checkpoint_cases import FailOnce, HeldNumbers
 from tests.kernel.test_savepoints import N, Numbers, expected_totals, key, totals
@@ -79,6 +79,17 @@ def test_a_remote_job_stopped_with_a_savepoint_resumes_through_execute_after_a_c
     assert totals(result.collected()) == expected_totals()
     assert JobManagerClient("127.0.0.1", cluster.jobmanager_port).job(result.job_id)["resumed_from"] == str(
         tmp_path / "sp")
+
+    # A pipeline without the stateful 'sum' resumes only when told to drop its state.
+    def without_sum() -> RemoteEnvironment:
+        env = RemoteEnvironment("totals", port=cluster.jobmanager_port, config={"progress": False})
+        env.from_source(Numbers(pause_s=0)).sink(lambda n: None, name="drop")
+        return env
+
+    with pytest.raises(JobManagerError, match=r"holds state of operator\(s\) \['sum'\] that this pipeline lacks"):
+        without_sum().execute(resume_from=tmp_path / "sp")
+    dropped = without_sum().execute(resume_from=tmp_path / "sp", allow_dropped_state=True)
+    assert dropped.metrics["Numbers"]["records_out"] == N - read_before
 
 
 def test_status_shows_restarts_their_causes_the_checkpoint_and_the_sources_that_cannot_replay(cluster, tmp_path):
