@@ -73,7 +73,7 @@ class _ActiveJob:
     record: JobRecord
     handle: Any
     result: JobResult | None = None
-    server: Any = None  # a served pipeline's RunningServer (on the head) or NodeServer (on a named node)
+    server: Any = None  # a served pipeline's NodeServer (serving_node.py)
     restarts_before: int = 0  # restarts the record counted before this handle (a JobManager restart)
     notes_before: list[str] = attrs.field(factory=list)  # the record's notes from before this handle
     notes_logged: int = 0  # how many of the record's notes job.log has
@@ -136,9 +136,8 @@ class JobManager:
 
     def serve(self, body: bytes) -> dict[str, Any]:
         """Run a submitted pipeline and serve it over HTTP (sage.kernel.serving): the server and
-        its request table in this process, or in an actor on the node the settings name; the job
-        on the cluster, a relay actor between them. The job ends, and its server with it, when
-        it is stopped like any other."""
+        its request table in an actor on the head, or on the node the settings name; the job on
+        the cluster. The job ends, and its server with it, when it is stopped like any other."""
         submission, config, plan = self._read_submission(body)
         try:
             endpoint = serve_on_cluster(

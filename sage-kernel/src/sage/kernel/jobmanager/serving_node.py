@@ -1,8 +1,9 @@
-"""Serving a submitted pipeline on a node the user names: the same server as on the head
-(sage.kernel.serving), in a ``ServingNode`` actor pinned to that node, with its request table
-and the relay next to it. The JobManager still runs the job and owns its record: it starts
-the job once the server listens, reports the job's metrics and end to the server, and stops
-the job when the server stops (or its node is lost), so either ending ends the other.
+"""Serving a submitted pipeline on the cluster: the same server as ``sage serve``
+(sage.kernel.serving), in a ``ServingNode`` actor pinned to the head or to the node the user
+names, with its request table; the job's workers call that actor for the records and with
+the answers (serving_relay.py). The JobManager still runs the job and owns its record: it
+starts the job once the server listens, reports the job's metrics and end to the server, and
+stops the job when the server stops (or its node is lost), so either ending ends the other.
 """
 
 from __future__ import annotations
@@ -81,17 +82,19 @@ class ExternalJob:
         return self._result
 
 
-@ray.remote(num_cpus=0, max_concurrency=4)  # wait_stopped blocks one thread; the reports need others
+# Threads: the workers' long polls wait in "polls"; "events" takes one call at a time, so that
+# the events of one worker (a stream's pieces, then its answer) are applied in the order sent.
+@ray.remote(num_cpus=0, max_concurrency=8, concurrency_groups={"polls": 64, "events": 1})
 class ServingNode:
-    """The HTTP server of a pipeline served on a named node, and its request table (a RelayHub
-    with its relay): ``open`` binds the address, ``start`` serves once the job runs."""
+    """The HTTP server of a pipeline served on the cluster and its request table (a RelayedHub),
+    which the job's workers call: ``open`` binds the address, ``start`` serves once the job runs."""
 
-    def __init__(self, name: str, settings: ServeSettings, relay_name: str, relay: Any, stop_grace_s: float) -> None:
-        from sage.kernel.jobmanager.serving_relay import RelayHub
+    def __init__(self, name: str, settings: ServeSettings, stop_grace_s: float) -> None:
+        from sage.kernel.jobmanager.serving_relay import RelayedHub
         from sage.kernel.serving.server import ServedPipeline
 
         self.settings = settings
-        self.hub = RelayHub(name, relay_name, relay)
+        self.hub = RelayedHub(name)
         self.job: ExternalJob | None = None
         self.served = ServedPipeline(name, settings, self.hub, self._job, stop_grace_s,
                                      node_id=ray.get_runtime_context().get_node_id())
@@ -136,6 +139,27 @@ class ServingNode:
         if self.job is not None:
             self.job.end(result)
 
+    # -- what the workers call (RelayChannel) ----------------------------------------------
+    @ray.method(concurrency_group="polls")
+    def take_records(self, timeout_s: float) -> list[tuple[dict[str, Any], bool]] | None:
+        return self.hub.take_records(timeout_s)
+
+    @ray.method(concurrency_group="polls")
+    def take_abandoned(self, seen: int, timeout_s: float) -> tuple[int, list[str]] | None:
+        return self.hub.take_abandoned(seen, timeout_s)
+
+    @ray.method(concurrency_group="events")
+    def event(self, kind: str, request_id: str, payload: Any) -> None:
+        self.hub.event(kind, request_id, payload)
+
+    def is_wanted(self, request_id: str) -> bool:
+        return self.hub.is_wanted(request_id)
+
+    def wants_partials(self, request_id: str) -> bool:
+        return self.hub.streams(request_id)
+
+    # -- the JobManager's side --------------------------------------------------------------
+    @ray.method(concurrency_group="polls")
     def wait_stopped(self, timeout_s: float) -> bool:
         """Whether the server stopped, or asked for the job to stop, within ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
@@ -152,10 +176,9 @@ class NodeServer:
     """The JobManager's side of a server on a named node: its address, and a thread that ties
     the job and the server together (reports, ends, and stops the job when the server goes)."""
 
-    def __init__(self, actor: Any, relay: Any, opened: dict[str, Any], handle: Any,
+    def __init__(self, actor: Any, opened: dict[str, Any], handle: Any,
                  job_metrics: Callable[[], dict[str, Any]], stop_grace_s: float) -> None:
         self.actor = actor
-        self.relay = relay
         self.host: str = opened["host"]
         self.port: int = opened["port"]
         self.node_id: str = opened["node_id"]
@@ -185,9 +208,8 @@ class NodeServer:
         with contextlib.suppress(Exception):
             ray.get(self.actor.end.remote(result), timeout=10)
             ray.get(self.actor.wait_stopped.remote(self.stop_grace_s + 10), timeout=self.stop_grace_s + 20)
-        for actor in (self.actor, self.relay):
-            with contextlib.suppress(Exception):
-                ray.kill(actor, no_restart=True)
+        with contextlib.suppress(Exception):
+            ray.kill(self.actor, no_restart=True)
 
     @staticmethod
     def _server_gone(ref: Any) -> bool:
@@ -201,37 +223,36 @@ class NodeServer:
 def serve_on_node(name: str, settings: ServeSettings, functions: list[Any],
                   launch: Callable[[tuple[Any, ...]], Any], job_metrics: Callable[[str], dict[str, Any]],
                   stop_grace_s: float) -> NodeServer:
-    """Start the server on the node ``settings.node`` names, then the job (``launch(record_listeners)``),
-    then serve it; the NodeServer once the endpoint listens."""
+    """Start the server on the node ``settings.node`` names (None: this process's node, the
+    head), then the job (``launch(record_listeners)``), then serve it; the NodeServer once the
+    endpoint listens."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-    from sage.kernel.jobmanager.serving_relay import NAMESPACE, RelayChannel, ServingRelay
+    from sage.kernel.jobmanager.serving_relay import NAMESPACE, RelayChannel
     from sage.kernel.serving.request_source import attach
 
-    assert settings.node is not None
-    node_id, node_ip = find_node(settings.node)
-    relay_name = f"sage-serve-{uuid.uuid4().hex[:12]}"
-    on_node = NodeAffinitySchedulingStrategy(node_id, soft=False)
-    # The relay next to the server; the JobManager owns it, so that it outlives a server that
-    # dies and the job's request source keeps waiting until the job is stopped.
-    relay = ServingRelay.options(name=relay_name, namespace=NAMESPACE, scheduling_strategy=on_node).remote()
-    actor = ServingNode.options(name=f"{relay_name}-server", namespace=NAMESPACE, scheduling_strategy=on_node).remote(
-        name, settings, relay_name, relay, stop_grace_s)
+    if settings.node is None:
+        node_id, node_ip = ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address()
+    else:
+        node_id, node_ip = find_node(settings.node)
+    actor_name = f"sage-serve-{uuid.uuid4().hex[:12]}"
+    actor = ServingNode.options(name=actor_name, namespace=NAMESPACE,
+                                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)).remote(
+        name, settings, stop_grace_s)
     handle = None
     try:
         opened = ray.get(actor.open.remote(), timeout=START_TIMEOUT_S)
         if "error" in opened:
             raise PipelineDefinitionError(f"{opened['error']} (on node {node_id} at {node_ip})")
-        channel = RelayChannel(relay_name)
+        channel = RelayChannel(actor_name)
         attach(functions, name, opened["hub_id"], channel)
         handle = launch((channel,))
         failed = ray.get(actor.start.remote(handle.job_id), timeout=START_TIMEOUT_S)
         if failed is not None:
             raise PipelineDefinitionError(f"serve: the server of {name!r} on node {node_id} did not start: {failed}")
-        return NodeServer(actor, relay, opened, handle, lambda: job_metrics(handle.job_id), stop_grace_s)
+        return NodeServer(actor, opened, handle, lambda: job_metrics(handle.job_id), stop_grace_s)
     except BaseException:
         if handle is not None:
             handle.cancel()
-        for started in (actor, relay):
-            with contextlib.suppress(Exception):
-                ray.kill(started, no_restart=True)
+        with contextlib.suppress(Exception):
+            ray.kill(actor, no_restart=True)
         raise

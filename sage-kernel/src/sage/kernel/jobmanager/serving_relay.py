@@ -1,22 +1,22 @@
-"""How a pipeline served on a cluster reaches its server on the head, over Ray.
+"""How a pipeline served on a cluster reaches its server over Ray.
 
-The server and its request table (``RelayHub``, a ``RequestHub``) live in the JobManager's
-process; the request source, the answer sink and every other operator run in Ray actors. A
-``ServingRelay`` actor between them is the mailbox in both directions: the hub puts each
-request's record in it and the request source takes them; the answer sink's answers and the
-workers' record events (an operator's error on a record, a generator's partial outputs) go
-into it and a pump thread of the hub takes them out and settles the requests. The workers
-reach the relay by name through a ``RelayChannel``, which the JobManager gives the request
-source, the answer sink and (as a record listener) every worker of the job. A worker whose
-async operator has calls in flight on served records also asks the relay, in a thread of its
-own, for the requests whose clients went away, and has those calls cancelled.
+The server and its request table (a ``RelayedHub``) live in one actor, ``ServingNode``
+(serving_node.py), on the head or on the node the user named; the request source, the answer
+sink and every other operator run in the job's actors. The workers call the server's actor by
+name through a ``RelayChannel``, which the JobManager gives the request source, the answer
+sink and (as a record listener) every worker of the job: the request source takes the queued
+records (``take_records``, a long poll), and the answer sink's answers and the workers' record
+events (an operator's error on a record, a generator's partial outputs) are ``event`` calls
+that settle the requests at once. A request takes two messages over Ray: its record to the
+source, its answer to the server. A worker whose async operator has calls in flight on served
+records also asks, in a thread of its own, for the requests whose clients went away
+(``take_abandoned``), and has those calls cancelled.
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
-import contextlib
+import queue
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -28,97 +28,78 @@ from sage.kernel.errors import SageError
 from sage.kernel.serving.requests import REQUEST_KEY, RequestHub, request_id_of
 
 NAMESPACE = "sage"
-EVENTS_WAIT_S = 0.5
+EVENTS_WAIT_S = 0.5  # the longest a worker's long poll waits before it asks again
 KNOWN_REQUESTS = 4096  # the newest requests a worker remembers whether they stream, or were abandoned
 log = structlog.get_logger("sage.serving")
 
 
-@ray.remote(num_cpus=0)
-class ServingRelay:
-    """Records waiting for the request source, the requests still wanted, and the events
-    waiting for the server's pump (an async actor: its waits hold no thread)."""
+class RelayedHub(RequestHub):
+    """The request table of a pipeline served on a cluster: a RequestHub whose records the
+    workers take, and whose requests their events settle, through the calls of RelayChannel
+    (the server's actor forwards them here)."""
 
-    def __init__(self) -> None:
-        self.inbox: collections.deque[dict[str, Any]] = collections.deque()
-        self.wanted: set[str] = set()
-        self.streaming: set[str] = set()
-        self.events: list[tuple[str, str, Any]] = []
-        self.abandoned: collections.deque[str] = collections.deque(maxlen=KNOWN_REQUESTS)
-        self.abandoned_total = 0  # how many requests were ever abandoned: a worker's place in them
-        self.abandoned_more = asyncio.Event()  # replaced after each abandonment; waiters hold the old one
-        self.stopped = False
-        self.records_ready = asyncio.Event()
-        self.events_ready = asyncio.Event()
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self._abandoned: collections.deque[str] = collections.deque(maxlen=KNOWN_REQUESTS)
+        self._abandoned_total = 0  # how many requests were ever abandoned: a worker's place in them
+        self._abandoned_more = threading.Condition()
 
-    # -- the server's side -----------------------------------------------------------
-    def put(self, record: dict[str, Any], request_id: str, streaming: bool) -> None:
-        self.wanted.add(request_id)
-        if streaming:
-            self.streaming.add(request_id)
-        self.inbox.append(record)
-        self.records_ready.set()
-
-    def drop(self, request_id: str, abandoned: bool = False) -> None:
-        """Nobody waits for ``request_id`` any more; when its client went away (``abandoned``),
-        the workers watching it cancel their calls on its record."""
-        self.wanted.discard(request_id)
-        self.streaming.discard(request_id)
-        if abandoned:
-            self.abandoned.append(request_id)
-            self.abandoned_total += 1
-            self.abandoned_more.set()
-            self.abandoned_more = asyncio.Event()
-
-    async def take_events(self, timeout_s: float) -> list[tuple[str, str, Any]] | None:
-        """The events since the last call (waiting up to ``timeout_s`` for one); None once stopped."""
-        if not self.events and not self.stopped:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.events_ready.wait(), timeout_s)
-        self.events_ready.clear()
-        events, self.events = self.events, []
-        return None if self.stopped and not events else events
-
-    def stop(self) -> None:
-        self.stopped = True
-        self.records_ready.set()
-        self.events_ready.set()
-        self.abandoned_more.set()
-
-    # -- the pipeline's side ---------------------------------------------------------
-    async def take_records(self, timeout_s: float) -> list[tuple[dict[str, Any], bool]] | None:
+    # -- what the workers call ----------------------------------------------------------
+    def take_records(self, timeout_s: float) -> list[tuple[dict[str, Any], bool]] | None:
         """The queued records whose clients still wait, each with whether its client streams
-        (waiting up to ``timeout_s``); None once stopped."""
-        if not self.inbox and not self.stopped:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.records_ready.wait(), timeout_s)
-        if self.stopped:
+        (waiting up to ``timeout_s`` for one); None once the server stopped."""
+        if self.stopped is not None:
             return None
-        self.records_ready.clear()
-        records = [(record, record[REQUEST_KEY] in self.streaming) for record in self.inbox
-                   if record[REQUEST_KEY] in self.wanted]
-        self.inbox.clear()
-        return records
+        records: list[dict[str, Any]] = []
+        try:
+            record = self.inbox.get(timeout=timeout_s)
+            while True:
+                records.append(record)
+                record = self.inbox.get_nowait()
+        except queue.Empty:
+            pass
+        return [(record, self.streams(record[REQUEST_KEY])) for record in records if self.is_wanted(record[REQUEST_KEY])]
 
-    def is_wanted(self, request_id: str) -> bool:
-        return request_id in self.wanted
-
-    async def take_abandoned(self, seen: int, timeout_s: float) -> tuple[int, list[str]] | None:
-        """The requests abandoned after the first ``seen`` (at most the newest KNOWN_REQUESTS),
-        with the new count to pass next time, waiting up to ``timeout_s`` for one; None once stopped."""
-        if self.abandoned_total <= seen and not self.stopped:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.abandoned_more.wait(), timeout_s)
-        if self.stopped:
-            return None
-        new = min(self.abandoned_total - seen, len(self.abandoned))
-        return self.abandoned_total, list(self.abandoned)[len(self.abandoned) - new:]
-
-    def wants_partials(self, request_id: str) -> bool:
-        return request_id in self.streaming
+    def streams(self, request_id: str) -> bool:
+        """Whether the client of ``request_id`` waits for partial outputs."""
+        pending = self._pending.get(request_id)
+        return pending is not None and pending.partials is not None
 
     def event(self, kind: str, request_id: str, payload: Any) -> None:
-        self.events.append((kind, request_id, payload))
-        self.events_ready.set()
+        """What a worker reports about a request: its answer, its record's error, a partial output, a count."""
+        if kind == "answer":
+            if not self.answer(payload):
+                self.count("unmatched")
+        elif kind == "failed":
+            self.record_failed({REQUEST_KEY: request_id}, payload)
+        elif kind == "partial":
+            self.partial_output({REQUEST_KEY: request_id}, payload)
+        elif kind == "count":
+            self.count(request_id)
+
+    def take_abandoned(self, seen: int, timeout_s: float) -> tuple[int, list[str]] | None:
+        """The requests abandoned after the first ``seen`` (at most the newest KNOWN_REQUESTS),
+        with the new count to pass next time, waiting up to ``timeout_s`` for one; None once stopped."""
+        with self._abandoned_more:
+            self._abandoned_more.wait_for(lambda: self._abandoned_total > seen or self.stopped is not None,
+                                          timeout_s)
+            if self.stopped is not None:
+                return None
+            new = min(self._abandoned_total - seen, len(self._abandoned))
+            return self._abandoned_total, list(self._abandoned)[len(self._abandoned) - new:]
+
+    # -- the server's side ----------------------------------------------------------------
+    def _forget(self, request_id: str, abandoned: bool) -> None:
+        if abandoned:
+            with self._abandoned_more:
+                self._abandoned.append(request_id)
+                self._abandoned_total += 1
+                self._abandoned_more.notify_all()
+
+    def stop(self, reason: str) -> None:
+        super().stop(reason)
+        with self._abandoned_more:
+            self._abandoned_more.notify_all()
 
 
 class RelayedError(SageError):
@@ -133,8 +114,8 @@ class RelayedError(SageError):
 
 
 class RelayChannel:
-    """A worker's way to the server's hub through the relay named ``relay_name``: what the
-    request source and answer sink call on a hub, and a RecordListener for the job's records."""
+    """A worker's way to the server's hub, through the server's actor named ``relay_name``: what
+    the request source and answer sink call on a hub, and a RecordListener for the job's records."""
 
     def __init__(self, relay_name: str) -> None:
         self.relay_name = relay_name
@@ -261,60 +242,3 @@ def _portable(error: BaseException) -> BaseException:
         return error
     except Exception:
         return RelayedError(str(error), getattr(error, "operator", None))
-
-
-class RelayHub(RequestHub):
-    """The request table of a pipeline served on a cluster: a RequestHub whose records go to
-    the relay, and whose requests are settled by the events a pump thread takes from it."""
-
-    def __init__(self, name: str, relay_name: str, relay: Any = None) -> None:
-        super().__init__(name)
-        self.relay_name = relay_name
-        # A new relay here, or the one the JobManager made (and owns) for a server on a named node.
-        self.relay = relay if relay is not None else ServingRelay.options(name=relay_name, namespace=NAMESPACE).remote()
-        ray.get(self.relay.is_wanted.remote(""))  # it runs, so that workers find it by name
-        self._closed = threading.Event()
-        threading.Thread(target=self._pump, daemon=True, name=f"sage-serve-{name}-relay").start()
-
-    def channel(self) -> RelayChannel:
-        return RelayChannel(self.relay_name)
-
-    def _enqueue(self, record: dict[str, Any], request_id: str, streaming: bool) -> None:
-        self.relay.put.remote(record, request_id, streaming)
-
-    def _forget(self, request_id: str, abandoned: bool) -> None:
-        if not self._closed.is_set():
-            self.relay.drop.remote(request_id, abandoned)
-
-    def _pump(self) -> None:
-        while not self._closed.is_set():
-            try:
-                events = ray.get(self.relay.take_events.remote(EVENTS_WAIT_S))
-            except Exception as exc:
-                if not self._closed.is_set():
-                    log.warning("the serving relay did not answer", pipeline=self.name, error=str(exc))
-                    self._closed.wait(EVENTS_WAIT_S)
-                continue
-            if events is None:
-                return
-            for kind, request_id, payload in events:
-                self._settle(kind, request_id, payload)
-
-    def _settle(self, kind: str, request_id: str, payload: Any) -> None:
-        if kind == "answer":
-            if not self.answer(payload):
-                self.count("unmatched")
-        elif kind == "failed":
-            self.record_failed({REQUEST_KEY: request_id}, payload)
-        elif kind == "partial":
-            self.partial_output({REQUEST_KEY: request_id}, payload)
-        elif kind == "count":
-            self.count(request_id)
-
-    def close(self) -> None:
-        super().close()
-        self._closed.set()
-        with contextlib.suppress(Exception):
-            ray.get(self.relay.stop.remote(), timeout=5)
-        with contextlib.suppress(Exception):
-            ray.kill(self.relay, no_restart=True)
