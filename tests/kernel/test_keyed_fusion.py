@@ -118,12 +118,20 @@ def test_records_whose_key_fails_are_skipped_and_the_rest_counted(parallelism):
 
 
 def test_a_local_job_freezes_the_heap_while_it_runs_unless_the_program_froze_it():
+    from sage.kernel.runtime import frozen_heap
+
+    # Jobs of earlier tests may still hold the freeze (a source abandoned in a read by design):
+    # then this job joins it, and the heap is unfrozen only when the last of them ends.
+    others, before = frozen_heap._running, gc.get_freeze_count()
     seen = []
     run_pipeline([1, 2, 3], lambda s: s.map(lambda n: seen.append(gc.get_freeze_count()) or n))
-    assert min(seen) > 0 and gc.get_freeze_count() == 0
+    assert min(seen) > 0 and frozen_heap._running == others
     with pytest.raises(SageError, match="cannot be copied"):  # a job that does not start
         run_pipeline([1, 2, 3], lambda s: s.map(Uncopyable()))
-    assert gc.get_freeze_count() == 0
+    assert frozen_heap._running == others
+    if others:
+        return
+    assert gc.get_freeze_count() == before  # unfrozen (unless something froze it before)
     gc.freeze()
     try:
         mine = gc.get_freeze_count()
