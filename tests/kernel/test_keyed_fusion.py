@@ -131,12 +131,13 @@ def test_a_local_job_freezes_the_heap_while_it_runs_unless_the_program_froze_it(
     assert frozen_heap._running == others
     if others:
         return
-    assert gc.get_freeze_count() == before  # unfrozen (unless something froze it before)
+    if before == 0:
+        assert gc.get_freeze_count() == 0  # unfrozen when the job ended
     gc.freeze()
     try:
-        mine = gc.get_freeze_count()
         run_pipeline([1, 2, 3], lambda s: s.map(lambda n: n))
-        assert gc.get_freeze_count() >= mine  # not unfrozen by the job
+        # Not unfrozen by the job (the count itself may fall: frozen objects can still be freed).
+        assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
 
