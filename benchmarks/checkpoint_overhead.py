@@ -19,20 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from sage.kernel.api import LocalEnvironment, SinkFunction
+from local_throughput import CountingSink
+from sage.kernel.api import LocalEnvironment
 
 KEYS = 1000
-
-
-class CountingSink(SinkFunction):
-    def open(self, context) -> None:
-        self.count = 0
-
-    def sink(self, record) -> None:
-        self.count += 1
-
-    def result(self) -> int:
-        return self.count
 
 
 def plus_one(n: int) -> int:

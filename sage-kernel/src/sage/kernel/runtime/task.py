@@ -277,10 +277,13 @@ class ChainTask:
         """Send a watermark to every instance downstream, behind every record sent before it."""
         self._drain_async()
         self.outputs.flush()
-        mark = Watermark(watermark, (self.chain.id, self.index), idle)
+        self._to_every_target(Watermark(watermark, self.sender, idle))
+
+    def _to_every_target(self, marker: Any) -> None:
+        """Send a marker (watermark, barrier) to every instance of every outgoing edge."""
         for position, targets in enumerate(self._targets):
             for target in range(targets):
-                self.emit(position, target, mark)
+                self.emit(position, target, marker)
 
     def _fail(self, position: int, phase: str, exc: BaseException) -> StepError:
         op = self.chain.operators[position]
@@ -492,10 +495,7 @@ class ChainTask:
         self.outputs.flush()
         self._two_phase_call("pre_commit", checkpoint_id)
         state = cloudpickle.dumps(self.snapshot(source_state))
-        mark = Barrier(checkpoint_id, self.sender)
-        for position, targets in enumerate(self._targets):
-            for target in range(targets):
-                self.emit(position, target, mark)
+        self._to_every_target(Barrier(checkpoint_id, self.sender))
         self.checkpoints.report(self.chain.id, self.index, checkpoint_id, state)
 
     def _commit(self) -> None:
