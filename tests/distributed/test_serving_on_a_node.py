@@ -97,8 +97,8 @@ def test_a_node_named_by_its_id_runs_the_server_with_its_api_key_and_sage_job_st
     """))
     worker = nodes["worker"]["node_id"]
     jobmanager = ["--jobmanager-port", str(cluster.jobmanager_port)]
-    started = sage("serve", str(pipeline), "--cluster", "--node", worker, "--port", "0", "--api-key", "k3y",
-                   *jobmanager, home=cluster.home)
+    started = sage("serve", str(pipeline), "--cluster", "--node", worker[:12], "--port", "0", "--api-key", "k3y",
+                   *jobmanager, home=cluster.home)  # the id as `sage cluster status` shows it
     assert started.returncode == 0, started.stderr
     job_id, url = started.stdout.split()
 

@@ -51,7 +51,7 @@ def find_node(name: str) -> tuple[str, str]:
 
 
 class ExternalJob:
-    """The served job as the server on a named node sees it: the JobManager runs it and reports
+    """The served job as the server in its actor sees it: the JobManager runs it and reports
     its metrics and its end here (``report``, ``end``); ``cancel`` asks the JobManager to stop it."""
 
     def __init__(self, job_id: str) -> None:
@@ -164,16 +164,15 @@ class ServingNode:
         """Whether the server stopped, or asked for the job to stop, within ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            thread = getattr(self.running, "_thread", None)
-            if (self.job is not None and self.job.cancel_requested.is_set()) or (thread is not None
-                                                                                  and not thread.is_alive()):
+            if (self.job is not None and self.job.cancel_requested.is_set()) or (
+                    self.running is not None and not self.running.alive):
                 return True
             time.sleep(0.1)
         return False
 
 
 class NodeServer:
-    """The JobManager's side of a server on a named node: its address, and a thread that ties
+    """The JobManager's side of a served job's server: where it listens, and a thread that ties
     the job and the server together (reports, ends, and stops the job when the server goes)."""
 
     def __init__(self, actor: Any, opened: dict[str, Any], handle: Any,

@@ -28,8 +28,8 @@ MISSING_EXTRA = ("serving a pipeline needs Starlette and uvicorn; install them w
 
 class ServedPipeline:
     """A pipeline that starts with a RequestSource and answers through AnswerSink, with the hub
-    that connects both to the server. ``launch`` starts its job: ``env.submit`` here, the
-    JobManager's own submission on a cluster."""
+    that connects both to the server. ``launch`` gives its job's handle: ``env.submit`` here; on
+    a cluster, the job the JobManager started, as its reports reach the server's actor."""
 
     def __init__(self, name: str, settings: ServeSettings, hub: RequestHub, launch: Callable[[], JobHandle],
                  stop_grace_s: float, node_id: str | None = None) -> None:
@@ -143,6 +143,11 @@ class RunningServer:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def alive(self) -> bool:
+        """Whether the server still runs (it stops with its job, or on ``stop()``)."""
+        return self._thread.is_alive()
 
     def stop(self) -> None:
         self._server.should_exit = True
