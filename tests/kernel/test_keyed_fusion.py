@@ -4,12 +4,9 @@ hop, the same results, late records, keyed state and timers, and the same key er
 from __future__ import annotations
 
 import asyncio
-import gc
-import threading
 
 import pytest
-from sage.kernel.api import JobFailedError, LocalEnvironment, MapFunction, SourceFunction, Tumbling
-from sage.kernel.errors import SageError
+from sage.kernel.api import JobFailedError, LocalEnvironment, SourceFunction, Tumbling
 from sage.kernel.runtime.savepoints import read_savepoint
 from sage.kernel.testing import run_pipeline
 
@@ -115,27 +112,3 @@ def test_records_whose_key_fails_are_skipped_and_the_rest_counted(parallelism):
                            .window(Tumbling(10)).count(parallelism=parallelism),
                            config={"error_policy": "skip"})
     assert sorted((r.key, r.start, r.value) for r in results) == [("a", 0, 2), ("b", 10, 1)]
-
-
-def test_a_local_job_freezes_the_heap_while_it_runs_unless_the_program_froze_it():
-    seen = []
-    run_pipeline([1, 2, 3], lambda s: s.map(lambda n: seen.append(gc.get_freeze_count()) or n))
-    assert min(seen) > 0 and gc.get_freeze_count() == 0
-    with pytest.raises(SageError, match="cannot be copied"):  # a job that does not start
-        run_pipeline([1, 2, 3], lambda s: s.map(Uncopyable()))
-    assert gc.get_freeze_count() == 0
-    gc.freeze()
-    try:
-        mine = gc.get_freeze_count()
-        run_pipeline([1, 2, 3], lambda s: s.map(lambda n: n))
-        assert gc.get_freeze_count() >= mine  # not unfrozen by the job
-    finally:
-        gc.unfreeze()
-
-
-class Uncopyable(MapFunction):
-    def __init__(self):
-        self.lock = threading.Lock()
-
-    def map(self, record):
-        return record
