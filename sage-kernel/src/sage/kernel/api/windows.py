@@ -17,7 +17,7 @@ import operator
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from itertools import compress, islice
+from itertools import compress, islice, repeat
 from typing import Any, NamedTuple
 
 import attrs
@@ -641,6 +641,10 @@ class WindowOperator(ProcessFunction):
         keyed_state, open_windows, pending_keys = context._keyed_state, self._open, self._pending
         contents = self.contents
         plain = contents.single and type(contents).value is Contents.value  # nothing can fail: pop first
+        if plain and window is not None:
+            fired = self._fire_all(window, keys, keyed_state)
+            if fired is not None:
+                return fired
         out: list[Any] = []
         append = out.append
         for key in keys:
@@ -667,6 +671,27 @@ class WindowOperator(ProcessFunction):
             except Exception as exc:
                 on_error(timestamp, key, exc)
         return out
+
+    def _fire_all(self, window: Window, keys: list[Any], keyed_state: dict[Any, dict[str, Any]]) -> list[Any] | None:
+        """The results of ``window`` for every one of ``keys`` when each holds it with an
+        accumulator that is its result (count, reduce), taken out with ``map`` (in C), as the
+        loop of ``on_timers`` would; None (nothing taken) when a key does not (then the loop)."""
+        open_windows = self._open
+        try:
+            held = list(map(open_windows.__getitem__, keys))
+        except KeyError:  # a key no batch has seen since a restore
+            return None
+        if not all(map(dict.__contains__, held, repeat(window))):
+            return None
+        start, end = window
+        values = list(map(dict.pop, held, repeat(window)))
+        fired = list(map(_tuple, repeat(WindowResult), zip(keys, repeat(start), repeat(end), values, repeat(False))))
+        pending = self._pending
+        for key in compress(keys, map(operator.not_, held)):  # keys left without windows
+            if key not in pending:  # (else the pending window is its)
+                del keyed_state[key]["windows"]
+                del open_windows[key]
+        return fired
 
     def _fire_one(self, timestamp: float, key: Any, domain: str, context: RuntimeContext, out: list[Any]) -> None:
         """``on_timer`` for one key's timer (its windows settled first: it may look at all)."""
