@@ -599,12 +599,7 @@ class ChainTask:
             except queue.Empty:
                 if should_abort():
                     raise Aborted() from None
-                self._collect_async()
-                if clock is not None:
-                    clock.tick()
-                if self.expiry is not None:
-                    self.expiry.sweep()
-                outputs.flush_due()
+                self._between_batches(clock, outputs)
                 continue
             if item is END:
                 expected_ends -= 1
@@ -621,13 +616,18 @@ class ChainTask:
             self._process_sampled(item)
             if self._side.pending:
                 self._route_side_outputs()
-            self._collect_async()
-            if clock is not None:
-                clock.tick()
-            if self.expiry is not None:
-                self.expiry.sweep()
-            outputs.flush_due()
+            self._between_batches(clock, outputs)
         self._end_of_input()
+
+    def _between_batches(self, clock: TaskClock | None, outputs: OutputBuffer) -> None:
+        """What an inbox task does after each batch and each idle wait: hand on async results,
+        fire due timers, expire state, send the output batches whose time is up."""
+        self._collect_async()
+        if clock is not None:
+            clock.tick()
+        if self.expiry is not None:
+            self.expiry.sweep()
+        outputs.flush_due()
 
     def close(self) -> list[BaseException]:
         """Close every function whose open() succeeded; return the errors raised."""
