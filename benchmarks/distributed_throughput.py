@@ -140,6 +140,34 @@ def run_sage(records: int, source_parallelism: int, map_parallelism: int | None,
     return records / elapsed, steady_rate(samples, records), sum(result.sink_results["sum"])
 
 
+def cpu_seconds_by_group() -> dict[str, float]:
+    """CPU seconds each group of this machine's processes has used so far, from /proc: SAGE's
+    actors, this driver, Ray's own processes, and everything else (other programs sharing the
+    cores). Read before and after a run, it says how much of the cores the job really had."""
+    tick = os.sysconf("SC_CLK_TCK")
+    groups = dict.fromkeys(("sage actors", "driver", "ray processes", "other"), 0.0)
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry.name}/cmdline", "rb") as cmdline:
+                command = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # ended meanwhile
+            continue
+        if int(entry.name) == os.getpid():
+            group = "driver"
+        elif "ChainActor" in command:
+            group = "sage actors"
+        elif "ray" in command:
+            group = "ray processes"
+        else:
+            group = "other"
+        groups[group] += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return groups
+
+
 def steady_rate(samples: list[tuple[float, int]], records: int) -> float:
     """Records/s between the first sample past 10% of the input and the last one short of 90%
     (past 0% and short of 100% when the job was too quick for that); nan with fewer than two."""
@@ -204,8 +232,14 @@ def main() -> None:
              p2: (PARALLELISM, None, False)}
     for label, (source_p, map_p, through_channel) in cases.items():
         run_sage(warmup, source_p, map_p, through_channel)
+        cpu_before, started = cpu_seconds_by_group(), time.perf_counter()
         rates[label], steady[label], checksums[label] = run_sage(args.records, source_p, map_p, through_channel)
         print(f"{label:<44}{rates[label]:>10,.0f} records/s end to end, {steady[label]:>8,.0f} steady")
+        if label == headline:
+            wall = time.perf_counter() - started
+            used = {group: seconds - cpu_before[group] for group, seconds in cpu_seconds_by_group().items()}
+            print(f"  CPU seconds in its {wall:.1f} s ({cpus} cores: {cpus * wall:.1f} s): "
+                  + ", ".join(f"{group} {seconds:.1f}" for group, seconds in used.items()))
 
     data_cases: dict[str, tuple[int | None, int | None]] = {}
     for blocks in [None, *args.blocks]:
