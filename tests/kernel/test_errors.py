@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import socket
 import threading
 
 import pytest
@@ -13,6 +16,7 @@ from sage.kernel.api import (
     SinkFunction,
 )
 from sage.kernel.errors import SageError
+from sage.kernel.runtime.task_location import this_process
 from sage.kernel.testing import run_pipeline
 
 
@@ -46,7 +50,9 @@ def test_default_policy_fails_naming_operator_instance_and_record_after_closing_
     with pytest.raises(JobFailedError) as failure:
         env.execute()
     message = str(failure.value)
-    assert "operator 'parse' (instance" in message and "of 2)" in message
+    # which instance, and where it ran: the local runtime's tasks are threads of this process
+    assert re.search(rf"operator 'parse' \(instance [01] of 2, in this process, pid {os.getpid()} on host "
+                     rf"{re.escape(socket.gethostname())}\) failed on record", message), message
     assert "'oops'" in message or "'bad'" in message
     assert "ValueError" in message
     assert failure.value.result.status == "failed"
@@ -122,7 +128,7 @@ def test_failures_in_open_and_in_the_source_fail_the_job_with_the_phase():
         def map(self, record):
             return record
 
-    with pytest.raises(JobFailedError, match=r"'BadOpen' \(instance 0 of 1\) failed in open\(\): ConnectionError"):
+    with pytest.raises(JobFailedError, match=rf"'BadOpen' \(instance 0 of 1, {re.escape(this_process().describe())}\) failed in open\(\): ConnectionError"):
         run_pipeline([1], lambda s: s.map(BadOpen()))
 
     def broken_source():
