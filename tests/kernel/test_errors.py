@@ -141,6 +141,24 @@ def test_failures_in_open_and_in_the_source_fail_the_job_with_the_phase():
         env.execute()
 
 
+def test_a_located_error_keeps_its_place_when_it_crosses_processes():
+    """A worker's error travels to the driver pickled; the task and its node stay named."""
+    import pickle
+
+    from sage.kernel.errors import OperatorError, StepError
+
+    where = "on node 3f2a1b4c5d6e at 10.0.0.5, pid 4242"
+    failed = OperatorError("parse", 1, 2, "oops", ValueError("bad"))
+    failed.locate(where)
+    step = StepError("db", 0, 1, "open()", ConnectionError("down"))
+    step.locate(where)
+    for error in (failed, step):
+        copy = pickle.loads(pickle.dumps(error))
+        assert str(copy) == str(error) and copy.where == where
+    assert str(failed) == f"operator 'parse' (instance 1 of 2, {where}) failed on record 'oops': ValueError: bad"
+    assert str(step) == f"operator 'db' (instance 0 of 1, {where}) failed in open(): ConnectionError: down"
+
+
 def test_bad_pipelines_fail_when_built():
     env = LocalEnvironment()
     stream = env.from_collection([1])
