@@ -291,13 +291,14 @@ class RayJob(RunningJob):
 
     def _failure_cause(self, inst: _Instance, error: BaseException) -> BaseException:
         """The error an instance reported, naming the task and where it ran; when it is a lost
-        downstream actor (a send to it failed), that actor's task is named, as it failed."""
-        lost = getattr(error, "actor_id", None) if isinstance(error, ray.exceptions.RayActorError) else None
-        for other in self.instances.values():
-            if lost is not None and other.actor_id() == lost:
-                return located(error, other.chain, other.index, other.location(),
-                               f"was lost (seen by operator chain {inst.chain.name!r}, instance "
-                               f"{inst.index}, sending to it)")
+        downstream actor (a send to it failed), the task that failed is that actor's, so the
+        cause names it and its node."""
+        if isinstance(error, ray.exceptions.RayActorError) and error.actor_id is not None:
+            for other in self.instances.values():
+                if other.actor_id() == error.actor_id:
+                    return located(error, other.chain, other.index, other.location(),
+                                   f"was lost (seen by operator chain {inst.chain.name!r}, instance "
+                                   f"{inst.index}, sending to it)")
         return located(error, inst.chain, inst.index, inst.location())
 
     def abort(self) -> None:
