@@ -30,10 +30,12 @@ COLLECTION = "ingested"
 CHUNK_SIZE, CHUNK_OVERLAP = 200, 40
 MARK = 100
 """The hold waits for a checkpoint taken after this many chunks, so a resume skips at least these."""
-BEYOND = 32
+BATCH, SINK_BATCH = 8, 4
+"""The job's batch size, and the sink's: small, so that few chunks after a barrier reach Chroma."""
+BEYOND = BATCH + 2 * SINK_BATCH
 """Chunks the hold lets by after the last barrier before it holds: more than a runtime batch
-(8) plus an upsert batch (16), so Chroma has entries written after the newest checkpoint,
-which the resumed run replays."""
+plus a sink batch, so Chroma has entries written after the newest checkpoint, which the
+resumed run replays. Few, so that they pass between two barriers also on a busy machine."""
 
 
 class HoldAfterCheckpoint(MapFunction):
@@ -80,13 +82,13 @@ class HoldAfterCheckpoint(MapFunction):
 def ingestion(docs: str, store: str, checkpoints: str, marks: str | None) -> LocalEnvironment:
     """The job; ``marks=None``: without the hold (an undisturbed run)."""
     env = LocalEnvironment("ingest", config={
-        "checkpoint": {"interval_s": 0.3, "dir": checkpoints}, "batch_size": 8, "progress": False})
+        "checkpoint": {"interval_s": 1.0, "dir": checkpoints}, "batch_size": BATCH, "progress": False})
     embedded = (env.from_source(ChunkedFileSource(docs, chunk_size=CHUNK_SIZE, chunk_overlap=CHUNK_OVERLAP),
                                 name="chunks")
                 .map(VLLMEmbeddingOperator(model=MINILM, batch_size=16), name="embed"))
     if marks is not None:
         embedded = embedded.map(HoldAfterCheckpoint(marks, checkpoints), name="hold")
-    embedded.sink(ChromaUpsertOperator(COLLECTION, path=store, batch_size=16), name="upsert")
+    embedded.sink(ChromaUpsertOperator(COLLECTION, path=store, batch_size=SINK_BATCH), name="upsert")
     return env
 
 
