@@ -14,6 +14,7 @@ import glob
 import json
 import os
 import signal
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -68,7 +69,8 @@ class FailOnce(MapFunction):
     """Passes records on; at the first record from ``at`` on it leaves ``flag`` and raises
     (``kill``: SIGKILLs its own process instead, as the OOM killer would; ``pause``: waits, at
     most 60 s, for that file to appear and goes on, so that a test can break something while
-    the job is held mid-stream). ``always``: in every attempt, else only while ``flag`` is absent."""
+    the job is held mid-stream). ``always``: in every attempt, else only while ``flag`` is absent.
+    Each time it adds a line to ``flag`` saying where it ran (``where_failed`` reads them)."""
 
     def __init__(self, flag: str, at: int, always: bool = False, kill: bool = False,
                  pause: str | None = None) -> None:
@@ -77,7 +79,8 @@ class FailOnce(MapFunction):
     def map(self, record: int) -> int:
         if self.at < 0 or record < self.at or not (self.always or not os.path.exists(self.flag)):
             return record
-        Path(self.flag).touch()
+        with open(self.flag, "a", encoding="utf-8") as flag:
+            flag.write(json.dumps(_here()) + "\n")
         if self.pause:
             deadline = time.monotonic() + 60
             while not os.path.exists(self.pause) and time.monotonic() < deadline:
@@ -86,6 +89,20 @@ class FailOnce(MapFunction):
         if self.kill:
             os.kill(os.getpid(), signal.SIGKILL)
         raise RuntimeError(f"injected failure at record {record}")
+
+
+def _here() -> dict[str, Any]:
+    """This process: its pid and, in a Ray worker, its node's id and IP."""
+    here: dict[str, Any] = {"pid": os.getpid()}
+    ray = sys.modules.get("ray")  # loaded in a Ray worker; a local run need not import it
+    if ray is not None and ray.is_initialized():
+        here.update(node_id=ray.get_runtime_context().get_node_id(), ip=ray.util.get_node_ip_address())
+    return here
+
+
+def where_failed(flag: Path) -> list[dict[str, Any]]:
+    """Where ``FailOnce`` failed, once per failure: {"pid", and on Ray "node_id", "ip"}."""
+    return [json.loads(line) for line in flag.read_text(encoding="utf-8").splitlines()]
 
 
 def key(number: int) -> int:

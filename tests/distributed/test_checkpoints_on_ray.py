@@ -5,6 +5,7 @@ the results of an undisturbed run."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.checkpoint_cases import build, expected, outcome, written
+from tests.checkpoint_cases import build, expected, outcome, where_failed, written
 from tests.services import sage
 from tests.streaming_cases import wait_for
 
@@ -38,8 +39,12 @@ def test_a_sigkilled_actor_process_restarts_from_the_checkpoint(ray_env, tmp_pat
                 jsonl=tmp_path / "out")
     result = env.execute()
     assert (tmp_path / "failed").exists() and result.restarts == 1
-    # The cause is the lost actor, as the driver saw it or as a task sending to it did first.
-    assert any("from checkpoint" in note and ("was lost" in note or "ActorDiedError" in note)
+    # The cause is the lost actor, as the driver saw it or as a task sending to it did first,
+    # named with its node (the id prefix `sage cluster status` shows, and the IP) and its pid.
+    killed = "|".join(re.escape(f"on node {w['node_id'][:12]} at {w['ip']}, pid {w['pid']}")
+                      for w in where_failed(tmp_path / "failed"))
+    assert any(re.search(rf"^restart 1 of 2 from checkpoint \d+ after: operator chain '[^']*fail once[^']*' "
+                         rf"\(instance [01] of 2, ({killed})\) was lost[ :(]", note)
                for note in result.notes), result.notes
     assert outcome(result) == expected()
     lines = written(tmp_path / "out")  # the exactly-once file: every running total once, no duplicate

@@ -109,7 +109,8 @@ def test_status_shows_restarts_their_causes_the_checkpoint_and_the_sources_that_
     text = sage("job", "status", result.job_id, "--port", port, home=cluster.home).stdout
     assert "restarts: 1" in text
     assert "note: restart 1 of 2 from checkpoint " in text  # which task failed, and why:
-    assert re.search(r"operator 'fail once' \(instance 0 of 1\) failed on record \d+: RuntimeError: injected", text)
+    assert re.search(r"operator 'fail once' \(instance 0 of 1, on node [0-9a-f]{12} at [\d.]+, pid \d+\) failed on "
+                     r"record \d+: RuntimeError: injected", text)
     assert f"checkpoint: {checkpoints / result.job_id}/chk-" in text
     assert "at-most-once from source 'generated': CallableSource has no snapshot()/restore(state)" in text
     record = json.loads(sage("job", "status", result.job_id, "--json", "--port", port, home=cluster.home).stdout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import queue
+import re
 import time
 from collections import Counter
 
@@ -14,6 +15,7 @@ from sage.kernel.api import LocalEnvironment, SinkFunction, SourceFunction
 from sage.kernel.errors import JobFailedError, PipelineDefinitionError
 from sage.kernel.runtime.checkpoints import AlignedInbox, Barrier
 from sage.kernel.runtime.task import END
+from sage.kernel.runtime.task_location import this_process
 
 from tests.checkpoint_cases import N, Numbers, build, expected, outcome, written
 from tests.streaming_cases import wait_for
@@ -30,7 +32,10 @@ def test_a_job_that_fails_mid_stream_restarts_from_its_checkpoint_with_exactly_t
     result = env.execute()
     assert (tmp_path / "failed").exists()  # it did fail once
     assert result.restarts == 1
-    assert any("from checkpoint" in note and "injected failure" in note for note in result.notes), result.notes
+    # the note names the task that failed and where it ran (a thread of this process), and why
+    assert any(re.fullmatch(rf"restart 1 of 2 from checkpoint \d+ after: operator 'fail once' \(instance [01] of 2, "
+                            rf"{re.escape(this_process().describe())}\) failed on record \d+: RuntimeError: "
+                            r"injected failure at record \d+", note) for note in result.notes), result.notes
     assert outcome(result) == expected()  # keyed totals and window counts: each exactly once
     assert result.checkpoint is not None
     lines = written(tmp_path / "out")  # the exactly-once JSONL sink: every running total once
@@ -54,7 +59,9 @@ def test_when_the_restarts_are_spent_the_job_fails_with_every_cause(tmp_path):
     assert failed.value.result.restarts == 2
     message = str(failed.value)
     assert "after 2 restart(s)" in message and message.count("injected failure at record") == 3
-    assert "fail once" in message  # the operator is named
+    # each attempt's cause names the operator, its instance and where it ran
+    assert len(re.findall(rf"operator 'fail once' \(instance [01] of 2, {re.escape(this_process().describe())}\) "
+                          r"failed on record \d+: RuntimeError: injected", message)) == 3, message
 
 
 def test_checkpoints_are_kept_up_to_keep_and_a_job_resumes_from_the_newest(tmp_path):

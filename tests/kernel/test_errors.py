@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import socket
 import threading
 
 import pytest
@@ -13,6 +16,7 @@ from sage.kernel.api import (
     SinkFunction,
 )
 from sage.kernel.errors import SageError
+from sage.kernel.runtime.task_location import this_process
 from sage.kernel.testing import run_pipeline
 
 
@@ -46,7 +50,9 @@ def test_default_policy_fails_naming_operator_instance_and_record_after_closing_
     with pytest.raises(JobFailedError) as failure:
         env.execute()
     message = str(failure.value)
-    assert "operator 'parse' (instance" in message and "of 2)" in message
+    # which instance, and where it ran: the local runtime's tasks are threads of this process
+    assert re.search(rf"operator 'parse' \(instance [01] of 2, in this process, pid {os.getpid()} on host "
+                     rf"{re.escape(socket.gethostname())}\) failed on record", message), message
     assert "'oops'" in message or "'bad'" in message
     assert "ValueError" in message
     assert failure.value.result.status == "failed"
@@ -122,7 +128,7 @@ def test_failures_in_open_and_in_the_source_fail_the_job_with_the_phase():
         def map(self, record):
             return record
 
-    with pytest.raises(JobFailedError, match=r"'BadOpen' \(instance 0 of 1\) failed in open\(\): ConnectionError"):
+    with pytest.raises(JobFailedError, match=rf"'BadOpen' \(instance 0 of 1, {re.escape(this_process().describe())}\) failed in open\(\): ConnectionError"):
         run_pipeline([1], lambda s: s.map(BadOpen()))
 
     def broken_source():
@@ -133,6 +139,24 @@ def test_failures_in_open_and_in_the_source_fail_the_job_with_the_phase():
     env.from_source(broken_source).collect()
     with pytest.raises(JobFailedError, match=r"'broken_source'.*read\(\): OSError: disk gone"):
         env.execute()
+
+
+def test_a_located_error_keeps_its_place_when_it_crosses_processes():
+    """A worker's error travels to the driver pickled; the task and its node stay named."""
+    import pickle
+
+    from sage.kernel.errors import OperatorError, StepError
+
+    where = "on node 3f2a1b4c5d6e at 10.0.0.5, pid 4242"
+    failed = OperatorError("parse", 1, 2, "oops", ValueError("bad"))
+    failed.locate(where)
+    step = StepError("db", 0, 1, "open()", ConnectionError("down"))
+    step.locate(where)
+    for error in (failed, step):
+        copy = pickle.loads(pickle.dumps(error))
+        assert str(copy) == str(error) and copy.where == where
+    assert str(failed) == f"operator 'parse' (instance 1 of 2, {where}) failed on record 'oops': ValueError: bad"
+    assert str(step) == f"operator 'db' (instance 0 of 1, {where}) failed in open(): ConnectionError: down"
 
 
 def test_bad_pipelines_fail_when_built():

@@ -10,6 +10,7 @@ import chromadb
 import pytest
 from chromadb.config import Settings
 from sage.kernel.api import JobFailedError, JobResult, LocalEnvironment
+from sage.kernel.runtime.task_location import this_process
 from sage.middleware.operators.rag import ChromaUpsertOperator
 
 RECORDS = 300
@@ -80,7 +81,7 @@ def test_under_fail_the_job_stops_at_the_bad_record_naming_it(tmp_path):
     with pytest.raises(JobFailedError) as failure:
         ingest(corpus_with(70, embedding=[float("nan")] * DIMENSION), tmp_path, "fail")
     message = str(failure.value)
-    assert "operator 'upsert' (instance 0 of 1) failed on record {'id': 'doc-70'" in message
+    assert f"operator 'upsert' (instance 0 of 1, {this_process().describe()}) failed on record {{'id': 'doc-70'" in message
     assert 'record 70 (id "doc-70") has an "embedding" holding nan at position 0' in message
     assert "list of finite numbers" in message
 

@@ -9,6 +9,7 @@ import copy
 import cloudpickle
 import pytest
 from sage.kernel.api import JobFailedError, LocalEnvironment, PipelineDefinitionError
+from sage.kernel.runtime.task_location import this_process
 from sage.kernel.testing import run_pipeline
 from sage.middleware.operators.rag import OpenAIGeneratorOperator
 from sage.middleware.operators.rag.prompts import render_prompt
@@ -82,7 +83,8 @@ def test_a_request_that_keeps_failing_fails_the_job_naming_status_operator_and_r
     with pytest.raises(JobFailedError) as failure:
         run_pipeline(queries(3) + [{"query": "q [broken]"}], lambda s: s.map(generator(faults, max_retries=2)))
     message = str(failure.value)
-    assert "operator 'OpenAIGeneratorOperator' (instance 0 of 1) failed on record {'query': 'q [broken]'}" in message
+    assert (f"operator 'OpenAIGeneratorOperator' (instance 0 of 1, {this_process().describe()}) failed on "
+            "record {'query': 'q [broken]'}") in message
     assert "GenerationError: OpenAIGeneratorOperator(model=\"test-model\"): record (query 'q [broken]'): " in message
     assert "answered HTTP 500 after 3 attempts: injected fault 500" in message
 
@@ -141,7 +143,8 @@ def test_timeout_s_bounds_the_whole_request_when_the_server_drips_its_answer(fau
         run_pipeline([{"id": "q-9", "query": "x [drip]"}],
                      lambda s: s.map(generator(faults, timeout_s=1, max_retries=1)))
     message = str(failure.value)
-    assert "operator 'OpenAIGeneratorOperator' (instance 0 of 1) failed on record {'id': 'q-9'" in message
+    assert (f"operator 'OpenAIGeneratorOperator' (instance 0 of 1, {this_process().describe()}) failed on "
+            "record {'id': 'q-9'") in message
     assert f'record (id "q-9"): no answer from {faults.base_url} within timeout_s=1 after 2 attempts' in message
     assert faults.requests == 2
     assert faults.wait_until(lambda: faults.statuses == {0: 2}), "the client should hang up on both attempts"

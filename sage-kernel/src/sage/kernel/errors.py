@@ -16,6 +16,14 @@ def short_repr(record: Any, limit: int = RECORD_REPR_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def task_name(operator: str, instance: int, parallelism: int, where: str | None = None,
+              kind: str = "operator") -> str:
+    """How an error names a task: ``operator 'parse' (instance 1 of 4, on node 3f2a... at
+    10.0.0.5, pid 4242)``; ``where`` is left out while the runtime has not said it."""
+    place = f", {where}" if where else ""
+    return f"{kind} {operator!r} (instance {instance} of {parallelism}{place})"
+
+
 class SageError(Exception):
     """Base class of every error SAGE raises on purpose."""
 
@@ -35,21 +43,31 @@ class OperatorError(SageError):
         self.parallelism = parallelism
         self.record_repr = short_repr(record)
         self.cause = cause
-        super().__init__(
-            f"operator {operator!r} (instance {instance} of {parallelism}) failed on record "
-            f"{self.record_repr}: {type(cause).__name__}: {cause}"
-        )
+        self.cause_text = f"{type(cause).__name__}: {cause}"
+        self.where: str | None = None
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return (f"{task_name(self.operator, self.instance, self.parallelism, self.where)} failed on "
+                f"record {self.record_repr}: {self.cause_text}")
+
+    def locate(self, where: str) -> None:
+        """Name where the task ran (the runtime knows it, the task's function does not)."""
+        self.where = where
+        self.args = (self._message(),)
 
     def __reduce__(self):  # keep the structured fields when the error crosses processes
         return (_rebuild_operator_error, (self.operator, self.instance, self.parallelism,
-                                          self.record_repr, repr(self.cause), str(self)))
+                                          self.record_repr, repr(self.cause), self.cause_text,
+                                          self.where))
 
 
-def _rebuild_operator_error(operator, instance, parallelism, record_repr, cause_repr, message):
+def _rebuild_operator_error(operator, instance, parallelism, record_repr, cause_repr, cause_text, where):
     error = OperatorError.__new__(OperatorError)
-    SageError.__init__(error, message)
     error.operator, error.instance, error.parallelism = operator, instance, parallelism
-    error.record_repr, error.cause = record_repr, RuntimeError(cause_repr)
+    error.record_repr, error.cause, error.cause_text = record_repr, RuntimeError(cause_repr), cause_text
+    error.where = where
+    SageError.__init__(error, error._message())
     return error
 
 
@@ -77,17 +95,40 @@ class StepError(SageError):
         self.instance = instance
         self.parallelism = parallelism
         self.phase = phase
-        super().__init__(
-            f"operator {operator!r} (instance {instance} of {parallelism}) failed in {phase}: "
-            f"{type(cause).__name__}: {cause}"
-        )
+        self.cause_text = f"{type(cause).__name__}: {cause}"
+        self.where: str | None = None
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return (f"{task_name(self.operator, self.instance, self.parallelism, self.where)} failed in "
+                f"{self.phase}: {self.cause_text}")
+
+    def locate(self, where: str) -> None:
+        """Name where the task ran (the runtime knows it, the task's function does not)."""
+        self.where = where
+        self.args = (self._message(),)
 
     def __reduce__(self):
-        return (_rebuild_step_error, (self.operator, self.instance, self.parallelism, self.phase, str(self)))
+        return (_rebuild_step_error, (self.operator, self.instance, self.parallelism, self.phase,
+                                      self.cause_text, self.where))
 
 
-def _rebuild_step_error(operator, instance, parallelism, phase, message):
+def _rebuild_step_error(operator, instance, parallelism, phase, cause_text, where):
     error = StepError.__new__(StepError)
-    SageError.__init__(error, message)
     error.operator, error.instance, error.parallelism, error.phase = operator, instance, parallelism, phase
+    error.cause_text, error.where = cause_text, where
+    SageError.__init__(error, error._message())
     return error
+
+
+class TaskFailedError(SageError):
+    """A task failed outside its functions (its actor was lost, a send to a lost actor failed);
+    names the task, where it ran and the cause."""
+
+    def __init__(self, chain: str, instance: int, parallelism: int, where: str | None, what: str) -> None:
+        self.chain, self.instance, self.parallelism, self.where = chain, instance, parallelism, where
+        self.what = what
+        super().__init__(f"{task_name(chain, instance, parallelism, where, kind='operator chain')} {what}")
+
+    def __reduce__(self):
+        return (TaskFailedError, (self.chain, self.instance, self.parallelism, self.where, self.what))

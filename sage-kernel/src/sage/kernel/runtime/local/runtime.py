@@ -24,6 +24,7 @@ from sage.kernel.plan.physical import PhysicalPlan
 from sage.kernel.runtime import frozen_heap
 from sage.kernel.runtime.running_job import ABORT_AT, RunningJob
 from sage.kernel.runtime.task import END, POLL_S, Aborted, ChainTask
+from sage.kernel.runtime.task_location import located, this_process
 
 log = structlog.get_logger("sage.runtime.local")
 
@@ -59,6 +60,7 @@ class LocalJob(RunningJob):
     def __init__(self, plan: PhysicalPlan, job: JobInfo, capacity: int,
                  reporters: list[Any], report_interval_s: float) -> None:
         super().__init__(plan, job, reporters, report_interval_s)
+        self._location = this_process()
         self._capacity = capacity
         self._stop_sources = threading.Event()
         self.tasks: list[ChainTask] = []
@@ -143,12 +145,12 @@ class LocalJob(RunningJob):
         except Aborted:
             pass
         except BaseException as exc:
-            self.record_error(exc)
+            self.record_error(located(exc, task.chain, task.index, self._location))
         finally:
             close_errors = task.close()
             if close_errors and not failed:
                 failed = True
-                self.record_error(close_errors.pop(0))
+                self.record_error(located(close_errors.pop(0), task.chain, task.index, self._location))
             for error in close_errors:
                 log.warning("close failed", error=str(error))
             if task.abandoned:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import os
 import queue
 import sys
 import threading
@@ -29,6 +30,7 @@ from sage.kernel.runtime.checkpoints import TaskCheckpoints
 from sage.kernel.runtime.ray.channels import OutputChannels
 from sage.kernel.runtime.ray.output_buffer import OutputBuffer
 from sage.kernel.runtime.task import END, POLL_S, Aborted, ChainTask, JobInfo
+from sage.kernel.runtime.task_location import TaskLocation
 
 
 class OutputTap:
@@ -80,14 +82,17 @@ class ChainActor:
         self.ready = threading.Event()  # set once setup() has built this job's instance
         self._reports_lock = threading.Lock()
         self._checkpoint_reports: list[tuple[int | None, bytes]] = []  # states the driver has not taken yet
+        self.location = TaskLocation(host=ray.util.get_node_ip_address(), pid=os.getpid(),
+                                     node_id=ray.get_runtime_context().get_node_id())
 
     @ray.method(concurrency_group="control")
     def setup(self, plan_bytes: bytes, chain_id: int, index: int, job: JobInfo, capacity: int,
-              targets: list[list[Any]], restore_state: dict[str, Any] | None = None) -> None:
+              targets: list[list[Any]], restore_state: dict[str, Any] | None = None) -> TaskLocation:
         """Build and open this job's chain instance (with ``restore_state``, its state from a
         checkpoint or savepoint); start its task thread (not a source's). Whatever fails here
         (a module missing on the worker, an open() that raises) is this instance's error,
-        which its result() reports."""
+        which its result() reports. Returns where this worker runs: the driver keeps the
+        answer, so it can name the node and pid of a failure, also of a worker that died."""
         self.output.start(job.capture_output)
         self.job_id = job.job_id
         self.abort_flag = threading.Event()
@@ -124,11 +129,12 @@ class ChainActor:
         except BaseException as exc:
             self._fail(exc)
             self.ready.set()
-            return
+            return self.location
         self.ready.set()
         if not self.chain.is_source:
             threading.Thread(target=self._run_inbox, daemon=True,
                              name=f"sage-{self.chain.name}-{index}").start()
+        return self.location
 
     @ray.method(concurrency_group="control")
     def reset(self) -> bool:

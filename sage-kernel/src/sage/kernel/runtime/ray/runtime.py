@@ -31,8 +31,10 @@ from sage.kernel.runtime.ray.connection import connect
 from sage.kernel.runtime.ray.idle_workers import IDLE_WORKERS
 from sage.kernel.runtime.ray.placement import actor_options, check_placement
 from sage.kernel.runtime.running_job import ABORT_AT, RunningJob
+from sage.kernel.runtime.task_location import TaskLocation, located
 
 POLL_S = 0.2
+LOCATION_TIMEOUT_S = 1.0
 RESET_TIMEOUT_S = 5.0
 SNAPSHOT_TIMEOUT_S = 5.0
 log = structlog.get_logger("sage.runtime.ray")
@@ -76,17 +78,30 @@ class RayRuntime:
 class _Instance:
     """The driver's view of one actor."""
 
-    def __init__(self, chain: Chain, index: int, actor: Any, options: dict[str, Any]) -> None:
+    def __init__(self, chain: Chain, index: int, actor: Any, options: dict[str, Any], placed: Any) -> None:
         self.chain = chain
         self.index = index
         self.actor = actor
         self.options = options
+        self.placed = placed  # the setup() call's answer: where the actor runs
         self.metrics: dict[str, MetricGroup] = {}
         self.in_flight: list[tuple[int, int, int]] = []
         self.logs: list[str] = []
         self.dropped = 0  # printed lines the worker could not keep
         self.done = False
         self.node = ""  # the address of the node the actor runs on, once it said
+
+    def location(self) -> TaskLocation | None:
+        """Where the actor runs, as its setup() answered; Ray keeps the answer with the driver,
+        so it is there after the actor died too. None when setup() never answered."""
+        try:
+            return ray.get(self.placed, timeout=LOCATION_TIMEOUT_S)
+        except Exception:
+            return None
+
+    def actor_id(self) -> str | None:
+        actor_id = getattr(self.actor, "_actor_id", None)
+        return actor_id.hex() if actor_id is not None else None
 
 
 class RayJob(RunningJob):
@@ -137,9 +152,9 @@ class RayJob(RunningJob):
                 options = actor_options(chain)
                 for index in range(chain.parallelism):
                     actor = IDLE_WORKERS.take(options) or ChainActor.options(max_restarts=0, **options).remote()
-                    actor.setup.remote(self._plan_ref, chain.id, index, self.info, self._capacity, targets,
-                                       restored.get((chain.id, index)))
-                    instances[(chain.id, index)] = _Instance(chain, index, actor, options)
+                    placed = actor.setup.remote(self._plan_ref, chain.id, index, self.info, self._capacity,
+                                                targets, restored.get((chain.id, index)))
+                    instances[(chain.id, index)] = _Instance(chain, index, actor, options, placed)
         except BaseException:
             self._kill_actors(list(instances.values()))
             raise
@@ -256,9 +271,7 @@ class RayJob(RunningJob):
         try:
             outcome = ray.get(ref)
         except Exception as exc:
-            self.record_error(SageError(
-                f"operator chain {inst.chain.name!r} (instance {inst.index} of "
-                f"{inst.chain.parallelism}) was lost: {type(exc).__name__}: {exc}"))
+            self.record_error(located(exc, inst.chain, inst.index, inst.location(), "was lost"))
             inst.done = True
             return
         self._report_checkpoints(inst, outcome.get("checkpoint_reports", []))
@@ -274,7 +287,19 @@ class RayJob(RunningJob):
         if outcome.get("abandoned"):
             self.add_note(outcome["abandoned"])
         if outcome["error"] is not None:
-            self.record_error(outcome["error"])
+            self.record_error(self._failure_cause(inst, outcome["error"]))
+
+    def _failure_cause(self, inst: _Instance, error: BaseException) -> BaseException:
+        """The error an instance reported, naming the task and where it ran; when it is a lost
+        downstream actor (a send to it failed), the task that failed is that actor's, so the
+        cause names it and its node."""
+        if isinstance(error, ray.exceptions.RayActorError) and error.actor_id is not None:
+            for other in self.instances.values():
+                if other.actor_id() == error.actor_id:
+                    return located(error, other.chain, other.index, other.location(),
+                                   f"was lost (seen by operator chain {inst.chain.name!r}, instance "
+                                   f"{inst.index}, sending to it)")
+        return located(error, inst.chain, inst.index, inst.location())
 
     def abort(self) -> None:
         if self._aborted:
