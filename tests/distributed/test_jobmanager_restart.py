@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 from sage.kernel.api import RemoteEnvironment
-from sage.kernel.client import JobManagerClient, JobManagerError
+from sage.kernel.client import JobManagerClient
 from sage.kernel.cluster.processes import group_alive, process_alive
 from sage.kernel.home.cluster_state import read_head_state, read_jobmanager_pid
 
 from tests.distributed.distributed_pipelines import Counting
-from tests.distributed.own_cluster import own_sage_home  # noqa: F401 - this module's sage_home fixture
+from tests.distributed.own_cluster import answering_jobmanager, own_sage_home  # noqa: F401 - own_sage_home: this module's sage_home fixture
 from tests.services import sage
 from tests.streaming_cases import wait_for
 
@@ -48,18 +48,6 @@ def listed_status(job_id: str, home: Path) -> str:
     rows = [line for line in listed.stdout.splitlines() if job_id in line]
     assert len(rows) == 1, listed.stdout
     return rows[0].split("│")[3].strip()
-
-
-def answering_jobmanager(client: JobManagerClient, other_than: int) -> int | None:
-    """The pid of a JobManager other than ``other_than`` once it answers, else None."""
-    pid = read_jobmanager_pid()
-    if pid in (None, other_than):
-        return None
-    try:
-        client.health()
-    except JobManagerError:
-        return None
-    return pid
 
 
 def test_a_killed_jobmanager_is_restarted_and_its_running_job_failed_with_the_cause(sage_home):

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 from sage.kernel.api import RemoteEnvironment
-from sage.kernel.client import JobManagerClient, JobManagerError
+from sage.kernel.client import JobManagerClient
 from sage.kernel.home.cluster_state import read_jobmanager_pid
 
 from tests.checkpoint_cases import build_to_files, expected, file_outcome
-from tests.distributed.own_cluster import own_sage_home  # noqa: F401 - this module's sage_home fixture
+from tests.distributed.own_cluster import answering_jobmanager, own_sage_home  # noqa: F401 - own_sage_home: this module's sage_home fixture
 from tests.services import sage
 from tests.streaming_cases import wait_for
 
@@ -54,18 +54,6 @@ def chain_actors(gcs_port: int) -> set[int]:
                if cmd[0].endswith(b"raylet") and any(f":{gcs_port}".encode() in arg for arg in cmd)}
     return {pid for pid, (parent, cmd) in processes.items()
             if parent in raylets and cmd[0].startswith(b"ray::ChainActor")}
-
-
-def answering_jobmanager(client: JobManagerClient, other_than: int) -> int | None:
-    """The pid of a JobManager other than ``other_than`` once it answers, else None."""
-    pid = read_jobmanager_pid()
-    if pid in (None, other_than):
-        return None
-    try:
-        client.health()
-    except JobManagerError:
-        return None
-    return pid
 
 
 def test_a_sigkilled_jobmanager_is_restarted_and_resumes_the_checkpointing_job_exactly_once(sage_home, tmp_path):
