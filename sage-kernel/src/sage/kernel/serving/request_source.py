@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 from sage.kernel.api.function import SinkFunction, SourceFunction
 from sage.kernel.api.runtime import RuntimeContext
 from sage.kernel.errors import PipelineDefinitionError
-from sage.kernel.serving.requests import REQUEST_KEY, _hubs, register_channel, request_id_of
+from sage.kernel.serving.requests import (
+    REQUEST_KEY,
+    RequestHub,
+    _hubs,
+    register_channel,
+    request_id_of,
+)
 
-POLL_S = 0.1
+POLL_S = 0.1  # the longest one call for records over a cluster's channel waits
 
 
 def _hub(owner: str, hub_id: str | None, channel: Any) -> Any:
@@ -66,7 +73,12 @@ class RequestSource(SourceFunction):
 
     async def read(self) -> AsyncIterator[Any]:
         hub = self._hub
-        while hub.stopped is None:
+        if isinstance(hub, RequestHub):  # the server runs in this process: records come as submitted
+            async with contextlib.aclosing(hub.records()) as records:
+                async for record in records:
+                    yield record
+            return
+        while hub.stopped is None:  # a channel to a cluster's server: a long-polling call at a time
             record = await asyncio.to_thread(hub.next_record, POLL_S)
             if record is not None:
                 yield record
