@@ -38,6 +38,7 @@ class FaultInjectingServer:
         self.requests = 0
         self.statuses: dict[int, int] = {}
         self.arrivals: list[float] = []  # time.monotonic() of each request, in order
+        self.bodies: list[dict[str, Any]] = []  # the JSON body of each request, in order
         self.in_flight = 0
         self.peak_in_flight = 0
         self._lock = threading.Lock()
@@ -60,6 +61,7 @@ class FaultInjectingServer:
             self.scripts.clear()
             self.statuses.clear()
             self.arrivals.clear()
+            self.bodies.clear()
             self.requests = self.peak_in_flight = 0
 
     def wait_until(self, condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
@@ -141,6 +143,8 @@ class FaultInjectingServer:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                with server._lock:
+                    server.bodies.append(body)
                 prompt = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
                 action = server._action(prompt)
                 status = 200

@@ -35,6 +35,18 @@ def test_answers_carry_answer_model_and_usage(faults):
     assert out[1]["query"] == "plain question" and out[1]["answer"] == "echo: plain question"
 
 
+def test_the_request_carries_the_settings_and_extra_body_on_top(faults):
+    op = generator(faults, system_prompt="Be brief.", max_tokens=7, temperature=0.5,
+                   extra_body={"top_k": 5, "temperature": 0.2})
+    (out,) = run_pipeline([{"query": "what is fused?"}], lambda s: s.map(op))
+    assert out["answer"] == "echo: what is fused?"
+    (body,) = faults.bodies
+    assert body["model"] == "test-model" and body["max_tokens"] == 7 and body["top_k"] == 5
+    assert body["temperature"] == 0.2  # extra_body wins, as the openai SDK merges it
+    assert [m["role"] for m in body["messages"]] == ["system", "user"]
+    assert body["messages"][0]["content"] == "Be brief." and "what is fused?" in body["messages"][1]["content"]
+
+
 def test_each_instance_keeps_max_concurrency_requests_in_flight(faults):
     faults.delay_s = 0.2
     env = LocalEnvironment(name="concurrency", config={"batch_size": 64})

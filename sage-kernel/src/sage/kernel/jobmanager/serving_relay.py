@@ -5,7 +5,7 @@ The server and its request table (a ``RelayedHub``) live in one actor, ``Serving
 sink and every other operator run in the job's actors. The workers call the server's actor by
 name through a ``RelayChannel``, which the JobManager gives the request source, the answer
 sink and (as a record listener) every worker of the job: the request source takes the queued
-records (``take_records``, a long poll), and the answer sink's answers and the workers' record
+records (``take_records``, a long poll its event loop awaits), and the answer sink's answers and the workers' record
 events (an operator's error on a record, a generator's partial outputs) are ``event`` calls
 that settle the requests at once. A request takes two messages over Ray: its record to the
 source, its answer to the server. A worker whose async operator has calls in flight on served
@@ -18,7 +18,7 @@ from __future__ import annotations
 import collections
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import cloudpickle
@@ -29,6 +29,7 @@ from sage.kernel.serving.requests import REQUEST_KEY, RequestHub, request_id_of
 
 NAMESPACE = "sage"
 EVENTS_WAIT_S = 0.5  # the longest a worker's long poll waits before it asks again
+RECORDS_WAIT_S = 0.1  # the longest one call of the request source for records waits for one
 KNOWN_REQUESTS = 4096  # the newest requests a worker remembers whether they stream, or were abandoned
 log = structlog.get_logger("sage.serving")
 
@@ -122,7 +123,6 @@ class RelayChannel:
         self.stopped: str | None = None
         self._relay: Any = None
         self._lock = threading.Lock()
-        self._taken: collections.deque[dict[str, Any]] = collections.deque()
         # Whether the requests this process's source took stream: the generator asks per record,
         # and asking the relay would block its event loop for a round trip each time.
         self._streams: collections.OrderedDict[str, bool] = collections.OrderedDict()
@@ -144,18 +144,21 @@ class RelayChannel:
         return self._relay
 
     # -- what RequestSource and AnswerSink call --------------------------------------
-    def next_record(self, timeout_s: float) -> dict[str, Any] | None:
-        if not self._taken:
-            records = ray.get(self.relay.take_records.remote(timeout_s))
+    async def records(self) -> AsyncIterator[dict[str, Any]]:
+        """The records the server queued whose clients still wait, as the request source's
+        long-polling calls take them (awaited on its event loop, no thread in between), until
+        the server stops."""
+        while self.stopped is None:
+            records = await self.relay.take_records.remote(RECORDS_WAIT_S)
             if records is None:
                 self.stopped = "the server stopped"
-                return None
+                return
             for record, streaming in records:
-                self._taken.append(record)
                 self._streams[record[REQUEST_KEY]] = streaming
             while len(self._streams) > KNOWN_REQUESTS:
                 self._streams.popitem(last=False)
-        return self._taken.popleft() if self._taken else None
+            for record, _ in records:
+                yield record
 
     def answer(self, record: Any) -> bool:
         """Send the answer to the server; whether a request still waits for it is counted there."""

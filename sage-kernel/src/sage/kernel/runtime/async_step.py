@@ -1,6 +1,7 @@
 """Async operators: a map or flat_map whose method is ``async def``.
 
-Each task instance that has one gets an event loop on a daemon thread (``EventLoopThread``).
+Each task instance that has one gets an event loop on a daemon thread (``EventLoopThread``;
+uvloop's when installed, event_loops.py).
 The operator is an ``AsyncStage``: records handed to it start as one asyncio task each, at
 most ``max_concurrency`` in flight, and its results are handed on, through the rest of the
 chain, as they complete: in input order (``ordered=True``, Flink's ``orderedWait``) or in
@@ -24,6 +25,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from sage.kernel.api.record_events import watch_abandoned
+from sage.kernel.runtime.event_loops import new_event_loop
 from sage.kernel.runtime.fused_chain import Step
 
 T = TypeVar("T")
@@ -35,7 +37,7 @@ class EventLoopThread:
     """A private asyncio loop on a daemon thread; coroutines run on it from the task thread."""
 
     def __init__(self, name: str) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self._thread.start()
 

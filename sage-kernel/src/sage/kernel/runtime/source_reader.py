@@ -37,6 +37,7 @@ from itertools import islice
 from typing import Any
 
 from sage.kernel.api.function import SourceFunction
+from sage.kernel.runtime import event_loops
 
 _NONE = object()
 SPACE_WAIT_S = 0.05
@@ -92,7 +93,7 @@ class SourceReader:
         try:
             read = self.source.read
             if inspect.isasyncgenfunction(read):
-                asyncio.run(self._pump_async(read()))
+                event_loops.run(self._pump_async(read()))
             elif self._chunked:
                 self._pump_batches(self.source.read_batches(self.batch_size))
             else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,8 +10,6 @@ from sage.kernel.api.function import SinkFunction, SourceFunction
 from sage.kernel.api.runtime import RuntimeContext
 from sage.kernel.errors import PipelineDefinitionError
 from sage.kernel.serving.requests import REQUEST_KEY, _hubs, register_channel, request_id_of
-
-POLL_S = 0.1
 
 
 def _hub(owner: str, hub_id: str | None, channel: Any) -> Any:
@@ -65,10 +63,10 @@ class RequestSource(SourceFunction):
         self._hub = _hub("RequestSource", self.hub_id, self.channel)
 
     async def read(self) -> AsyncIterator[Any]:
-        hub = self._hub
-        while hub.stopped is None:
-            record = await asyncio.to_thread(hub.next_record, POLL_S)
-            if record is not None:
+        # The hub in this process hands each record to this loop as it is submitted; a
+        # cluster's channel awaits its long-polling calls to the server's actor.
+        async with contextlib.aclosing(self._hub.records()) as records:
+            async for record in records:
                 yield record
 
 

@@ -18,7 +18,7 @@ import itertools
 import queue
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import structlog
@@ -29,6 +29,7 @@ REQUEST_KEY = "_sage_request"
 log = structlog.get_logger("sage.serving")
 _hubs: dict[str, Any] = {}  # RequestHubs, and channels to them in workers of a cluster
 _hubs_lock = threading.Lock()
+_END = object()  # handed to the request source's loop when the hub stops
 
 
 class PipelineStopped(Exception):
@@ -104,7 +105,8 @@ class RequestHub:
     def __init__(self, name: str) -> None:
         self.name = name
         self.hub_id = uuid.uuid4().hex[:12]
-        self.inbox: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.inbox: queue.Queue[dict[str, Any]] = queue.Queue()  # records no reader has taken yet
+        self._reader: Callable[[Any], None] | None = None  # hands a record to the request source's loop
         self._numbers = itertools.count(1)
         self._pending: dict[str, Pending] = {}
         self._watchers: dict[str, list[Callable[[], None]]] = {}  # abandonment callbacks per request
@@ -133,8 +135,14 @@ class RequestHub:
         return pending
 
     def _enqueue(self, record: dict[str, Any], request_id: str, streaming: bool) -> None:
-        """Hand a request's record to the request source (a hub of a cluster sends it over Ray)."""
-        self.inbox.put(record)
+        """Hand a request's record to the request source's loop, or queue it until the source
+        reads (a hub of a cluster queues it for the workers' calls)."""
+        with self._lock:
+            if self._reader is None:
+                self.inbox.put(record)
+                return
+            reader = self._reader
+        reader(record)
 
     def _forget(self, request_id: str, abandoned: bool) -> None:
         """Nobody waits for ``request_id`` any more, since it was answered or (``abandoned``) its
@@ -168,8 +176,11 @@ class RequestHub:
             self.stopped = reason
         with self._lock:
             pending, self._pending = list(self._pending.values()), {}
+            reader = self._reader
         for request in pending:
             request._settle(error=PipelineStopped(reason))
+        if reader is not None:
+            reader(_END)
 
     def close(self) -> None:
         with _hubs_lock:
@@ -179,13 +190,36 @@ class RequestHub:
     def is_wanted(self, request_id: str) -> bool:
         return request_id in self._pending
 
-    def next_record(self, timeout_s: float) -> dict[str, Any] | None:
-        """The next queued record whose client still waits; None when none comes within ``timeout_s``."""
+    async def records(self) -> AsyncIterator[dict[str, Any]]:
+        """The records of the requests whose clients still wait, on the caller's event loop as
+        they are submitted, until the hub stops: ``submit`` schedules each on this loop, so a
+        record takes one hand-over between threads to reach the request source."""
+        loop = asyncio.get_running_loop()
+        arrived: asyncio.Queue[Any] = asyncio.Queue()
+
+        def deliver(record: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # the source's loop is closed: it has ended
+                loop.call_soon_threadsafe(arrived.put_nowait, record)
+
+        with self._lock:  # the records submitted before come first; a restarted source takes over
+            while not self.inbox.empty():
+                arrived.put_nowait(self.inbox.get_nowait())
+            self._reader = deliver
         try:
-            record = self.inbox.get(timeout=timeout_s)
-        except queue.Empty:
-            return None
-        return record if self.is_wanted(record[REQUEST_KEY]) else None
+            while self.stopped is None:
+                record = await arrived.get()
+                if record is _END:
+                    return
+                if self.is_wanted(record[REQUEST_KEY]):
+                    yield record
+        finally:
+            with self._lock:  # what this reader was handed and did not take waits for the next one
+                if self._reader is deliver:
+                    self._reader = None
+                while not arrived.empty():
+                    record = arrived.get_nowait()
+                    if record is not _END:
+                        self.inbox.put(record)
 
     def answer(self, record: Any) -> bool:
         """Resolve the request ``record`` names with it; False when it names none that waits."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 from sage.kernel.api import MapFunction, PipelineDefinitionError, RuntimeContext
-from sage.middleware.operators.rag.chat_replies import UnusableReply, read_answer
+from sage.middleware.operators.rag.chat_replies import USAGE_FIELDS, UnusableReply, read_answer
 from sage.middleware.operators.rag.errors import GenerationError, RecordError
 from sage.middleware.operators.rag.prompts import PromptTemplate, render_prompt, template_problem
 from sage.middleware.operators.rag.records import describe, text_field, with_fields
@@ -116,20 +116,15 @@ class OpenAIGeneratorOperator(MapFunction):
         if self._context is not None and self._context.wants_partial_outputs(record):
             answer, model, usage = await self._stream(prompt, record, where)
         else:
-            raw = await self._complete(prompt, where)
+            response = await self._complete(prompt, where)
             try:
-                completion, answer = read_answer(raw)
+                answer, model, usage = read_answer(response)
             except UnusableReply as exc:
                 raise GenerationError(
-                    f"{self._label()}: {where}: {self._endpoint} answered HTTP {raw.http_response.status_code} "
+                    f"{self._label()}: {where}: {self._endpoint} answered HTTP {response.status_code} "
                     f"{exc}; check that base_url is the /v1 address of an OpenAI-compatible server, and its logs",
-                    raw.http_response.status_code) from None
-            model, usage = completion.model, completion.usage
-        return with_fields(
-            record, self.query_field, answer=answer, model=model or self.model,
-            usage={"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-                   "total_tokens": usage.total_tokens} if usage else {},
-        )
+                    response.status_code) from None
+        return with_fields(record, self.query_field, answer=answer, model=model or self.model, usage=usage)
 
     @staticmethod
     def _name(record: Any, query: str) -> str:
@@ -144,22 +139,29 @@ class OpenAIGeneratorOperator(MapFunction):
         return [*messages, {"role": "user", "content": prompt}]
 
     async def _complete(self, prompt: str, where: str) -> Any:
-        """The raw response to one chat completion, after the SDK's retries."""
+        """The HTTP response to one chat completion, after the SDK's retries, its body read.
+
+        Posted through the SDK's ``post`` (its retries, timeouts, headers and errors) with the
+        body built here and the answer read as JSON (``read_answer``): the SDK's typed
+        ``chat.completions.create`` would rebuild the parameters through their type annotations
+        and the answer into pydantic models, which took 1.5 to 2 ms of CPU per call (of 5), the
+        largest share of what a served request costs its server.
+        """
+        import httpx2
         import openai
 
+        body = {"model": self.model, "messages": self._messages(prompt), "max_tokens": self.max_tokens,
+                "temperature": self.temperature, **(self.extra_body or {})}
         began = time.perf_counter()
         try:
-            raw = await self._client.chat.completions.with_raw_response.create(
-                model=self.model, messages=self._messages(prompt), max_tokens=self.max_tokens,
-                temperature=self.temperature, extra_body=self.extra_body,
-            )
+            response = await self._client.post("/chat/completions", body=body, cast_to=httpx2.Response)
         except openai.APIError as exc:
             raise self._failure(exc, where) from exc
         self._metrics.record("request_ms", (time.perf_counter() - began) * 1000)
-        return raw
+        return response
 
-    async def _stream(self, prompt: str, record: Any, where: str) -> tuple[str, str | None, Any]:
-        """A streamed completion as (answer, model, usage): each token goes on with
+    async def _stream(self, prompt: str, record: Any, where: str) -> tuple[str, str | None, dict[str, Any]]:
+        """A streamed completion as (answer, model, usage counts): each token goes on with
         ``context.partial_output`` as the server makes it. The SDK retries the request until
         the answer starts; once a token has gone on, a failure is the record's error."""
         import openai
@@ -192,7 +194,8 @@ class OpenAIGeneratorOperator(MapFunction):
         except openai.APIError as exc:
             raise self._failure(exc, where) from exc
         self._metrics.record("request_ms", (time.perf_counter() - began) * 1000)
-        return "".join(pieces), model, usage
+        counts = {field: getattr(usage, field, None) for field in USAGE_FIELDS} if usage else {}
+        return "".join(pieces), model, counts
 
     def _failure(self, exc: Exception, where: str) -> GenerationError:
         import openai
