@@ -9,7 +9,10 @@ the job in Ray actors). The same asyncio + httpx load generator sends the same c
 completion requests to both, ``C`` at a time, and measures each request's latency; the
 baseline (direct calls) is measured in the same run, interleaved with the served runs.
 
-    .venv/bin/python benchmarks/serving.py [--latency-ms 50] [--concurrency 1 8 32] [--cluster]
+    .venv/bin/python benchmarks/serving.py [--latency-ms 50] [--concurrency 1 8 32] [--cluster] [--vllm]
+
+``--vllm`` calls vLLM's CPU server instead (``.venv-llm``, a tiny random-weight Llama, one
+token per answer), so the baseline is a real inference server's own latency and throughput.
 """
 
 from __future__ import annotations
@@ -17,8 +20,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
+import signal
 import statistics
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,23 +36,57 @@ from sage.kernel.serving import AnswerSink, RequestSource
 from sage.middleware.operators.rag import OpenAIGeneratorOperator
 
 MODEL = "serving-benchmark"
+VLLM_MODEL = "tiny-llama"
+REPO = Path(__file__).resolve().parents[1]
 
 
-def pipeline(env: Any, llm_url: str) -> Any:
+def pipeline(env: Any, llm_url: str, llm_model: str) -> Any:
     (env.from_source(RequestSource())
-        .map(OpenAIGeneratorOperator(model="bench", base_url=llm_url, max_concurrency=128, max_tokens=1,
+        .map(OpenAIGeneratorOperator(model=llm_model, base_url=llm_url, max_concurrency=128, max_tokens=1,
                                      max_retries=0))
         .sink(AnswerSink()))
     return env
 
 
-def serve_locally(port: int, llm_url: str) -> None:
+def serve_locally(port: int, llm_url: str, llm_model: str) -> None:
     """The served pipeline on 127.0.0.1:port, in this (child) process, until it is stopped."""
     import logging
 
     logging.disable(logging.WARNING)
-    pipeline(LocalEnvironment(MODEL, config={"error_policy": "skip"}), llm_url).serve(
+    pipeline(LocalEnvironment(MODEL, config={"error_policy": "skip"}), llm_url, llm_model).serve(
         "127.0.0.1", port, max_in_flight=512, request_timeout_s=60)
+
+
+def start_vllm(port: int, folder: Path) -> subprocess.Popen:
+    """vLLM's CPU build (``.venv-llm``, from ``scripts/setup-llm-server.sh``) serving the tiny
+    random-weight Llama the RAG tests use, on 127.0.0.1:port, as those tests start it."""
+    python = REPO / ".venv-llm" / "bin" / "python"
+    if not python.exists():
+        raise SystemExit(f"--vllm needs {python}: run `bash scripts/setup-llm-server.sh` first")
+    model = folder / VLLM_MODEL
+    subprocess.run([str(python), str(REPO / "tests" / "rag" / "make_tiny_llama.py"), str(model)], check=True,
+                   capture_output=True)
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "0-1", "HF_HUB_OFFLINE": "1",
+           "VLLM_NO_USAGE_STATS": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
+    command = [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
+               "--served-model-name", VLLM_MODEL, "--max-model-len", "4096", "--host", "127.0.0.1",
+               "--port", str(port), "--dtype", "bfloat16", "--max-num-seqs", "32", "--enforce-eager"]
+    log = (folder / "vllm.log").open("w")
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the vLLM server ended with exit code {process.returncode}")
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise SystemExit(f"the vLLM server did not answer /health within {timeout_s:.0f} s")
 
 
 async def load(url: str, model: str, concurrency: int, requests: int) -> tuple[list[float], float]:
@@ -94,34 +136,49 @@ def main() -> None:
     parser.add_argument("--cluster", action="store_true",
                         help="serve through the JobManager of the SAGE cluster of $SAGE_HOME")
     parser.add_argument("--jobmanager-port", type=int, default=None)
+    parser.add_argument("--vllm", action="store_true",
+                        help="call vLLM's CPU server (a tiny random-weight Llama, 1 token per answer) "
+                             "instead of the fixed-latency server")
     args = parser.parse_args()
     spawn = multiprocessing.get_context("spawn")
     llm_port = free_port()
-    llm = spawn.Process(target=serve, args=(llm_port, args.latency_ms / 1000), daemon=True)
-    llm.start()
+    llm: Any = None
+    scratch = tempfile.TemporaryDirectory(prefix="sage-serving-bench-")
     served_process = None
     served_job = None
     try:
-        wait_for(llm_port)
         llm_url = f"http://127.0.0.1:{llm_port}"
+        if args.vllm:
+            llm_model = VLLM_MODEL
+            llm = start_vllm(llm_port, Path(scratch.name))
+            wait_healthy(llm_url, llm)
+            llm_name = "vLLM CPU server (tiny random-weight Llama, max_tokens 1)"
+        else:
+            llm_model = "bench"
+            llm = spawn.Process(target=serve, args=(llm_port, args.latency_ms / 1000), daemon=True)
+            llm.start()
+            wait_for(llm_port)
+            llm_name = f"fixed-latency LLM server: {args.latency_ms:.0f} ms per request"
         if args.cluster:
             from sage.kernel.home.cluster_state import read_head_state
 
             head = read_head_state()
             port = args.jobmanager_port or (head.jobmanager_port if head else 19001)
-            env = pipeline(RemoteEnvironment(MODEL, port=port, config={"error_policy": "skip"}), llm_url + "/v1")
+            env = pipeline(RemoteEnvironment(MODEL, port=port, config={"error_policy": "skip"}), llm_url + "/v1",
+                           llm_model)
             served_job = env.serve("127.0.0.1", 0, wait=False, max_in_flight=512, request_timeout_s=60)
             served_url = served_job.url
         else:
             served_port = free_port()
-            served_process = spawn.Process(target=serve_locally, args=(served_port, llm_url + "/v1"), daemon=True)
+            served_process = spawn.Process(target=serve_locally, args=(served_port, llm_url + "/v1", llm_model),
+                                           daemon=True)
             served_process.start()
             wait_for(served_port)
             served_url = f"http://127.0.0.1:{served_port}"
-        run(llm_url, "bench", 4, 100)  # warm up both paths: imports, connections, the operator's client
+        run(llm_url, llm_model, 4, 100)  # warm up both paths: imports, connections, the operator's client
         run(served_url, MODEL, 4, 100)
         where = "through the JobManager, job on Ray" if args.cluster else "locally (its own process)"
-        print(f"fixed-latency LLM server: {args.latency_ms:.0f} ms per request; the served pipeline {where}; "
+        print(f"{llm_name}; the served pipeline {where}; "
               f"median of {args.repeats} interleaved runs")
         print(f"{'conc.':>5} {'direct p50':>10} {'p99':>7} {'req/s':>7} | {'served p50':>10} {'p99':>7} "
               f"{'req/s':>7} | {'added p50':>9} {'added p99':>9} {'req/s ratio':>11}")
@@ -129,7 +186,7 @@ def main() -> None:
             requests = max(200, concurrency * args.requests_per_slot)
             direct, served = [], []
             for _ in range(args.repeats):
-                direct.append(run(llm_url, "bench", concurrency, requests))
+                direct.append(run(llm_url, llm_model, concurrency, requests))
                 served.append(run(served_url, MODEL, concurrency, requests))
             d = {k: statistics.median(r[k] for r in direct) for k in ("p50", "p99", "rps")}
             s = {k: statistics.median(r[k] for r in served) for k in ("p50", "p99", "rps")}
@@ -144,8 +201,13 @@ def main() -> None:
         if served_process is not None:
             served_process.terminate()
             served_process.join(10)
-        llm.terminate()
-        llm.join(5)
+        if isinstance(llm, subprocess.Popen):
+            os.killpg(llm.pid, signal.SIGTERM)
+            llm.wait(30)
+        elif llm is not None:
+            llm.terminate()
+            llm.join(5)
+        scratch.cleanup()
 
 
 if __name__ == "__main__":
