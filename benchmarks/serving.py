@@ -76,6 +76,7 @@ def start_vllm(port: int, folder: Path) -> subprocess.Popen:
 
 
 def wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 300.0) -> None:
+    """Return once the vLLM server answers /health; exit naming why when it ends or times out."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
