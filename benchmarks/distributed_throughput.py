@@ -106,26 +106,27 @@ def calibrate(target_us: float) -> int:
     return WORK
 
 
-def plain_loop(records: int) -> tuple[float, int]:
-    """(records/s, checksum) of calling work() on every record in this process."""
-    started = time.perf_counter()
-    total = 0
-    for x in range(records):
-        total += work(x)
-    return records / (time.perf_counter() - started), total
-
-
-def loop_share(work_iterations: int, first: int, end: int, start: Any, results: Any) -> None:
-    """In a process of its own: wait for ``start``, then call work() on ``range(first, end)``
-    and put (seconds, checksum) on ``results``."""
-    global WORK
-    WORK = work_iterations
-    start.wait()
+def work_over(first: int, end: int) -> tuple[float, int]:
+    """(seconds, checksum) of calling work() on every record of ``range(first, end)`` in a plain loop."""
     started = time.perf_counter()
     total = 0
     for x in range(first, end):
         total += work(x)
-    results.put((time.perf_counter() - started, total))
+    return time.perf_counter() - started, total
+
+
+def plain_loop(records: int) -> tuple[float, int]:
+    """(records/s, checksum) of calling work() on every record in this process."""
+    seconds, total = work_over(0, records)
+    return records / seconds, total
+
+
+def loop_share(work_iterations: int, first: int, end: int, start: Any, results: Any) -> None:
+    """In a process of its own: wait for ``start``, then put ``work_over(first, end)`` on ``results``."""
+    global WORK
+    WORK = work_iterations
+    start.wait()
+    results.put(work_over(first, end))
 
 
 def loops_at_once(records: int, processes: int) -> tuple[float, int]:

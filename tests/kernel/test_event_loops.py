@@ -1,5 +1,6 @@
-"""Async operators and async sources run on uvloop's event loop when uvloop is installed, on
-asyncio's with SAGE_EVENT_LOOP=asyncio, and a wrong SAGE_EVENT_LOOP says what to set."""
+"""Async operators and async sources run on uvloop's event loop when uvloop is installed (the
+serve extra installs it), on asyncio's with SAGE_EVENT_LOOP=asyncio, and a wrong
+SAGE_EVENT_LOOP says what to set."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ from collections.abc import AsyncIterator
 import pytest
 from sage.kernel.api import LocalEnvironment, SourceFunction
 from sage.kernel.errors import JobFailedError
-
-uvloop = pytest.importorskip("uvloop")
 
 
 class Loops(SourceFunction):
