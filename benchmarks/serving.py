@@ -5,9 +5,13 @@ The LLM server is the fixed-latency OpenAI-compatible test server of
 in its own process. The served pipeline is ``RequestSource -> OpenAIGeneratorOperator -> AnswerSink``
 against that server, served by ``sage.kernel.serving`` in a process of its own (locally), or
 through the JobManager of a running SAGE cluster (``--cluster``: the endpoint on the head,
-the job in Ray actors). The same asyncio + aiohttp load generator sends the same chat
-completion requests to both, ``C`` at a time, and measures each request's latency; the
-baseline (direct calls) is measured in the same run, interleaved with the served runs.
+the job in Ray actors). A second baseline is the glue a user would write instead
+(``serve_glue``: one Starlette route calling the LLM server through the same openai client,
+under uvicorn, in a process of its own), so that what SAGE costs is told apart from what any
+Python HTTP front costs on the same cores. The same asyncio + aiohttp load generator sends the
+same chat completion requests to all three, ``C`` at a time, and measures each request's
+latency; the direct calls, the glue and the served pipeline are measured in the same run,
+interleaved.
 
     .venv/bin/python benchmarks/serving.py [--latency-ms 50] [--concurrency 1 8 32] [--cluster] [--vllm]
 
@@ -56,6 +60,39 @@ def serve_locally(port: int, llm_url: str, llm_model: str) -> None:
     logging.disable(logging.WARNING)
     pipeline(LocalEnvironment(MODEL, config={"error_policy": "skip"}), llm_url, llm_model).serve(
         "127.0.0.1", port, max_in_flight=512, request_timeout_s=60)
+
+
+def serve_glue(port: int, llm_url: str, llm_model: str) -> None:
+    """The hand-written alternative on 127.0.0.1:port, in this (child) process: one Starlette
+    route that calls the LLM server through the openai client as the generator does (its
+    ``post()`` with a body built here, over aiohttp, the answer read as JSON) and answers in
+    OpenAI's format, under uvicorn with the served pipeline's settings. No SAGE: what a user's
+    own glue costs, at its cheapest."""
+    import json
+
+    import httpx2
+    import openai
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    client = openai.AsyncOpenAI(base_url=llm_url, api_key="EMPTY", max_retries=0,
+                                http_client=openai.DefaultAioHttpClient())
+
+    async def chat(request: Any) -> JSONResponse:
+        body = await request.json()
+        query = body["messages"][-1]["content"]
+        answer = await client.post("/chat/completions", cast_to=httpx2.Response, body={
+            "model": llm_model, "messages": [{"role": "user", "content": query}], "max_tokens": 1})
+        reply = json.loads(answer.content)
+        return JSONResponse({"id": reply.get("id"), "object": "chat.completion", "created": int(time.time()),
+                             "model": MODEL, "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                                 "role": "assistant", "content": reply["choices"][0]["message"]["content"]}}],
+                             "usage": reply.get("usage")})
+
+    app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
 def start_vllm(port: int, folder: Path) -> subprocess.Popen:
@@ -155,7 +192,7 @@ def main() -> None:
     llm_port = free_port()
     llm: Any = None
     scratch = tempfile.TemporaryDirectory(prefix="sage-serving-bench-")
-    served_process = None
+    served_process = glue_process = None
     served_job = None
     try:
         llm_url = f"http://127.0.0.1:{llm_port}"
@@ -186,32 +223,41 @@ def main() -> None:
             served_process.start()
             wait_for(served_port)
             served_url = f"http://127.0.0.1:{served_port}"
-        run(llm_url, llm_model, 4, 100)  # warm up both paths: imports, connections, the operator's client
-        run(served_url, MODEL, 4, 100)
+        glue_port = free_port()
+        glue_process = spawn.Process(target=serve_glue, args=(glue_port, llm_url + "/v1", llm_model), daemon=True)
+        glue_process.start()
+        wait_for(glue_port)
+        glue_url = f"http://127.0.0.1:{glue_port}"
+        for url, model in ((llm_url, llm_model), (glue_url, MODEL), (served_url, MODEL)):
+            run(url, model, 4, 100)  # warm up every path: imports, connections, the clients
         where = "through the JobManager, job on Ray" if args.cluster else "locally (its own process)"
         print(f"{llm_name}; the served pipeline {where}; "
               f"median of {args.repeats} interleaved runs")
-        print(f"{'conc.':>5} {'direct p50':>10} {'p99':>7} {'req/s':>7} | {'served p50':>10} {'p99':>7} "
-              f"{'req/s':>7} | {'added p50':>9} {'added p99':>9} {'req/s ratio':>11}")
+        print(f"{'conc.':>5} {'direct p50':>10} {'p99':>7} {'req/s':>7} | {'glue p50':>8} {'p99':>7} {'req/s':>7} | "
+              f"{'served p50':>10} {'p99':>7} {'req/s':>7} | {'added p50':>9} {'added p99':>9} "
+              f"{'req/s / direct':>14} {'/ glue':>6}")
         for concurrency in args.concurrency:
             requests = max(200, concurrency * args.requests_per_slot)
-            direct, served = [], []
+            runs: dict[str, list[dict[str, float]]] = {"direct": [], "glue": [], "served": []}
             for _ in range(args.repeats):
-                direct.append(run(llm_url, llm_model, concurrency, requests))
-                served.append(run(served_url, MODEL, concurrency, requests))
-            d = {k: statistics.median(r[k] for r in direct) for k in ("p50", "p99", "rps")}
-            s = {k: statistics.median(r[k] for r in served) for k in ("p50", "p99", "rps")}
-            print(f"{concurrency:>5} {d['p50']:>8.1f}ms {d['p99']:>5.1f}ms {d['rps']:>7.1f} | {s['p50']:>8.1f}ms "
-                  f"{s['p99']:>5.1f}ms {s['rps']:>7.1f} | {s['p50'] - d['p50']:>7.1f}ms {s['p99'] - d['p99']:>7.1f}ms "
-                  f"{s['rps'] / d['rps']:>11.2f}")
-        print(f"targets: added p50 <= {'20' if args.cluster else '5'} ms; req/s ratio >= 0.90 at concurrency 32")
+                runs["direct"].append(run(llm_url, llm_model, concurrency, requests))
+                runs["glue"].append(run(glue_url, MODEL, concurrency, requests))
+                runs["served"].append(run(served_url, MODEL, concurrency, requests))
+            d, g, s = ({k: statistics.median(r[k] for r in runs[path]) for k in ("p50", "p99", "rps")}
+                       for path in ("direct", "glue", "served"))
+            print(f"{concurrency:>5} {d['p50']:>8.1f}ms {d['p99']:>5.1f}ms {d['rps']:>7.1f} | {g['p50']:>6.1f}ms "
+                  f"{g['p99']:>5.1f}ms {g['rps']:>7.1f} | {s['p50']:>8.1f}ms {s['p99']:>5.1f}ms {s['rps']:>7.1f} | "
+                  f"{s['p50'] - d['p50']:>7.1f}ms {s['p99'] - d['p99']:>7.1f}ms {s['rps'] / d['rps']:>14.2f} "
+                  f"{s['rps'] / g['rps']:>6.2f}")
+        print(f"targets: added p50 <= {'20' if args.cluster else '5'} ms; req/s / direct >= 0.90 at concurrency 32")
     finally:
         if served_job is not None:
             served_job.cancel()
             served_job.wait(timeout=60)
-        if served_process is not None:
-            served_process.terminate()
-            served_process.join(10)
+        for process in (served_process, glue_process):
+            if process is not None:
+                process.terminate()
+                process.join(10)
         if isinstance(llm, subprocess.Popen):
             os.killpg(llm.pid, signal.SIGTERM)
             llm.wait(30)
