@@ -149,8 +149,8 @@ class ServingNode:
         return self.hub.take_abandoned(seen, timeout_s)
 
     @ray.method(concurrency_group="events")
-    def event(self, kind: str, request_id: str, payload: Any) -> None:
-        self.hub.event(kind, request_id, payload)
+    def events(self, events: list[tuple[str, Any, Any]]) -> None:
+        self.hub.events(events)
 
     def is_wanted(self, request_id: str) -> bool:
         return self.hub.is_wanted(request_id)

@@ -6,9 +6,10 @@ sink and every other operator run in the job's actors. The workers call the serv
 name through a ``RelayChannel``, which the JobManager gives the request source, the answer
 sink and (as a record listener) every worker of the job: the request source takes the queued
 records (``take_records``, a long poll its event loop awaits), and the answer sink's answers and the workers' record
-events (an operator's error on a record, a generator's partial outputs) are ``event`` calls
+events (an operator's error on a record, a generator's partial outputs) are ``events`` calls
 that settle the requests at once. A request takes two messages over Ray: its record to the
-source, its answer to the server. A worker whose async operator has calls in flight on served
+source, its answer to the server; under load fewer, since one long poll takes every queued
+record and a worker's events travel together while its previous call is out (``EventSender``). A worker whose async operator has calls in flight on served
 records also asks, in a thread of its own, for the requests whose clients went away
 (``take_abandoned``), and has those calls cancelled.
 """
@@ -28,6 +29,7 @@ from sage.kernel.errors import SageError
 from sage.kernel.serving.requests import REQUEST_KEY, RequestHub, request_id_of
 
 NAMESPACE = "sage"
+FLUSH_TIMEOUT_S = 5.0  # the longest an answer sink's close waits for its events to reach the server
 EVENTS_WAIT_S = 0.5  # the longest a worker's long poll waits before it asks again
 RECORDS_WAIT_S = 0.1  # the longest one call of the request source for records waits for one
 KNOWN_REQUESTS = 4096  # the newest requests a worker remembers whether they stream, or were abandoned
@@ -65,6 +67,11 @@ class RelayedHub(RequestHub):
         """Whether the client of ``request_id`` waits for partial outputs."""
         pending = self._pending.get(request_id)
         return pending is not None and pending.partials is not None
+
+    def events(self, events: list[tuple[str, Any, Any]]) -> None:
+        """A worker's events, in the order it raised them."""
+        for kind, request_id, payload in events:
+            self.event(kind, request_id, payload)
 
     def event(self, kind: str, request_id: str, payload: Any) -> None:
         """What a worker reports about a request: its answer, its record's error, a partial output, a count."""
@@ -114,6 +121,50 @@ class RelayedError(SageError):
         return RelayedError, (str(self), self.operator)
 
 
+class EventSender:
+    """A worker process's events for one server's actor, sent in the order raised with at most
+    one call out: an event raised while a call is out goes with the next, together with every
+    other raised meanwhile. At low load each event leaves at once; under load one call carries
+    many (an actor call costs both sides a few hundred microseconds of CPU)."""
+
+    def __init__(self, relay: Any) -> None:
+        self._relay = relay
+        self._pending: list[tuple[str, Any, Any]] = []
+        self._out = False
+        self._idle = threading.Condition()
+
+    def put(self, kind: str, request_id: Any, payload: Any) -> None:
+        with self._idle:
+            self._pending.append((kind, request_id, payload))
+            if self._out:
+                return
+            self._out = True
+        self._send()
+
+    def _send(self) -> None:
+        with self._idle:
+            batch, self._pending = self._pending, []
+        self._relay.events.remote(batch).future().add_done_callback(self._sent)
+
+    def _sent(self, _: Any) -> None:
+        """The call is done (or failed: the server is gone, as a lone call would have found)."""
+        with self._idle:
+            if not self._pending:
+                self._out = False
+                self._idle.notify_all()
+                return
+        self._send()
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until every event raised so far has reached the server; False after ``timeout_s``."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._out, timeout_s)
+
+
+_senders: dict[str, EventSender] = {}  # one per server in this process, so that its events keep their order
+_senders_lock = threading.Lock()
+
+
 class RelayChannel:
     """A worker's way to the server's hub, through the server's actor named ``relay_name``: what
     the request source and answer sink call on a hub, and a RecordListener for the job's records."""
@@ -160,13 +211,26 @@ class RelayChannel:
             for record, _ in records:
                 yield record
 
+    @property
+    def sender(self) -> EventSender:
+        with _senders_lock:
+            if self.relay_name not in _senders:
+                _senders[self.relay_name] = EventSender(self.relay)
+            return _senders[self.relay_name]
+
     def answer(self, record: Any) -> bool:
         """Send the answer to the server; whether a request still waits for it is counted there."""
-        self.relay.event.remote("answer", request_id_of(record), record)
+        self.sender.put("answer", request_id_of(record), record)
         return True
 
     def count(self, what: str) -> None:
-        self.relay.event.remote("count", what, None)
+        self.sender.put("count", what, None)
+
+    def flush(self) -> None:
+        """Wait (up to FLUSH_TIMEOUT_S) until the answers sent so far have reached the server."""
+        if not self.sender.flush(FLUSH_TIMEOUT_S):
+            log.warning("answers still on their way to the server after the wait", relay=self.relay_name,
+                        waited_s=FLUSH_TIMEOUT_S)
 
     def is_wanted(self, request_id: str) -> bool:
         return bool(ray.get(self.relay.is_wanted.remote(request_id)))
@@ -175,7 +239,7 @@ class RelayChannel:
     def record_failed(self, record: Any, error: BaseException) -> None:
         request_id = request_id_of(record)
         if request_id is not None:
-            self.relay.event.remote("failed", request_id, _portable(error))
+            self.sender.put("failed", request_id, _portable(error))
 
     def wants_partial_outputs(self, record: Any) -> bool:
         request_id = request_id_of(record)
@@ -188,7 +252,7 @@ class RelayChannel:
     def partial_output(self, record: Any, chunk: Any) -> None:
         request_id = request_id_of(record)
         if request_id is not None:
-            self.relay.event.remote("partial", request_id, chunk)
+            self.sender.put("partial", request_id, chunk)
 
     def watch_abandoned(self, record: Any, callback: Callable[[], None]) -> Callable[[], None] | None:
         request_id = request_id_of(record)

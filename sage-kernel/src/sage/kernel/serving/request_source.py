@@ -81,6 +81,7 @@ class AnswerSink(SinkFunction):
     def __init__(self) -> None:
         self.hub_id: str | None = None  # set by the server before the job starts
         self.channel: Any = None  # on a cluster: the JobManager's channel to the server's hub
+        self._hub: Any = None
 
     def open(self, context: RuntimeContext) -> None:
         self._hub = _hub("AnswerSink", self.hub_id, self.channel)
@@ -93,3 +94,9 @@ class AnswerSink(SinkFunction):
                 "fields (return {**record, ...} rather than a new dict or a str)")
         if not self._hub.answer(record):
             self._hub.count("unmatched")
+
+    def close(self) -> None:
+        # On a cluster the answers travel to the server's actor after sink() returns: wait for
+        # them, so that a job that stops after draining its records has answered them.
+        if self._hub is not None:
+            self._hub.flush()

@@ -232,6 +232,9 @@ class RequestHub:
         pending._settle(result=record)
         return True
 
+    def flush(self) -> None:
+        """Nothing to wait for here: an answer settles its request in ``answer`` itself."""
+
     # -- record events of the job (RecordListener) ----------------------------------------
     def record_failed(self, record: Any, error: BaseException) -> None:
         request_id = request_id_of(record)
