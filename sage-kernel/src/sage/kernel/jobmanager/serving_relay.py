@@ -144,7 +144,14 @@ class EventSender:
     def _send(self) -> None:
         with self._idle:
             batch, self._pending = self._pending, []
-        self._relay.events.remote(batch).future().add_done_callback(self._sent)
+        try:
+            call = self._relay.events.remote(batch)
+        except BaseException:
+            with self._idle:  # not sent (Ray shutting down): the caller hears of it, as before
+                self._out = False
+                self._idle.notify_all()
+            raise
+        call.future().add_done_callback(self._sent)
 
     def _sent(self, _: Any) -> None:
         """The call is done (or failed: the server is gone, as a lone call would have found)."""
