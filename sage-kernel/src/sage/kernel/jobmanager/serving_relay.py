@@ -234,8 +234,15 @@ class RelayChannel:
         self.sender.put("count", what, None)
 
     def flush(self) -> None:
-        """Wait (up to FLUSH_TIMEOUT_S) until the answers sent so far have reached the server."""
-        if not self.sender.flush(FLUSH_TIMEOUT_S):
+        """Wait (up to FLUSH_TIMEOUT_S) until the answers sent so far have reached the server;
+        the sender is then dropped (a later event makes a new one), so a worker kept across
+        served jobs does not keep one per job."""
+        sender = self.sender
+        if sender.flush(FLUSH_TIMEOUT_S):
+            with _senders_lock:
+                if _senders.get(self.relay_name) is sender:
+                    del _senders[self.relay_name]
+        else:
             log.warning("answers still on their way to the server after the wait", relay=self.relay_name,
                         waited_s=FLUSH_TIMEOUT_S)
 

@@ -92,7 +92,8 @@ def chat_client(*, base_url: str | None, api_key: str, timeout_s: float, max_ret
         elif response.status_code in ALSO_RETRIED:
             response.headers["x-should-retry"] = "true"
 
-    limits = httpx2.Limits(max_connections=None, max_keepalive_connections=max_concurrency)
+    # As many connections as calls in flight (aiohttp's own default caps them at 100).
+    limits = httpx2.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency)
     http_client = openai.DefaultAioHttpClient(
         transport=SdkTransport(AiohttpTransport(limits=limits), None if streaming else timeout_s),
         event_hooks={"request": [count_attempt], "response": [decide_retry]},
