@@ -66,6 +66,20 @@ class TwoPieces(MapFunction):
         return {**record, "answer": "first second"}
 
 
+class FivePieces(MapFunction):
+    """Streams its answer in five partial outputs, each naming its question, when asked to."""
+
+    def open(self, context) -> None:
+        self.context = context
+
+    def map(self, record: dict[str, Any]) -> dict[str, Any]:
+        pieces = [f"{record['query']}:{n} " for n in range(5)]
+        if self.context.wants_partial_outputs(record):
+            for piece in pieces:
+                self.context.partial_output(record, piece)
+        return {**record, "answer": "".join(pieces)}
+
+
 def check(record: dict[str, Any]) -> dict[str, Any]:
     if "boom" in record["query"]:
         raise ValueError(f"cannot answer {record['query']!r}")
@@ -136,6 +150,31 @@ def test_partial_outputs_of_a_worker_reach_a_streaming_client_as_separate_chunks
     assert pieces == ["first ", "second"]
     whole = client.chat.completions.create(model="pieces", messages=[{"role": "user", "content": "q"}])
     assert whole.choices[0].message.content == "first second"
+
+
+def test_concurrent_streams_each_get_their_own_pieces_in_order(serve_on_cluster):
+    served = serve_on_cluster("streams", lambda env: env.from_source(RequestSource()).map(FivePieces())
+                              .sink(AnswerSink()))
+
+    async def stream_all() -> list[tuple[str, list[str], list[str]]]:
+        client = openai.AsyncOpenAI(base_url=served.url + "/v1", api_key="unused")
+
+        async def one(query: str) -> tuple[str, list[str], list[str]]:
+            stream = await client.chat.completions.create(
+                model="streams", stream=True, messages=[{"role": "user", "content": query}])
+            chunks = [chunk async for chunk in stream]
+            pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+            ends = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+            return query, pieces, ends
+
+        try:
+            return await asyncio.gather(*(one(f"q{n}") for n in range(24)))
+        finally:
+            await client.close()
+
+    for query, pieces, ends in asyncio.run(stream_all()):
+        assert pieces == [f"{query}:{n} " for n in range(5)]
+        assert ends == ["stop"]
 
 
 def test_504_past_the_deadline_and_429_at_the_bound(serve_on_cluster, tmp_path):

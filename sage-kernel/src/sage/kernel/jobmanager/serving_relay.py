@@ -9,7 +9,7 @@ records (``take_records``, a long poll its event loop awaits), and the answer si
 events (an operator's error on a record, a generator's partial outputs) are ``events`` calls
 that settle the requests at once. A request takes two messages over Ray: its record to the
 source, its answer to the server; under load fewer, since one long poll takes every queued
-record and a worker's events travel together while its previous call is out (``EventSender``). A worker whose async operator has calls in flight on served
+record and a worker's answers travel together while its previous call is out (``EventSender``). A worker whose async operator has calls in flight on served
 records also asks, in a thread of its own, for the requests whose clients went away
 (``take_abandoned``), and has those calls cancelled.
 """
@@ -122,10 +122,11 @@ class RelayedError(SageError):
 
 
 class EventSender:
-    """A worker process's events for one server's actor, sent in the order raised with at most
-    one call out: an event raised while a call is out goes with the next, together with every
-    other raised meanwhile. At low load each event leaves at once; under load one call carries
-    many (an actor call costs both sides a few hundred microseconds of CPU)."""
+    """A worker process's answers, record errors and counts for one server's actor, sent in the
+    order raised with at most one call out: an event raised while a call is out goes with the
+    next, together with every other raised meanwhile. At low load each event leaves at once;
+    under load one call carries many (an actor call costs both sides a few hundred
+    microseconds of CPU). Partial outputs go at once, ahead of the answer they precede."""
 
     def __init__(self, relay: Any) -> None:
         self._relay = relay
@@ -266,7 +267,9 @@ class RelayChannel:
     def partial_output(self, record: Any, chunk: Any) -> None:
         request_id = request_id_of(record)
         if request_id is not None:
-            self.sender.put("partial", request_id, chunk)
+            # At once, not behind a call that is out: the answer may come from another worker
+            # (a sink in another actor), and a stream's pieces must reach the server before it.
+            self.relay.events.remote([("partial", request_id, chunk)])
 
     def watch_abandoned(self, record: Any, callback: Callable[[], None]) -> Callable[[], None] | None:
         request_id = request_id_of(record)
