@@ -28,6 +28,7 @@ import os
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -98,19 +99,22 @@ def serve_glue(port: int, llm_url: str, llm_model: str) -> None:
 def start_vllm(port: int, folder: Path) -> subprocess.Popen:
     """vLLM's CPU build (``.venv-llm``, from ``scripts/setup-llm-server.sh``) serving the tiny
     random-weight Llama the RAG tests use, on 127.0.0.1:port, as those tests start it."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))  # for the tests' launcher: one way to start the server
+    from tests.rag.vllm_cpu import vllm_command, vllm_environment
+
     python = REPO / ".venv-llm" / "bin" / "python"
     if not python.exists():
         raise SystemExit(f"--vllm needs {python}: run `bash scripts/setup-llm-server.sh` first")
     model = folder / VLLM_MODEL
     subprocess.run([str(python), str(REPO / "tests" / "rag" / "make_tiny_llama.py"), str(model)], check=True,
                    capture_output=True)
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "0-1", "HF_HUB_OFFLINE": "1",
-           "VLLM_NO_USAGE_STATS": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
-    command = [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
-               "--served-model-name", VLLM_MODEL, "--max-model-len", "4096", "--host", "127.0.0.1",
-               "--port", str(port), "--dtype", "bfloat16", "--max-num-seqs", "32", "--enforce-eager"]
+    # --max-num-seqs 32 (the tests use 8), so that C = 32 is not capped by the server.
+    command = vllm_command(python, port, ["--model", str(model), "--served-model-name", VLLM_MODEL,
+                                          "--max-model-len", "4096"], max_num_seqs=32)
     log = (folder / "vllm.log").open("w")
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=vllm_environment(),
+                            start_new_session=True)
 
 
 def wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 300.0) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.rag.fault_injecting_server import FaultInjectingServer
+from tests.rag.vllm_cpu import vllm_command, vllm_environment
 from tests.services import free_port, stop_group, wait_http
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -74,16 +75,12 @@ class VLLMServer:
         self.name = name
         self.port = free_port()
         self.log = folder / f"{name}.log"
-        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "0-1",
-               "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
-        serve = [str(LLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server", *args, "--host", "127.0.0.1",
-                 "--port", str(self.port), "--dtype", "bfloat16", "--max-num-seqs", "8", "--enforce-eager"]
-        command = " ".join(map(_quote, serve))
+        command = " ".join(map(_quote, vllm_command(LLM_PYTHON, self.port, args, max_num_seqs=8)))
         if prepare:
             command = " ".join(map(_quote, prepare)) + " && exec " + command
         with self.log.open("w") as out:
             self.process = subprocess.Popen(["bash", "-c", command], stdout=out, stderr=subprocess.STDOUT,
-                                            env=env, start_new_session=True)
+                                            env=vllm_environment(), start_new_session=True)
 
     @property
     def base_url(self) -> str:
