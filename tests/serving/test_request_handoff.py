@@ -52,3 +52,24 @@ def test_records_a_closed_source_was_handed_but_did_not_take_go_to_the_next_one(
         assert [(await anext(second))["query"] for _ in range(3)] == ["left 1", "left 2", "later"]
 
     run(scenario)
+
+
+def test_whether_a_request_streams_is_known_from_its_record_alone(monkeypatch):
+    """A generator asks for every record whether its client waits for the answer piece by
+    piece. On a cluster it runs in whichever worker the record reached, so the record itself
+    must say: a call to the server per record would hold the worker's event loop."""
+    import ray._private.auto_init_hook as ray_auto_init
+    from sage.kernel.jobmanager.serving_relay import RelayChannel
+
+    monkeypatch.setattr(ray_auto_init, "enable_auto_connect", False)  # a call to Ray fails, not starts one
+
+    async def scenario(hub: RequestHub) -> None:
+        hub.submit({"query": "streamed"}, streaming=True)
+        hub.submit({"query": "whole"})
+        records = hub.records()
+        streamed, whole = await anext(records), await anext(records)
+        worker = RelayChannel("sage-serve-never-called")
+        assert worker.wants_partial_outputs(streamed) and not worker.wants_partial_outputs(whole)
+        assert hub.wants_partial_outputs(streamed) and not hub.wants_partial_outputs(whole)
+
+    run(scenario)

@@ -141,7 +141,7 @@ class ServingNode:
 
     # -- what the workers call (RelayChannel) ----------------------------------------------
     @ray.method(concurrency_group="polls")
-    def take_records(self, timeout_s: float) -> list[tuple[dict[str, Any], bool]] | None:
+    def take_records(self, timeout_s: float) -> list[dict[str, Any]] | None:
         return self.hub.take_records(timeout_s)
 
     @ray.method(concurrency_group="polls")
@@ -154,9 +154,6 @@ class ServingNode:
 
     def is_wanted(self, request_id: str) -> bool:
         return self.hub.is_wanted(request_id)
-
-    def wants_partials(self, request_id: str) -> bool:
-        return self.hub.streams(request_id)
 
     # -- the JobManager's side --------------------------------------------------------------
     @ray.method(concurrency_group="polls")

@@ -26,13 +26,13 @@ import cloudpickle
 import ray
 import structlog
 from sage.kernel.errors import SageError
-from sage.kernel.serving.requests import REQUEST_KEY, RequestHub, request_id_of
+from sage.kernel.serving.requests import REQUEST_KEY, RequestHub, request_id_of, streaming_request
 
 NAMESPACE = "sage"
 FLUSH_TIMEOUT_S = 5.0  # the longest an answer sink's close waits for its events to reach the server
 EVENTS_WAIT_S = 0.5  # the longest a worker's long poll waits before it asks again
 RECORDS_WAIT_S = 0.1  # the longest one call of the request source for records waits for one
-KNOWN_REQUESTS = 4096  # the newest requests a worker remembers whether they stream, or were abandoned
+KNOWN_REQUESTS = 4096  # the newest abandoned requests a worker remembers
 log = structlog.get_logger("sage.serving")
 
 
@@ -48,9 +48,9 @@ class RelayedHub(RequestHub):
         self._abandoned_more = threading.Condition()
 
     # -- what the workers call ----------------------------------------------------------
-    def take_records(self, timeout_s: float) -> list[tuple[dict[str, Any], bool]] | None:
-        """The queued records whose clients still wait, each with whether its client streams
-        (waiting up to ``timeout_s`` for one); None once the server stopped."""
+    def take_records(self, timeout_s: float) -> list[dict[str, Any]] | None:
+        """The queued records whose clients still wait (waiting up to ``timeout_s`` for one);
+        None once the server stopped."""
         if self.stopped is not None:
             return None
         records: list[dict[str, Any]] = []
@@ -61,12 +61,7 @@ class RelayedHub(RequestHub):
                 record = self.inbox.get_nowait()
         except queue.Empty:
             pass
-        return [(record, self.streams(record[REQUEST_KEY])) for record in records if self.is_wanted(record[REQUEST_KEY])]
-
-    def streams(self, request_id: str) -> bool:
-        """Whether the client of ``request_id`` waits for partial outputs."""
-        pending = self._pending.get(request_id)
-        return pending is not None and pending.partials is not None
+        return [record for record in records if self.is_wanted(record[REQUEST_KEY])]
 
     def events(self, events: list[tuple[str, Any, Any]]) -> None:
         """A worker's events, in the order it raised them."""
@@ -182,9 +177,6 @@ class RelayChannel:
         self.stopped: str | None = None
         self._relay: Any = None
         self._lock = threading.Lock()
-        # Whether the requests this process's source took stream: the generator asks per record,
-        # and asking the relay would block its event loop for a round trip each time.
-        self._streams: collections.OrderedDict[str, bool] = collections.OrderedDict()
         # Abandoned requests as the relay reported them, and the async calls waiting to hear of them.
         self._abandoned: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._watchers: dict[str, list[Callable[[], None]]] = {}
@@ -212,11 +204,7 @@ class RelayChannel:
             if records is None:
                 self.stopped = "the server stopped"
                 return
-            for record, streaming in records:
-                self._streams[record[REQUEST_KEY]] = streaming
-            while len(self._streams) > KNOWN_REQUESTS:
-                self._streams.popitem(last=False)
-            for record, _ in records:
+            for record in records:
                 yield record
 
     @property
@@ -257,12 +245,10 @@ class RelayChannel:
             self.sender.put("failed", request_id, _portable(error))
 
     def wants_partial_outputs(self, record: Any) -> bool:
+        # From the record alone: a generator asks for every record, on its event loop, in
+        # whichever worker it runs, and a call to the server would hold that loop for a round trip.
         request_id = request_id_of(record)
-        if request_id is None:
-            return False
-        if request_id in self._streams:
-            return self._streams[request_id]
-        return bool(ray.get(self.relay.wants_partials.remote(request_id)))
+        return request_id is not None and streaming_request(request_id)
 
     def partial_output(self, record: Any, chunk: Any) -> None:
         request_id = request_id_of(record)

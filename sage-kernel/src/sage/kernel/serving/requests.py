@@ -25,6 +25,8 @@ import structlog
 
 REQUEST_KEY = "_sage_request"
 """The field of a served record that names its request; the answer sink reads it back."""
+STREAMING_SUFFIX = ":stream"
+"""The end of the id of a request whose client waits for partial outputs (``stream=true``)."""
 
 log = structlog.get_logger("sage.serving")
 _hubs: dict[str, Any] = {}  # RequestHubs, and channels to them in workers of a cluster
@@ -72,6 +74,12 @@ def request_id_of(record: Any) -> str | None:
         value = record.get(REQUEST_KEY)
         return value if isinstance(value, str) else None
     return None
+
+
+def streaming_request(request_id: str) -> bool:
+    """Whether the client of ``request_id`` asked for its answer piece by piece: the id says so,
+    so that any worker knows it from the record alone, without asking the server."""
+    return request_id.endswith(STREAMING_SUFFIX)
 
 
 def hub_of(request_id: str) -> Any:
@@ -126,7 +134,7 @@ class RequestHub:
         """Register a request and queue its record for the request source (on the server's loop)."""
         if self.stopped is not None:
             raise PipelineStopped(self.stopped)
-        request_id = f"{self.hub_id}:{next(self._numbers)}"
+        request_id = f"{self.hub_id}:{next(self._numbers)}{STREAMING_SUFFIX if streaming else ''}"
         pending = Pending(request_id, asyncio.get_running_loop(), streaming)
         with self._lock:
             self._pending[request_id] = pending
