@@ -152,9 +152,12 @@ def test_partial_outputs_of_a_worker_reach_a_streaming_client_as_separate_chunks
     assert whole.choices[0].message.content == "first second"
 
 
-def test_concurrent_streams_each_get_their_own_pieces_in_order(serve_on_cluster):
-    served = serve_on_cluster("streams", lambda env: env.from_source(RequestSource()).map(FivePieces())
-                              .sink(AnswerSink()))
+@pytest.mark.parametrize("parallelism", [1, 2], ids=["with-the-source", "in-other-workers"])
+def test_concurrent_streams_each_get_their_own_pieces_in_order(serve_on_cluster, parallelism):
+    # At parallelism 2 the streaming operator runs in workers that never took a request from
+    # the server: each record itself must say whether its client waits for pieces.
+    served = serve_on_cluster("streams", lambda env: env.from_source(RequestSource())
+                              .map(FivePieces(), parallelism=parallelism).sink(AnswerSink()))
 
     async def stream_all() -> list[tuple[str, list[str], list[str]]]:
         client = openai.AsyncOpenAI(base_url=served.url + "/v1", api_key="unused")
@@ -172,9 +175,14 @@ def test_concurrent_streams_each_get_their_own_pieces_in_order(serve_on_cluster)
         finally:
             await client.close()
 
-    for query, pieces, ends in asyncio.run(stream_all()):
-        assert pieces == [f"{query}:{n} " for n in range(5)]
+    streams = asyncio.run(stream_all())
+    for query, pieces, ends in streams:
         assert ends == ["stop"]
+        if parallelism == 1:
+            assert pieces == [f"{query}:{n} " for n in range(5)]
+        else:  # an answer from the sink's worker may overtake the last pieces: they come as one chunk
+            assert "".join(pieces) == "".join(f"{query}:{n} " for n in range(5))
+    assert any(len(pieces) == 5 for _, pieces, _ in streams), "no stream came piece by piece"
 
 
 def test_504_past_the_deadline_and_429_at_the_bound(serve_on_cluster, tmp_path):

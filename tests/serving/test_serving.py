@@ -180,3 +180,27 @@ def test_partial_outputs_reach_a_streaming_client_while_the_operator_still_works
         assert pieces == ["first ", "second"]
         whole = client.chat.completions.create(model="pieces", messages=[{"role": "user", "content": "q"}])
         assert whole.choices[0].message.content == "first second"
+
+
+def test_a_stream_whose_pieces_stop_short_of_the_answer_ends_with_the_rest_of_it():
+    """The client's text is always the whole answer: what the pieces did not carry (on a
+    cluster, an answer from another worker can overtake the last pieces) comes as a last chunk."""
+
+    class FirstWordOnly(MapFunction):
+        def open(self, context) -> None:
+            self.context = context
+
+        def map(self, record: dict[str, Any]) -> dict[str, Any]:
+            self.context.partial_output(record, "first ")
+            return {**record, "answer": "first second third"}
+
+    env = LocalEnvironment(name="short")
+    env.from_source(RequestSource()).map(FirstWordOnly()).sink(AnswerSink())
+    with start(env) as server:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused")
+        chunks = list(client.chat.completions.create(model="short", stream=True,
+                                                      messages=[{"role": "user", "content": "q"}]))
+        pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+        assert pieces == ["first ", "second third"]
+        assert chunks[0].choices[0].delta.role == "assistant"
+        assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"

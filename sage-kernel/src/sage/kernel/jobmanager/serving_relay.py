@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import queue
 import threading
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -32,7 +33,7 @@ NAMESPACE = "sage"
 FLUSH_TIMEOUT_S = 5.0  # the longest an answer sink's close waits for its events to reach the server
 EVENTS_WAIT_S = 0.5  # the longest a worker's long poll waits before it asks again
 RECORDS_WAIT_S = 0.1  # the longest one call of the request source for records waits for one
-KNOWN_REQUESTS = 4096  # the newest abandoned requests a worker remembers
+KNOWN_REQUESTS = 4096  # the newest requests a worker remembers as abandoned, or the pieces it sent of
 log = structlog.get_logger("sage.serving")
 
 
@@ -46,6 +47,9 @@ class RelayedHub(RequestHub):
         self._abandoned: collections.deque[str] = collections.deque(maxlen=KNOWN_REQUESTS)
         self._abandoned_total = 0  # how many requests were ever abandoned: a worker's place in them
         self._abandoned_more = threading.Condition()
+        # Per request and sending worker: the next piece due and those that came before it
+        # (Ray does not keep the order of calls to a threaded actor).
+        self._pieces: dict[str, dict[str, tuple[int, dict[int, Any]]]] = {}
 
     # -- what the workers call ----------------------------------------------------------
     def take_records(self, timeout_s: float) -> list[dict[str, Any]] | None:
@@ -76,9 +80,26 @@ class RelayedHub(RequestHub):
         elif kind == "failed":
             self.record_failed({REQUEST_KEY: request_id}, payload)
         elif kind == "partial":
-            self.partial_output({REQUEST_KEY: request_id}, payload)
+            for chunk in self._in_order(request_id, *payload):
+                self.partial_output({REQUEST_KEY: request_id}, chunk)
         elif kind == "count":
             self.count(request_id)
+
+    def _in_order(self, request_id: str, sender: str, number: int, chunk: Any) -> list[Any]:
+        """The pieces of ``request_id`` from ``sender`` that are now due, in the order it made
+        them: piece ``number`` arrived, and waits if an earlier one is still on its way."""
+        with self._lock:
+            if request_id not in self._pending:
+                return []
+            senders = self._pieces.setdefault(request_id, {})
+            due, early = senders.get(sender, (0, {}))
+            early[number] = chunk
+            ready = []
+            while due in early:
+                ready.append(early.pop(due))
+                due += 1
+            senders[sender] = (due, early)
+        return ready
 
     def take_abandoned(self, seen: int, timeout_s: float) -> tuple[int, list[str]] | None:
         """The requests abandoned after the first ``seen`` (at most the newest KNOWN_REQUESTS),
@@ -93,6 +114,8 @@ class RelayedHub(RequestHub):
 
     # -- the server's side ----------------------------------------------------------------
     def _forget(self, request_id: str, abandoned: bool) -> None:
+        with self._lock:
+            self._pieces.pop(request_id, None)
         if abandoned:
             with self._abandoned_more:
                 self._abandoned.append(request_id)
@@ -181,6 +204,9 @@ class RelayChannel:
         self._abandoned: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._watchers: dict[str, list[Callable[[], None]]] = {}
         self._watching = False
+        # The pieces this worker sent per request, numbered so that the server puts them in order.
+        self._sender_id = uuid.uuid4().hex[:8]
+        self._pieces_sent: collections.OrderedDict[str, int] = collections.OrderedDict()
 
     def __getstate__(self) -> dict[str, Any]:
         return {"relay_name": self.relay_name}
@@ -252,10 +278,17 @@ class RelayChannel:
 
     def partial_output(self, record: Any, chunk: Any) -> None:
         request_id = request_id_of(record)
-        if request_id is not None:
-            # At once, not behind a call that is out: the answer may come from another worker
-            # (a sink in another actor), and a stream's pieces must reach the server before it.
-            self.relay.events.remote([("partial", request_id, chunk)])
+        if request_id is None:
+            return
+        with self._lock:
+            number = self._pieces_sent.pop(request_id, 0)
+            self._pieces_sent[request_id] = number + 1
+            while len(self._pieces_sent) > KNOWN_REQUESTS:
+                self._pieces_sent.popitem(last=False)
+        # At once, not behind a call that is out: the answer may come from another worker
+        # (a sink in another actor), and a stream's pieces must reach the server before it.
+        # Numbered, since concurrent calls to the server's (threaded) actor may overtake each other.
+        self.relay.events.remote([("partial", request_id, (self._sender_id, number, chunk))])
 
     def watch_abandoned(self, record: Any, callback: Callable[[], None]) -> Callable[[], None] | None:
         request_id = request_id_of(record)

@@ -201,26 +201,30 @@ class ServingApp:
 
     async def _events(self, pending: Pending, completion: Completion, include_usage: bool) -> AsyncIterator[str]:
         """Server-sent events: a chunk per partial output as the pipeline makes it, then the end;
-        the whole answer as one chunk when no operator streams its output."""
+        the whole answer as one chunk when no operator streams its output. When the pieces
+        streamed so far begin the answer but do not make all of it (on a cluster an answer from
+        another worker can overtake the last pieces), the rest of the answer is the last chunk."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.request_timeout_s
         partials = pending.partials
         assert partials is not None
-        streamed = False
+        streamed = ""  # the text of the pieces sent so far
         try:
             while not pending.future.done() or not partials.empty():
                 if not partials.empty():
-                    yield completion.chunk(str(partials.get_nowait()), first=not streamed)
-                    streamed = True
+                    piece = str(partials.get_nowait())
+                    yield completion.chunk(piece, first=not streamed)
+                    streamed += piece
                     continue
-                piece = asyncio.ensure_future(partials.get())
-                done, _ = await asyncio.wait({piece, pending.future}, timeout=deadline - loop.time(),
+                waiting = asyncio.ensure_future(partials.get())
+                done, _ = await asyncio.wait({waiting, pending.future}, timeout=deadline - loop.time(),
                                              return_when=asyncio.FIRST_COMPLETED)
-                if piece in done:
-                    yield completion.chunk(str(piece.result()), first=not streamed)
-                    streamed = True
+                if waiting in done:
+                    piece = str(waiting.result())
+                    yield completion.chunk(piece, first=not streamed)
+                    streamed += piece
                     continue
-                piece.cancel()
+                waiting.cancel()
                 if not done:
                     self.hub.abandon(pending.request_id, "timed_out")
                     yield event(json.loads(self._timeout().body))
@@ -232,8 +236,11 @@ class ServingApp:
                 yield _failure_event(exc)
                 yield DONE
                 return
+            text = answer_text(record)
             if not streamed:
-                yield completion.chunk(answer_text(record), first=True)
+                yield completion.chunk(text, first=True)
+            elif text.startswith(streamed) and len(text) > len(streamed):
+                yield completion.chunk(text[len(streamed):])
             yield completion.chunk(None, finish=True)
             if include_usage:
                 yield event({"id": completion.id, "object": "chat.completion.chunk" if completion.chat
