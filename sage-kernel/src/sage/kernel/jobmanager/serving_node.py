@@ -152,9 +152,6 @@ class ServingNode:
     def events(self, events: list[tuple[str, Any, Any]]) -> None:
         self.hub.events(events)
 
-    def is_wanted(self, request_id: str) -> bool:
-        return self.hub.is_wanted(request_id)
-
     # -- the JobManager's side --------------------------------------------------------------
     @ray.method(concurrency_group="polls")
     def wait_stopped(self, timeout_s: float) -> bool:

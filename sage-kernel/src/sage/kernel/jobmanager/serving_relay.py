@@ -204,6 +204,7 @@ class RelayChannel:
         self._abandoned: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._watchers: dict[str, list[Callable[[], None]]] = {}
         self._watching = False
+        self._heard = threading.Event()  # the first answer to the long poll for abandoned requests came
         # The pieces this worker sent per request, numbered so that the server puts them in order.
         self._sender_id = uuid.uuid4().hex[:8]
         self._pieces_sent: collections.OrderedDict[str, int] = collections.OrderedDict()
@@ -262,7 +263,13 @@ class RelayChannel:
                         waited_s=FLUSH_TIMEOUT_S)
 
     def is_wanted(self, request_id: str) -> bool:
-        return bool(ray.get(self.relay.is_wanted.remote(request_id)))
+        """False once this worker has heard that the request was abandoned: from the long poll
+        for abandoned requests (at most one poll late), not a call to the server per record."""
+        with self._lock:
+            self._start_watching()
+        self._heard.wait(FLUSH_TIMEOUT_S)
+        with self._lock:
+            return request_id not in self._abandoned
 
     # -- RecordListener ----------------------------------------------------------------
     def record_failed(self, record: Any, error: BaseException) -> None:
@@ -297,13 +304,17 @@ class RelayChannel:
         with self._lock:
             if request_id not in self._abandoned:
                 self._watchers.setdefault(request_id, []).append(callback)
-                if not self._watching:
-                    self._watching = True
-                    threading.Thread(target=self._take_abandoned, daemon=True,
-                                     name=f"sage-serve-{self.relay_name}-abandoned").start()
+                self._start_watching()
                 return lambda: self._unwatch(request_id, callback)
         callback()
         return None
+
+    def _start_watching(self) -> None:
+        """Start asking the server for abandoned requests, once (with ``_lock`` held)."""
+        if not self._watching:
+            self._watching = True
+            threading.Thread(target=self._take_abandoned, daemon=True,
+                             name=f"sage-serve-{self.relay_name}-abandoned").start()
 
     def _unwatch(self, request_id: str, callback: Callable[[], None]) -> None:
         with self._lock:
@@ -315,17 +326,22 @@ class RelayChannel:
 
     def _take_abandoned(self) -> None:
         """Learn from the relay which requests were abandoned and call their watchers, until
-        the relay stops (the server ended) or is gone."""
+        the relay stops (the server ended) or is gone. The first call does not wait: ``is_wanted``
+        waits for its answer."""
         seen = 0
+        wait_s = 0.0
         while True:
             try:
-                answer = ray.get(self.relay.take_abandoned.remote(seen, EVENTS_WAIT_S))
+                answer = ray.get(self.relay.take_abandoned.remote(seen, wait_s))
             except Exception as exc:
                 log.info("the serving relay is gone; calls are no longer cancelled", relay=self.relay_name,
                          error=str(exc))
+                self._heard.set()
                 return
             if answer is None:
+                self._heard.set()
                 return
+            wait_s = EVENTS_WAIT_S
             seen, request_ids = answer
             called: list[Callable[[], None]] = []
             with self._lock:
@@ -334,6 +350,7 @@ class RelayChannel:
                     called.extend(self._watchers.pop(request_id, ()))
                 while len(self._abandoned) > KNOWN_REQUESTS:
                     self._abandoned.popitem(last=False)
+            self._heard.set()
             for callback in called:
                 callback()
 
