@@ -211,25 +211,23 @@ class ServingApp:
         streamed = ""  # the text of the pieces sent so far
         try:
             while not pending.future.done() or not partials.empty():
-                if not partials.empty():
-                    piece = str(partials.get_nowait())
-                    yield completion.chunk(piece, first=not streamed)
-                    streamed += piece
-                    continue
-                waiting = asyncio.ensure_future(partials.get())
-                done, _ = await asyncio.wait({waiting, pending.future}, timeout=deadline - loop.time(),
-                                             return_when=asyncio.FIRST_COMPLETED)
-                if waiting in done:
+                if partials.empty():
+                    waiting = asyncio.ensure_future(partials.get())
+                    done, _ = await asyncio.wait({waiting, pending.future}, timeout=deadline - loop.time(),
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                    if waiting not in done:
+                        waiting.cancel()
+                        if not done:
+                            self.hub.abandon(pending.request_id, "timed_out")
+                            yield event(json.loads(self._timeout().body))
+                            yield DONE
+                            return
+                        continue  # the answer came: the loop ends once no piece is left
                     piece = str(waiting.result())
-                    yield completion.chunk(piece, first=not streamed)
-                    streamed += piece
-                    continue
-                waiting.cancel()
-                if not done:
-                    self.hub.abandon(pending.request_id, "timed_out")
-                    yield event(json.loads(self._timeout().body))
-                    yield DONE
-                    return
+                else:
+                    piece = str(partials.get_nowait())
+                yield completion.chunk(piece, first=not streamed)
+                streamed += piece
             try:
                 record = pending.future.result()
             except (RecordFailed, PipelineStopped) as exc:
