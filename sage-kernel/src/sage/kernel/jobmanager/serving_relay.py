@@ -5,13 +5,14 @@ The server and its request table (a ``RelayedHub``) live in one actor, ``Serving
 sink and every other operator run in the job's actors. The workers call the server's actor by
 name through a ``RelayChannel``, which the JobManager gives the request source, the answer
 sink and (as a record listener) every worker of the job: the request source takes the queued
-records (``take_records``, a long poll its event loop awaits), and the answer sink's answers and the workers' record
-events (an operator's error on a record, a generator's partial outputs) are ``events`` calls
-that settle the requests at once. A request takes two messages over Ray: its record to the
-source, its answer to the server; under load fewer, since one long poll takes every queued
-record and a worker's answers travel together while its previous call is out (``EventSender``). A worker whose async operator has calls in flight on served
-records also asks, in a thread of its own, for the requests whose clients went away
-(``take_abandoned``), and has those calls cancelled.
+records (``take_records``, a long poll its event loop awaits), and the answer sink's answers
+and the workers' record events (an operator's error on a record, a generator's partial
+outputs) are ``events`` calls that settle the requests at once. A request takes two messages
+over Ray: its record to the source, its answer to the server; under load fewer, since one
+long poll takes every queued record and a worker's answers travel together while its
+previous call is out (``EventSender``). A worker whose async operator has calls in flight on
+served records, or whose ``still_wanted`` filter asks, also learns in a thread of its own
+which requests' clients went away (``take_abandoned``), and has those calls cancelled.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ NAMESPACE = "sage"
 FLUSH_TIMEOUT_S = 5.0  # the longest an answer sink's close waits for its events to reach the server
 EVENTS_WAIT_S = 0.5  # the longest a worker's long poll waits before it asks again
 RECORDS_WAIT_S = 0.1  # the longest one call of the request source for records waits for one
-KNOWN_REQUESTS = 4096  # the newest requests a worker remembers as abandoned, or the pieces it sent of
+FIRST_POLL_WAIT_S = 5.0  # the longest still_wanted waits for a worker's first news of abandoned requests
+KNOWN_REQUESTS = 4096  # per worker: the newest abandoned requests, and the newest it numbered pieces for
 log = structlog.get_logger("sage.serving")
 
 
@@ -265,9 +267,10 @@ class RelayChannel:
     def is_wanted(self, request_id: str) -> bool:
         """False once this worker has heard that the request was abandoned: from the long poll
         for abandoned requests (at most one poll late), not a call to the server per record."""
-        with self._lock:
-            self._start_watching()
-        self._heard.wait(FLUSH_TIMEOUT_S)
+        if not self._heard.is_set():
+            with self._lock:
+                self._start_watching()
+            self._heard.wait(FIRST_POLL_WAIT_S)
         with self._lock:
             return request_id not in self._abandoned
 
