@@ -49,25 +49,27 @@ class Step:
 
 
 def _per_record_source(steps: list[Step], emits: bool) -> str:
-    """Source text of ``make(f0, h0, in0, out0, ...)``, which returns the fused loop."""
+    """Source text of ``make(fn0, h0, in0, out0, ...)``, which returns the fused loop."""
     code: list[tuple[int, str]] = []  # (indent level inside segment(), text)
     level = 1
 
     def emit(text: str, extra: int = 0) -> None:
         code.append((level + extra, text))
 
+    here = "r0"  # the variable that holds the record at this step (a filter passes it on as it is)
     for j, step in enumerate(steps):
-        here, nxt = f"r{j}", f"r{j + 1}"
+        nxt = f"r{j + 1}"
         emit("try:")
         if step.kind == "map":
             emit(f"{nxt} = f{j}({here})", 1)
             emit("except Exception as exc:")
             emit(f"e{j} += 1; h{j}({here}, exc); continue", 1)
+            here = nxt
         elif step.kind == "filter":
             emit(f"if not f{j}({here}): continue", 1)
             emit("except Exception as exc:")
             emit(f"h{j}({here}, exc); continue", 1)
-            emit(f"n{j} += 1; {nxt} = {here}")
+            emit(f"n{j} += 1")
         elif step.kind == "flat_map":
             emit(f"p{j} = f{j}({here})", 1)
             emit(f"if type(p{j}) is not list: p{j} = [] if p{j} is None else list(p{j})", 1)
@@ -76,6 +78,7 @@ def _per_record_source(steps: list[Step], emits: bool) -> str:
             emit(f"n{j} += len(p{j}); it{j} = iter(p{j})")
             emit(f"for {nxt} in it{j}:")
             level += 1
+            here = nxt
         elif step.kind == "sink":
             emit(f"f{j}({here})", 1)
             emit("except Exception as exc:")
@@ -83,11 +86,13 @@ def _per_record_source(steps: list[Step], emits: bool) -> str:
         else:
             raise ValueError(f"unknown step kind {step.kind!r}")
     if emits:
-        emit(f"append(r{len(steps)})")
+        emit(f"append({here})")
     elif steps[-1].kind == "flat_map":
         emit("pass")  # outputs of a flat_map nobody consumes
 
-    prologue = ["out = []", "append = out.append"] if emits else []
+    # The functions as fast locals of the loop, not cells of the closure it is made in.
+    prologue = [f"f{j} = fn{j}" for j in range(len(steps))]
+    prologue += ["out = []", "append = out.append"] if emits else []
     prologue += [f"{prefix}{j} = 0" for j, step in enumerate(steps)
                  for prefix in ({"map": ["e"], "filter": ["n"], "flat_map": ["n"]}.get(step.kind, []))]
     prologue += [f"it{j} = iter(())" for j, step in enumerate(steps) if step.kind == "flat_map"]
@@ -100,7 +105,7 @@ def _per_record_source(steps: list[Step], emits: bool) -> str:
         flowing = {"map": f"({flowing} - e{j})", "filter": f"n{j}", "flat_map": f"n{j}"}.get(step.kind, "0")
         tally.append(f"out{j}.value += {flowing}")
 
-    params = ", ".join(f"f{j}, h{j}, in{j}, out{j}" for j in range(len(steps)))
+    params = ", ".join(f"fn{j}, h{j}, in{j}, out{j}" for j in range(len(steps)))
     lines = [f"def make(length_hint, {params}):", "    def segment(batch):"]
     lines += ["        " + text for text in prologue]
     lines += ["        records = iter(batch)", "        try:", "            for r0 in records:"]
