@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# Ctrl-C as at a terminal, also when the test run was started in the background: a shell starts
+# a background command with SIGINT ignored, and every process a test starts (the Ctrl-C tests'
+# jobs, `sage serve`) would inherit that. A handler set here is reset to the default on exec.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)

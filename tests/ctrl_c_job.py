@@ -5,13 +5,9 @@ Touches MARKS/ready once both records have reached the sink; the test then sends
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 
-# Ctrl-C as at a terminal, also when the test run was started in the background: a shell
-# starts a background command with SIGINT ignored, and every process it starts inherits that.
-signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sage.kernel.api import LocalEnvironment, SinkFunction  # noqa: E402

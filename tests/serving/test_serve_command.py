@@ -15,10 +15,7 @@ import pytest
 from tests.services import free_port, wait_http
 
 pytestmark = pytest.mark.timeout(120)
-# Ctrl-C as at a terminal, also when the test run was started in the background (a shell
-# starts a background command with SIGINT ignored, and every process it starts inherits that).
-SAGE = [sys.executable, "-c", "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
-        "from sage.kernel.cli.main import main; main()"]
+SAGE = [sys.executable, "-c", "from sage.kernel.cli.main import main; main()"]
 
 PIPELINE = textwrap.dedent('''
     from sage.kernel.api import LocalEnvironment
