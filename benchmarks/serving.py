@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -54,16 +56,18 @@ def pipeline(env: Any, llm_url: str, llm_model: str) -> Any:
     return env
 
 
-def serve_locally(port: int, llm_url: str, llm_model: str) -> None:
-    """The served pipeline on 127.0.0.1:port, in this (child) process, until it is stopped."""
+def serve_locally(port: int, llm_url: str, llm_model: str, workers: int = 1) -> None:
+    """The served pipeline on 127.0.0.1:port, in this (child) process (and ``workers`` processes
+    of its own when more than one), until it is stopped."""
     import logging
 
     logging.disable(logging.WARNING)
-    pipeline(LocalEnvironment(MODEL, config={"error_policy": "skip"}), llm_url, llm_model).serve(
-        "127.0.0.1", port, max_in_flight=512, request_timeout_s=60)
+    with contextlib.suppress(KeyboardInterrupt):  # the benchmark's terminate() is a SIGTERM: a stop
+        pipeline(LocalEnvironment(MODEL, config={"error_policy": "skip"}), llm_url, llm_model).serve(
+            "127.0.0.1", port, workers=workers, max_in_flight=512, request_timeout_s=60)
 
 
-def serve_glue(port: int, llm_url: str, llm_model: str) -> None:
+def serve_glue(port: int, llm_url: str, llm_model: str, reuse_port: bool = False) -> None:
     """The hand-written alternative on 127.0.0.1:port, in this (child) process: one Starlette
     route that calls the LLM server through the openai client as the generator does (its
     ``post()`` with a body built here, over aiohttp, the answer read as JSON) and answers in
@@ -93,7 +97,11 @@ def serve_glue(port: int, llm_url: str, llm_model: str) -> None:
                              "usage": reply.get("usage")})
 
     app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    sock = socket.socket()
+    if reuse_port:  # one of several glue processes, as the served pipeline's workers
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", port))
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 
 
 def start_vllm(port: int, folder: Path) -> subprocess.Popen:
@@ -188,6 +196,9 @@ def main() -> None:
     parser.add_argument("--cluster", action="store_true",
                         help="serve through the JobManager of the SAGE cluster of $SAGE_HOME")
     parser.add_argument("--jobmanager-port", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes that serve, locally: the served pipeline's workers (serve(workers=N)) "
+                             "and as many glue processes on one port (SO_REUSEPORT)")
     parser.add_argument("--vllm", action="store_true",
                         help="call vLLM's CPU server (a tiny random-weight Llama, 1 token per answer) "
                              "instead of the fixed-latency server")
@@ -196,7 +207,8 @@ def main() -> None:
     llm_port = free_port()
     llm: Any = None
     scratch = tempfile.TemporaryDirectory(prefix="sage-serving-bench-")
-    served_process = glue_process = None
+    served_process = None
+    glue_processes: list[Any] = []
     served_job = None
     try:
         llm_url = f"http://127.0.0.1:{llm_port}"
@@ -222,19 +234,26 @@ def main() -> None:
             served_url = served_job.url
         else:
             served_port = free_port()
-            served_process = spawn.Process(target=serve_locally, args=(served_port, llm_url + "/v1", llm_model),
-                                           daemon=True)
+            served_process = spawn.Process(target=serve_locally, args=(served_port, llm_url + "/v1", llm_model,
+                                                                       args.workers), daemon=True)
             served_process.start()
             wait_for(served_port)
+            if args.workers > 1:
+                time.sleep(3)  # every worker listening
             served_url = f"http://127.0.0.1:{served_port}"
         glue_port = free_port()
-        glue_process = spawn.Process(target=serve_glue, args=(glue_port, llm_url + "/v1", llm_model), daemon=True)
-        glue_process.start()
-        wait_for(glue_port)
+        for _ in range(1 if args.cluster else args.workers):
+            glue_processes.append(spawn.Process(target=serve_glue, daemon=True, args=(
+                glue_port, llm_url + "/v1", llm_model, args.workers > 1 and not args.cluster)))
+            glue_processes[-1].start()
+            wait_for(glue_port)
+        if len(glue_processes) > 1:
+            time.sleep(2)  # every glue process listening
         glue_url = f"http://127.0.0.1:{glue_port}"
         for url, model in ((llm_url, llm_model), (glue_url, MODEL), (served_url, MODEL)):
             run(url, model, 4, 100)  # warm up every path: imports, connections, the clients
-        where = "through the JobManager, job on Ray" if args.cluster else "locally (its own process)"
+        where = ("through the JobManager, job on Ray" if args.cluster else "locally (its own process)"
+                 if args.workers == 1 else f"locally ({args.workers} worker processes; the glue as many)")
         print(f"{llm_name}; the served pipeline {where}; "
               f"median of {args.repeats} interleaved runs")
         print(f"{'conc.':>5} {'direct p50':>10} {'p99':>7} {'req/s':>7} | {'glue p50':>8} {'p99':>7} {'req/s':>7} | "
@@ -258,10 +277,10 @@ def main() -> None:
         if served_job is not None:
             served_job.cancel()
             served_job.wait(timeout=60)
-        for process in (served_process, glue_process):
+        for process in (served_process, *glue_processes):
             if process is not None:
                 process.terminate()
-                process.join(10)
+                process.join(30)
         if isinstance(llm, subprocess.Popen):
             os.killpg(llm.pid, signal.SIGTERM)
             llm.wait(30)

@@ -251,11 +251,12 @@ class LocalEnvironment(BaseEnvironment):
         return runtime.submit(plan, info, channel_capacity=self.config.channel_capacity,
                               reporters=reporters, report_interval_s=float(metrics.get("interval_s", 5.0)))
 
-    def serve(self, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
+    def serve(self, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, **options: Any) -> None:
         """Serve this pipeline over HTTP until Ctrl-C: it starts with ``RequestSource()`` and ends
         in ``AnswerSink()`` (sage.kernel.serving); options are those of ``ServeSettings``
-        (``max_in_flight``, ``request_timeout_s``, ``retry_after_s``, ``api_key``). Needs
+        (``max_in_flight``, ``request_timeout_s``, ``retry_after_s``, ``api_key``). ``workers``
+        > 1 serves from that many processes, each with its own copy of the pipeline. Needs
         ``sage-kernel[serve]``; see docs/serving.md."""
         from sage.kernel.serving import serve
 
-        serve(self, host, port, **options)
+        serve(self, host, port, workers=workers, **options)

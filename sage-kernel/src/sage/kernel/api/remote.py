@@ -138,6 +138,11 @@ class RemoteEnvironment(BaseEnvironment):
         returns the job once the endpoint listens."""
         from sage.kernel.serving.settings import ServeSettings
 
+        if options.get("workers", 1) != 1:
+            raise PipelineDefinitionError(
+                "serve: workers runs several server processes of a pipeline served in this process; on a "
+                "cluster, give the slow operator parallelism instead")
+        options.pop("workers", None)
         try:
             settings = ServeSettings(host=host, port=port, node=node, **options)
         except TypeError as exc:

@@ -27,6 +27,8 @@ def serve(
     jobmanager_port: int = typer.Option(None, help="With --cluster: the JobManager's port (default: from the SAGE home)."),
     node: str = typer.Option(None, help="With --cluster: serve on this node (its IP address or Ray node id, as "
                                         "`sage cluster status` shows them) instead of the head."),
+    workers: int = typer.Option(1, min=1, help="Processes that serve, each with its own copy of the pipeline "
+                                               "(one process runs on one core at a time); not with --cluster."),
 ) -> None:
     """Serve a pipeline that starts with RequestSource() and ends in AnswerSink(), until Ctrl-C
     (with --cluster: until `sage job stop JOB_ID`)."""
@@ -36,6 +38,10 @@ def serve(
     if node is not None and not cluster:
         console.print("[red]error:[/red] --node names a node of a cluster; add --cluster", highlight=False)
         raise typer.Exit(2)
+    if workers > 1 and cluster:
+        console.print("[red]error:[/red] --workers runs several server processes here; on a cluster, give the "
+                      "slow operator parallelism instead", highlight=False)
+        raise typer.Exit(2)
     try:
         env = load_environment(pipeline)
         if cluster:
@@ -43,8 +49,9 @@ def serve(
             return
         from sage.kernel.serving import serve as run_server
 
-        console.print(f"serving {env.name!r} on http://{host}:{port} (model name {env.name!r})")
-        run_server(env, host, port, **options)
+        processes = f", {workers} worker processes" if workers > 1 else ""
+        console.print(f"serving {env.name!r} on http://{host}:{port} (model name {env.name!r}{processes})")
+        run_server(env, host, port, workers=workers, **options)
     except SageError as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None

@@ -123,7 +123,8 @@ class ServingApp:
         if self.hub.stopped is not None:
             return JSONResponse({"status": "stopped", "reason": self.hub.stopped}, status_code=503)
         return JSONResponse({"status": "ok", "pipeline": self.served.name, "job_id": self.served.job_id,
-                             "node_id": self.served.node_id, "in_flight": self.hub.in_flight})
+                             "node_id": self.served.node_id, "worker": self.served.worker,
+                             "in_flight": self.hub.in_flight})
 
     async def metrics(self, request: Request) -> Response:
         refused = self._unauthorized(request)

@@ -35,6 +35,7 @@ class ServedPipeline:
                  stop_grace_s: float, node_id: str | None = None) -> None:
         self.name = name
         self.node_id = node_id  # the Ray node the server runs on, when on a cluster
+        self.worker: int | None = None  # which of several worker processes this is (serve(workers=N))
         self.settings = settings
         self.hub = hub
         self.launch = launch
@@ -93,7 +94,7 @@ class ServedPipeline:
 
     def metrics(self) -> dict[str, Any]:
         """The server's counters and the job's live per-operator metrics."""
-        return {"pipeline": self.name, "job_id": self.job_id,
+        return {"pipeline": self.name, "job_id": self.job_id, "worker": self.worker,
                 "serving": {**self.hub.counts, "in_flight": self.hub.in_flight},
                 "operators": self.handle.metrics() if self.handle is not None else {}}
 
@@ -160,17 +161,26 @@ class RunningServer:
         self.stop()
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A non-blocking socket listening at ``host:port``, or an error that says to pick another port."""
+def listening_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    """A non-blocking socket listening at ``host:port``, or an error that says to pick another port.
+    ``reuse_port``: one of several sockets on that port (serving workers, SO_REUSEPORT)."""
+    sock = bound_socket(host, port, reuse_port)
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def bound_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    """A socket bound to ``host:port`` (port 0: any free one), or an error that says to pick another port."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
         raise PipelineDefinitionError(f"serve: cannot listen on {host}:{port} ({exc}); pick another port") from exc
-    sock.listen(2048)
-    sock.setblocking(False)
     return sock
 
 
@@ -197,18 +207,34 @@ def start_served(served: ServedPipeline) -> RunningServer:
     return RunningServer(served, listening_socket(served.settings.host, served.settings.port))
 
 
-def serve(env: BaseEnvironment, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
-    """Serve ``env``'s pipeline until Ctrl-C (or SIGTERM); raise JobFailedError when the job fails."""
+def serve(env: BaseEnvironment, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
+          **options: Any) -> None:
+    """Serve ``env``'s pipeline until Ctrl-C (or SIGTERM); raise JobFailedError when the job fails.
+    ``workers`` > 1: that many processes, each with its own copy of the pipeline (see workers.py)."""
     settings = _settings(host, port, options)
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise PipelineDefinitionError(f"serve: workers must be an int >= 1, got {workers!r}")
     served = ServedPipeline.local(env, settings)
+    if workers > 1:
+        from sage.kernel.serving.workers import serve_workers
+
+        served.hub.close()  # the check is done; each worker builds its own
+        serve_workers(env, settings, workers)
+        return
+    run_foreground(served, listening_socket(settings.host, settings.port))
+
+
+def run_foreground(served: ServedPipeline, sock: socket.socket, log_level: str = "info") -> None:
+    """Serve ``served`` on ``sock`` in this thread until a signal stops uvicorn or the job ends;
+    raise JobFailedError when the job failed."""
     try:
         import uvicorn
     except ImportError as exc:
         raise PipelineDefinitionError(f"{MISSING_EXTRA} ({exc})") from exc
     ended: list[Any] = []
-    server = uvicorn.Server(uvicorn.Config(served.asgi(), log_level="info", lifespan="on",
+    server = uvicorn.Server(uvicorn.Config(served.asgi(), log_level=log_level, lifespan="on",
                                            timeout_graceful_shutdown=5))
     served.on_stopped.append(lambda result: (ended.append(result), setattr(server, "should_exit", True)))
-    server.run(sockets=[listening_socket(settings.host, settings.port)])
+    server.run(sockets=[sock])
     if ended and ended[0].status == FAILED:
-        raise JobFailedError(f"served pipeline {env.name!r} failed: {ended[0].error}", ended[0])
+        raise JobFailedError(f"served pipeline {served.name!r} failed: {ended[0].error}", ended[0])

@@ -1,0 +1,122 @@
+"""``sage serve --workers N`` / ``env.serve(workers=N)``: several processes serve one pipeline,
+each with its own copy of its job; the kernel spreads connections over them, a stop stops all
+of them, and a worker whose job fails ends the server with that failure."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from sage.kernel.api import LocalEnvironment
+from sage.kernel.errors import PipelineDefinitionError
+from sage.kernel.serving import AnswerSink, RequestSource, serve
+
+from tests.services import free_port, wait_http
+
+pytestmark = pytest.mark.timeout(120)
+SAGE = [sys.executable, "-c", "from sage.kernel.cli.main import main; main()"]
+
+PIPELINE = textwrap.dedent('''
+    from sage.kernel.api import LocalEnvironment, MapFunction
+    from sage.kernel.serving import AnswerSink, RequestSource
+
+
+    class Shout(MapFunction):
+        def __init__(self, fail_open=False):
+            self.fail_open = fail_open
+
+        def open(self, context):
+            if self.fail_open:
+                raise RuntimeError("the model file is missing")
+
+        def map(self, record):
+            return {**record, "answer": record["query"].upper() + "!"}
+
+
+    def build(fail_open=False):
+        env = LocalEnvironment(name="shout")
+        env.from_source(RequestSource()).map(Shout(fail_open)).sink(AnswerSink())
+        return env
+
+
+    def broken():
+        return build(fail_open=True)
+''')
+
+
+def _worker_pids(log: Path) -> list[int]:
+    found = re.search(r"serving with workers\s+pids=\[([\d, ]+)\]", log.read_text())
+    assert found, log.read_text()
+    return [int(pid) for pid in found.group(1).split(",")]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_workers_each_run_the_pipeline_take_connections_and_all_stop_on_ctrl_c(tmp_path: Path):
+    (tmp_path / "shout.py").write_text(PIPELINE)
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        process = subprocess.Popen([*SAGE, "serve", f"{tmp_path / 'shout.py'}:build", "--port", str(port),
+                                    "--workers", "2"], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", 60, process, log)
+        jobs: dict[int, str] = {}
+        for _ in range(200):  # a new connection each time: the kernel picks the worker
+            health = httpx.get(f"http://127.0.0.1:{port}/healthz").json()
+            jobs[health["worker"]] = health["job_id"]
+            if len(jobs) == 2:
+                break
+        assert set(jobs) == {0, 1}
+        assert jobs[0] != jobs[1]  # each worker runs its own copy of the job
+        for _ in range(4):
+            client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="-")
+            reply = client.chat.completions.create(model="shout", messages=[{"role": "user", "content": "hello"}])
+            assert reply.choices[0].message.content == "HELLO!"
+            client.close()
+        pids = _worker_pids(log)
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(40) == 130, log.read_text()
+    assert all(_gone(pid) for pid in pids)
+    assert log.read_text().count("Application shutdown complete") == 2  # each job closed, not killed
+    assert "Traceback" not in log.read_text()
+
+
+def test_a_worker_whose_job_fails_stops_the_others_and_the_server_fails_naming_the_error(tmp_path: Path):
+    (tmp_path / "shout.py").write_text(PIPELINE)
+    done = subprocess.run([*SAGE, "serve", f"{tmp_path / 'shout.py'}:broken", "--port", str(free_port()),
+                           "--workers", "2"], capture_output=True, text=True, timeout=90)
+    assert done.returncode == 1, done.stderr
+    assert "of 2 ended" in done.stderr
+    assert "the model file is missing" in done.stderr
+    assert "the other workers were stopped" in done.stderr
+
+
+def test_workers_must_be_a_positive_int():
+    env = LocalEnvironment(name="shout")
+    env.from_source(RequestSource()).map(lambda r: r).sink(AnswerSink())
+    with pytest.raises(PipelineDefinitionError, match="workers must be an int >= 1, got 0"):
+        serve(env, port=free_port(), workers=0)
+
+
+def test_sage_serve_workers_with_cluster_is_a_usage_error(tmp_path: Path):
+    (tmp_path / "shout.py").write_text(PIPELINE)
+    done = subprocess.run([*SAGE, "serve", f"{tmp_path / 'shout.py'}:build", "--workers", "2", "--cluster"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--workers runs several server processes here" in done.stderr
