@@ -4,12 +4,12 @@ of them, and a worker whose job fails ends the server with that failure."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import httpx
@@ -59,11 +59,12 @@ def _worker_pids(log: Path) -> list[int]:
 
 
 def _gone(pid: int) -> bool:
+    """Whether the process has exited (a zombie nobody reaped yet counts: an orphan's reaper may be slow)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
         return True
-    return False
 
 
 def test_workers_each_run_the_pipeline_take_connections_and_all_stop_on_ctrl_c(tmp_path: Path):
@@ -95,6 +96,26 @@ def test_workers_each_run_the_pipeline_take_connections_and_all_stop_on_ctrl_c(t
     assert all(_gone(pid) for pid in pids)
     assert log.read_text().count("Application shutdown complete") == 2  # each job closed, not killed
     assert "Traceback" not in log.read_text()
+
+
+def test_workers_stop_when_the_serving_process_is_killed(tmp_path: Path):
+    (tmp_path / "shout.py").write_text(PIPELINE)
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        process = subprocess.Popen([*SAGE, "serve", f"{tmp_path / 'shout.py'}:build", "--port", str(port),
+                                    "--workers", "2"], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", 60, process, log)
+        pids = _worker_pids(log)
+    finally:
+        process.kill()  # no handler runs: only the closed pipe tells the workers
+        process.wait(10)
+    deadline = time.monotonic() + 30
+    while not all(_gone(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(_gone(pid) for pid in pids), log.read_text()
+    assert log.read_text().count("Application shutdown complete") == 2  # stopped as on SIGTERM: jobs closed
 
 
 def test_a_worker_whose_job_fails_stops_the_others_and_the_server_fails_naming_the_error(tmp_path: Path):

@@ -13,7 +13,9 @@ fails stops the others, and ``serve`` raises the failure.
 
 The parent pickles the environment once (the user's own modules by value, as for a cluster)
 and hands it to each worker on its standard input; a worker is ``python -m
-sage.kernel.serving.workers``, so nothing of the user's script runs again in it.
+sage.kernel.serving.workers``, so nothing of the user's script runs again in it. The parent
+keeps that input open: a worker stops (as on SIGTERM) when it closes, so no worker outlives a
+parent that was killed.
 """
 
 from __future__ import annotations
@@ -64,8 +66,8 @@ class _Worker:
         os.close(status_write)
         assert self.process.stdin is not None
         with contextlib.suppress(BrokenPipeError):  # a worker that died at start says so on its status pipe
-            self.process.stdin.write(blob)
-            self.process.stdin.close()
+            self.process.stdin.write(len(blob).to_bytes(8, "big") + blob)
+            self.process.stdin.flush()
 
     def failure(self) -> str:
         """What the worker wrote before it exited (empty when it wrote nothing)."""
@@ -150,6 +152,14 @@ def _stop(workers: list[_Worker], grace_s: float) -> None:
             worker.process.kill()
             worker.process.wait()
         os.close(worker.status)
+        with contextlib.suppress(OSError):
+            worker.process.stdin.close()
+
+
+def _stop_when_parent_goes() -> None:
+    """Stop this worker as SIGTERM does once the parent's end of standard input closes (it ended)."""
+    sys.stdin.buffer.read()
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _worker_main(argv: list[str]) -> int:
@@ -157,7 +167,9 @@ def _worker_main(argv: list[str]) -> int:
     status_fd, index, workers, shared_fd = (int(arg) for arg in argv)
     with os.fdopen(status_fd, "w") as status:
         try:
-            env, settings, disabled_below = cloudpickle.loads(sys.stdin.buffer.read())
+            size = int.from_bytes(sys.stdin.buffer.read(8), "big")
+            env, settings, disabled_below = cloudpickle.loads(sys.stdin.buffer.read(size))
+            threading.Thread(target=_stop_when_parent_goes, daemon=True, name="sage-serve-lifeline").start()
             logging.disable(disabled_below)
             served = ServedPipeline.local(env, settings)
             served.worker = index
