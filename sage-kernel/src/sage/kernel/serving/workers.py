@@ -86,7 +86,7 @@ def serve_workers(env: BaseEnvironment, settings: ServeSettings, workers: int) -
     settings = attrs.evolve(settings, port=(held or shared).getsockname()[1])
     with by_value(user_modules()):
         try:
-            # with the level of logging.disable() here, so the workers log (their access lines too) as this process would
+            # with this process's logging.disable() level: the workers log (access lines too) as it would
             blob = cloudpickle.dumps((env, settings, logging.root.manager.disable))
         except Exception as exc:
             raise PipelineDefinitionError(
