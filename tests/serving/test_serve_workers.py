@@ -98,6 +98,46 @@ def test_workers_each_run_the_pipeline_take_connections_and_all_stop_on_ctrl_c(t
     assert "Traceback" not in log.read_text()
 
 
+SCRIPT = textwrap.dedent('''
+    import contextlib
+    import sys
+
+    from sage.kernel.api import LocalEnvironment
+    from sage.kernel.serving import AnswerSink, RequestSource
+
+    SUFFIX = "?!"  # a global of __main__: the workers get it with the function, by value
+
+
+    def ask(record):
+        return {**record, "answer": record["query"] + SUFFIX}
+
+
+    if __name__ == "__main__":
+        env = LocalEnvironment(name="asker")
+        env.from_source(RequestSource()).map(ask).sink(AnswerSink())
+        with contextlib.suppress(KeyboardInterrupt):
+            env.serve("127.0.0.1", int(sys.argv[1]), workers=2)
+''')
+
+
+def test_env_serve_with_workers_from_a_script_sends_its_main_module_functions_to_the_workers(tmp_path: Path):
+    (tmp_path / "asker.py").write_text(SCRIPT)
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        process = subprocess.Popen([sys.executable, str(tmp_path / "asker.py"), str(port)], stdout=out,
+                                   stderr=subprocess.STDOUT)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", 60, process, log)
+        answers = {httpx.post(f"http://127.0.0.1:{port}/query", json={"query": f"q{i}"}).json()["answer"]
+                   for i in range(6)}
+        assert answers == {f"q{i}?!" for i in range(6)}
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(40) == 0, log.read_text()
+    assert log.read_text().count("Application shutdown complete") == 2
+
+
 def test_workers_stop_when_the_serving_process_is_killed(tmp_path: Path):
     (tmp_path / "shout.py").write_text(PIPELINE)
     port = free_port()
