@@ -17,7 +17,7 @@ import openai
 import pytest
 from sage.kernel.api import LocalEnvironment
 from sage.kernel.errors import PipelineDefinitionError
-from sage.kernel.serving import AnswerSink, RequestSource, serve
+from sage.kernel.serving import AnswerSink, RequestSource, serve, start
 
 from tests.services import free_port, wait_http
 
@@ -173,6 +173,13 @@ def test_workers_must_be_a_positive_int():
     env.from_source(RequestSource()).map(lambda r: r).sink(AnswerSink())
     with pytest.raises(PipelineDefinitionError, match="workers must be an int >= 1, got 0"):
         serve(env, port=free_port(), workers=0)
+
+
+def test_start_on_a_thread_refuses_workers():
+    env = LocalEnvironment(name="shout")
+    env.from_source(RequestSource()).map(lambda r: r).sink(AnswerSink())
+    with pytest.raises(PipelineDefinitionError, match="start\\(\\) serves from a thread of this process"):
+        start(env, workers=2)
 
 
 def test_sage_serve_workers_with_cluster_is_a_usage_error(tmp_path: Path):

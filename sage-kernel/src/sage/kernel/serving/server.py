@@ -194,6 +194,10 @@ def _settings(host: str, port: int, options: dict[str, Any]) -> ServeSettings:
 
 def start(env: BaseEnvironment, host: str = "127.0.0.1", port: int = 0, **options: Any) -> RunningServer:
     """Serve ``env``'s pipeline on a background thread; returns once it listens (port 0: any free one)."""
+    if options.get("workers", 1) != 1:
+        raise PipelineDefinitionError("serve: start() serves from a thread of this process; several worker "
+                                      "processes run with serve(..., workers=N) or `sage serve --workers N`")
+    options.pop("workers", None)
     settings = _settings(host, port, options)
     return start_served(ServedPipeline.local(env, settings))
 
