@@ -228,7 +228,7 @@ def serve(env: BaseEnvironment, host: str = "127.0.0.1", port: int = 8000, worke
     run_foreground(served, listening_socket(settings.host, settings.port))
 
 
-def run_foreground(served: ServedPipeline, sock: socket.socket, log_level: str = "info") -> None:
+def run_foreground(served: ServedPipeline, sock: socket.socket) -> None:
     """Serve ``served`` on ``sock`` in this thread until a signal stops uvicorn or the job ends;
     raise JobFailedError when the job failed."""
     try:
@@ -236,7 +236,7 @@ def run_foreground(served: ServedPipeline, sock: socket.socket, log_level: str =
     except ImportError as exc:
         raise PipelineDefinitionError(f"{MISSING_EXTRA} ({exc})") from exc
     ended: list[Any] = []
-    server = uvicorn.Server(uvicorn.Config(served.asgi(), log_level=log_level, lifespan="on",
+    server = uvicorn.Server(uvicorn.Config(served.asgi(), log_level="info", lifespan="on",
                                            timeout_graceful_shutdown=5))
     served.on_stopped.append(lambda result: (ended.append(result), setattr(server, "should_exit", True)))
     server.run(sockets=[sock])

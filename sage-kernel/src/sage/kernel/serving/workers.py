@@ -37,6 +37,7 @@ import structlog
 from sage.kernel.errors import JobFailedError, PipelineDefinitionError
 from sage.kernel.plan.shipping import by_value, user_modules
 from sage.kernel.serving.server import (
+    MISSING_EXTRA,
     ServedPipeline,
     bound_socket,
     listening_socket,
@@ -80,6 +81,10 @@ class _Worker:
 def serve_workers(env: BaseEnvironment, settings: ServeSettings, workers: int) -> None:
     """Serve ``env``'s pipeline from ``workers`` processes until Ctrl-C or SIGTERM; raise
     JobFailedError when a worker's job fails (the other workers are stopped first)."""
+    try:
+        import uvicorn  # noqa: F401  (said here once, not by every worker)
+    except ImportError as exc:
+        raise PipelineDefinitionError(f"{MISSING_EXTRA} ({exc})") from exc
     # On Linux this process only holds the port (bound, not listening: it takes no connection)
     held = bound_socket(settings.host, settings.port, reuse_port=True) if REUSE_PORT else None
     shared = None if held is not None else listening_socket(settings.host, settings.port)
