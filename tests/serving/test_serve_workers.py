@@ -58,6 +58,20 @@ def _worker_pids(log: Path) -> list[int]:
     return [int(pid) for pid in found.group(1).split(",")]
 
 
+def _jobs_of_both_workers(port: int) -> dict[int, str]:
+    """Each worker's job id, once both answer (a new connection each time: the kernel picks the worker)."""
+    jobs: dict[int, str] = {}
+    deadline = time.monotonic() + 60
+    while len(jobs) < 2 and time.monotonic() < deadline:
+        try:
+            health = httpx.get(f"http://127.0.0.1:{port}/healthz").json()
+        except httpx.TransportError:
+            continue
+        jobs[health["worker"]] = health["job_id"]
+    assert set(jobs) == {0, 1}
+    return jobs
+
+
 def _gone(pid: int) -> bool:
     """Whether the process has exited (a zombie nobody reaped yet counts: an orphan's reaper may be slow)."""
     try:
@@ -76,13 +90,7 @@ def test_workers_each_run_the_pipeline_take_connections_and_all_stop_on_ctrl_c(t
                                     "--workers", "2"], stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", 60, process, log)
-        jobs: dict[int, str] = {}
-        for _ in range(200):  # a new connection each time: the kernel picks the worker
-            health = httpx.get(f"http://127.0.0.1:{port}/healthz").json()
-            jobs[health["worker"]] = health["job_id"]
-            if len(jobs) == 2:
-                break
-        assert set(jobs) == {0, 1}
+        jobs = _jobs_of_both_workers(port)
         assert jobs[0] != jobs[1]  # each worker runs its own copy of the job
         for _ in range(4):
             client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="-")
@@ -129,6 +137,7 @@ def test_env_serve_with_workers_from_a_script_sends_its_main_module_functions_to
                                    stderr=subprocess.STDOUT)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", 60, process, log)
+        _jobs_of_both_workers(port)
         answers = {httpx.post(f"http://127.0.0.1:{port}/query", json={"query": f"q{i}"}).json()["answer"]
                    for i in range(6)}
         assert answers == {f"q{i}?!" for i in range(6)}
@@ -147,6 +156,7 @@ def test_workers_stop_when_the_serving_process_is_killed(tmp_path: Path):
                                     "--workers", "2"], stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", 60, process, log)
+        _jobs_of_both_workers(port)  # both serving: a worker killed while it starts has nothing to close
         pids = _worker_pids(log)
     finally:
         process.kill()  # no handler runs: only the closed pipe tells the workers
