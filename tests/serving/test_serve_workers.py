@@ -72,6 +72,27 @@ def _jobs_of_both_workers(port: int) -> dict[int, str]:
     return jobs
 
 
+def _serve_until_both_workers_answer(tmp_path: Path, command: list[str], port: int) -> tuple[subprocess.Popen, Path]:
+    """Start ``command`` (a server with two workers on ``port``, its output in serve.log) and
+    return once both workers answer; the caller stops it."""
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", 60, process, log)
+        _jobs_of_both_workers(port)
+    except BaseException:
+        process.kill()
+        process.wait(10)
+        raise
+    return process, log
+
+
+def _sage_serve_shout(tmp_path: Path, port: int) -> list[str]:
+    (tmp_path / "shout.py").write_text(PIPELINE)
+    return [*SAGE, "serve", f"{tmp_path / 'shout.py'}:build", "--port", str(port), "--workers", "2"]
+
+
 def _gone(pid: int) -> bool:
     """Whether the process has exited (a zombie nobody reaped yet counts: an orphan's reaper may be slow)."""
     try:
@@ -82,14 +103,9 @@ def _gone(pid: int) -> bool:
 
 
 def test_workers_each_run_the_pipeline_take_connections_and_all_stop_on_ctrl_c(tmp_path: Path):
-    (tmp_path / "shout.py").write_text(PIPELINE)
     port = free_port()
-    log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        process = subprocess.Popen([*SAGE, "serve", f"{tmp_path / 'shout.py'}:build", "--port", str(port),
-                                    "--workers", "2"], stdout=out, stderr=subprocess.STDOUT)
+    process, log = _serve_until_both_workers_answer(tmp_path, _sage_serve_shout(tmp_path, port), port)
     try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", 60, process, log)
         jobs = _jobs_of_both_workers(port)
         assert jobs[0] != jobs[1]  # each worker runs its own copy of the job
         for _ in range(4):
@@ -131,13 +147,9 @@ SCRIPT = textwrap.dedent('''
 def test_env_serve_with_workers_from_a_script_sends_its_main_module_functions_to_the_workers(tmp_path: Path):
     (tmp_path / "asker.py").write_text(SCRIPT)
     port = free_port()
-    log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, str(tmp_path / "asker.py"), str(port)], stdout=out,
-                                   stderr=subprocess.STDOUT)
+    process, log = _serve_until_both_workers_answer(
+        tmp_path, [sys.executable, str(tmp_path / "asker.py"), str(port)], port)
     try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", 60, process, log)
-        _jobs_of_both_workers(port)
         answers = {httpx.post(f"http://127.0.0.1:{port}/query", json={"query": f"q{i}"}).json()["answer"]
                    for i in range(6)}
         assert answers == {f"q{i}?!" for i in range(6)}
@@ -148,15 +160,10 @@ def test_env_serve_with_workers_from_a_script_sends_its_main_module_functions_to
 
 
 def test_workers_stop_when_the_serving_process_is_killed(tmp_path: Path):
-    (tmp_path / "shout.py").write_text(PIPELINE)
     port = free_port()
-    log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        process = subprocess.Popen([*SAGE, "serve", f"{tmp_path / 'shout.py'}:build", "--port", str(port),
-                                    "--workers", "2"], stdout=out, stderr=subprocess.STDOUT)
+    # both serving first: a worker killed while it starts has no job to close
+    process, log = _serve_until_both_workers_answer(tmp_path, _sage_serve_shout(tmp_path, port), port)
     try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", 60, process, log)
-        _jobs_of_both_workers(port)  # both serving: a worker killed while it starts has nothing to close
         pids = _worker_pids(log)
     finally:
         process.kill()  # no handler runs: only the closed pipe tells the workers
