@@ -6,6 +6,7 @@ subclasses ``SemanticsCases`` with a ``make_env(name, **config)`` fixture for it
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any
 
@@ -37,7 +38,8 @@ class Shouting(CollectionSource):
             yield item.upper() + self.suffix
 
     def read_batches(self, max_size):
-        yield [item.upper() + self.suffix for item in self._share()]
+        for batch in super().read_batches(max_size):
+            yield [item.upper() + self.suffix for item in batch]
 
 
 class WhichInstance(MapFunction):
@@ -45,6 +47,12 @@ class WhichInstance(MapFunction):
         self.index = context.parallel_index
 
     def map(self, record: int) -> tuple[int, int]:
+        return self.index, record
+
+
+class SlowWhichInstance(WhichInstance):
+    def map(self, record: int) -> tuple[int, int]:
+        time.sleep(0.005)
         return self.index, record
 
 
@@ -287,9 +295,11 @@ class SemanticsCases(SemanticsCopies, SemanticsErrors, DeadLetterPerRun, Routing
         assert set(per_instance) == {0, 1} and min(per_instance.values()) >= 25
 
     def test_a_collection_feeding_a_parallel_map_is_read_in_shares(self, make_env):
+        """Each instance claims its next part of the collection when it is ready for it: while
+        one works on a part, the other reads the next."""
         env = make_env("spread")
-        env.from_collection(range(100)).map(WhichInstance(), parallelism=2).collect()
+        env.from_collection(range(200)).map(SlowWhichInstance(), parallelism=2).collect()
         assert [chain.parallelism for chain in env.physical_plan().chains] == [2]  # one fused chain
         out = env.execute().collected()
-        assert sorted(x for _, x in out) == list(range(100))
+        assert sorted(x for _, x in out) == list(range(200))
         assert {index for index, _ in out} == {0, 1}

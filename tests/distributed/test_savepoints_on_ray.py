@@ -39,3 +39,12 @@ def test_windows_stopped_half_way_on_ray_fire_once_in_the_resumed_job(ray_env, t
     windows = sorted((r.key, r.start, r.value) for r in stopped.collected() + result.collected())
     undisturbed = sorted((r.key, r.start, r.value) for r in build().execute().collected())
     assert windows == undisturbed
+
+
+def test_a_shared_collection_resumes_on_ray_at_another_parallelism_reading_every_record_once(ray_env, tmp_path):
+    from tests.kernel.test_savepoints import collection_read_in_two_resumed_in_three
+
+    before, after = collection_read_in_two_resumed_in_three(lambda name: ray_env(name, progress=False),
+                                                            tmp_path / "sp")
+    assert before and after
+    assert sorted(before + after) == [2 * n for n in range(3000)]

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sage.kernel.api import RuntimeContext
+from sage.kernel.api.metrics import MetricGroup
+from sage.kernel.api.shared_ranges import SharedRanges
 from sage.libs.io import ChunkedFileSource, CollectionSource, FileSource, QuerySource
 
 Make = Callable[[], Any]
@@ -27,13 +30,19 @@ def opened(make: Make, context, index: int, parallelism: int) -> Any:
     return source
 
 
+def restore(source: Any, state: Any) -> None:
+    """Restore ``source`` from its one saved instance (a source whose instances share their
+    input is restored from the list of every saved instance's snapshot)."""
+    source.restore([state] if source.restores_every_instance else state)
+
+
 def cut_after_records(make: Make, context, taken: int, index: int = 0, parallelism: int = 1):
     """``taken`` records through ``read()``, then the rest from a restored new instance."""
     first = opened(make, context, index, parallelism)
     head = list(itertools.islice(first.read(), taken))
     state = json.loads(json.dumps(first.snapshot()))  # as a checkpoint stores it
     again = opened(make, context, index, parallelism)
-    again.restore(state)
+    restore(again, state)
     return head, list(again.read())
 
 
@@ -45,7 +54,7 @@ def cut_after_batches(
     head = [r for batch in itertools.islice(first.read_batches(size), batches) for r in batch]
     state = json.loads(json.dumps(first.snapshot()))
     again = opened(make, context, index, parallelism)
-    again.restore(state)
+    restore(again, state)
     return head, [r for batch in again.read_batches(size) for r in batch]
 
 
@@ -181,7 +190,51 @@ def test_query_source_refuses_the_position_of_another_input(tmp_path, context):
 def test_collection_source(context):
     make = lambda: CollectionSource([{"n": n} for n in range(13)])  # noqa: E731
 
-    assert_every_cut_resumes_exactly(make, context, size=4, parallelism=2)
+    assert_every_cut_resumes_exactly(make, context, size=4)
+
+
+def shared_instances(make: Make, parallelism: int, states: list | None = None) -> list[Any]:
+    """``parallelism`` instances of one source whose contexts share its input, as a runtime's do."""
+    ranges = SharedRanges()
+    instances = []
+    for index in range(parallelism):
+        source = make()
+        source.open(RuntimeContext(name="shared", job_name="test", job_id="test-1", parallel_index=index,
+                                   parallelism=parallelism, metrics=MetricGroup(), ranges=ranges))
+        if states is not None:
+            source.restore(states)
+        instances.append(source)
+    return instances
+
+
+@pytest.mark.parametrize("resumed_at", [1, 2, 3])
+def test_collection_source_instances_share_the_collection_and_resume_at_any_parallelism(resumed_at):
+    """Two instances read in turns, each claiming its next range when it needs one; cut after
+    every batch, both snapshot, and instances restored from both snapshots (at parallelism 1,
+    2 or 3) read exactly what was not read yet."""
+    make = lambda: CollectionSource(list(range(40)))  # noqa: E731
+    for cut in range(0, 30):
+        first = shared_instances(make, 2)
+        readers = [first[0].read_batches(3), first[1].read_batches(3)]
+        head: list[int] = []
+        for step in range(cut):
+            head += next(readers[step % 2], [])
+        states = [json.loads(json.dumps(source.snapshot())) for source in first]
+        rest = [r for source in shared_instances(make, resumed_at, states)
+                for batch in source.read_batches(3) for r in batch]
+        assert sorted(head + rest) == list(range(40)), f"cut after {cut} batches"
+
+
+def test_collection_source_instances_without_shared_ranges_are_refused(context):
+    source = opened(lambda: CollectionSource(list(range(5))), context, 1, 2)
+    with pytest.raises(RuntimeError, match=r"instance 1 of 2 claims ranges, but its context shares none"):
+        next(source.read())
+
+
+def test_collection_source_refuses_the_position_of_another_collection(context):
+    state = opened(lambda: CollectionSource(list(range(5))), context, 0, 1).snapshot()
+    with pytest.raises(ValueError, match="a collection of 5 records, this one holds 7"):
+        opened(lambda: CollectionSource(list(range(7))), context, 0, 1).restore([state])
 
 
 @pytest.mark.parametrize("kind", ["file", "chunked", "query-file", "query-list", "collection"])
@@ -201,9 +254,9 @@ def test_a_snapshot_right_after_restore_is_the_restored_position(
     head = [r for batch in itertools.islice(first.read_batches(3), 2) for r in batch]
     state = json.loads(json.dumps(first.snapshot()))
     restored = opened(make, context, 0, 1)
-    restored.restore(state)
+    restore(restored, state)
 
     again = opened(make, context, 0, 1)
-    again.restore(json.loads(json.dumps(restored.snapshot())))
+    restore(again, json.loads(json.dumps(restored.snapshot())))
 
     assert head + list(again.read()) == everything(make, context)

@@ -125,3 +125,30 @@ def test_the_fault_tolerance_page_examples_run(tmp_path, monkeypatch):
     assert len(examples) == 2  # checkpoints with a restart, then a savepoint
     for example in examples:
         exec(compile(example, "fault-tolerance.md", "exec"), {"__name__": "docs"})
+
+
+def slow_double(n: int) -> int:
+    time.sleep(0.0005)
+    return 2 * n
+
+
+def collection_read_in_two_resumed_in_three(make_env, path) -> tuple[list[int], list[int]]:
+    """A collection shared by two instances, stopped with a savepoint half way, resumed by
+    three: what the two jobs collected."""
+    first = make_env("shared")
+    first.from_collection(range(N)).map(slow_double, parallelism=2, name="double").collect()
+    handle = first.submit()
+    wait_for(lambda: handle.metrics().get("double", {}).get("records_out", 0) > 0, poll_s=0.01)
+    time.sleep(0.1)
+    handle.stop(savepoint=path)
+    stopped = handle.wait(timeout=30)
+    assert stopped.savepoint is not None, stopped.notes
+    resumed = make_env("shared")
+    resumed.from_collection(range(N)).map(slow_double, parallelism=3, name="double").collect()
+    return stopped.collected(), resumed.execute(resume_from=path).collected()
+
+
+def test_a_shared_collection_resumes_at_another_parallelism_reading_every_record_once(tmp_path):
+    before, after = collection_read_in_two_resumed_in_three(LocalEnvironment, tmp_path / "sp")
+    assert before and after  # it stopped half way
+    assert sorted(before + after) == [2 * n for n in range(N)]

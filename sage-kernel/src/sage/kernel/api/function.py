@@ -34,7 +34,8 @@ class SourceFunction(Function):
     """Produces records. ``read()`` is a generator; a bounded source ends when it returns.
 
     A parallel source reads ``context.parallel_index`` of ``context.parallelism`` shares of
-    its input; ``open`` receives the context before ``read`` is called. ``read`` may also be an
+    its input, or shares one input with the other instances through ``context.claim_ranges``;
+    ``open`` receives the context before ``read`` is called. ``read`` may also be an
     ``async def`` async generator. The runtime reads a source on a thread of its own, so what
     it has produced flows on while it waits for its next record; a source whose
     ``read_batches`` never blocks (an in-memory collection) may set ``blocking = False`` to be
@@ -43,8 +44,13 @@ class SourceFunction(Function):
 
     blocking: bool = True
     splittable: bool = False
-    """True when instance ``i`` of ``p`` reads its own share, so that the runtime may run the
-    source at the parallelism of the operator it feeds when the user did not set one."""
+    """True when the instances split the input among them (each its own share, or ranges they
+    claim), so that the runtime may run the source at the parallelism of the operator it feeds
+    when the user did not set one."""
+    restores_every_instance: bool = False
+    """True when the instances share their input (``context.claim_ranges``): on resume each
+    instance's ``restore`` then gets the list of every saved instance's snapshot, at any
+    parallelism, instead of the snapshot of the instance of its own index."""
 
     def read(self) -> Iterator[Any]:
         raise NotImplementedError(f"{type(self).__name__} must implement read()")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +10,7 @@ import structlog
 from sage.kernel.api.metrics import MetricGroup
 from sage.kernel.api.process import TimerService
 from sage.kernel.api.record_events import partial_output, wants_partial_outputs
+from sage.kernel.api.shared_ranges import Range, RangeClaims, SharedRanges, merged
 
 
 class RuntimeContext:
@@ -26,6 +27,7 @@ class RuntimeContext:
         metrics: MetricGroup,
         job_dir: Path | None = None,
         keyed: bool = False,
+        ranges: RangeClaims | None = None,
     ) -> None:
         self.name = name
         self.job_name = job_name
@@ -34,6 +36,7 @@ class RuntimeContext:
         self.parallelism = parallelism
         self.job_dir = job_dir
         self.keyed = keyed
+        self._ranges = ranges
         self.logger = structlog.get_logger("sage").bind(
             job=job_name, job_id=job_id, operator=name, instance=parallel_index
         )
@@ -83,6 +86,20 @@ class RuntimeContext:
         if state is None:
             state = self._keyed_state[self._current_key] = {}
         return state
+
+    def claim_ranges(self, total: int, done: Iterable[Range] = (), min_size: int = 1) -> Iterator[Range]:
+        """Ranges ``(start, end)`` of positions ``0 .. total-1`` for this instance to read, each
+        claimed when the previous one is read, shared with the operator's other instances: a
+        faster instance reads more, and together they read every position not in ``done``
+        exactly once. Every instance must pass the same ``total`` and ``done``."""
+        if self._ranges is None:
+            if self.parallelism > 1:
+                raise RuntimeError(
+                    f"operator {self.name!r}: instance {self.parallel_index} of {self.parallelism} claims "
+                    "ranges, but its context shares none with the other instances; give every instance's "
+                    "RuntimeContext the same ranges=SharedRanges()")
+            self._ranges = SharedRanges()
+        return self._ranges.claims(self.name, total, tuple(merged(done)), self.parallelism, min_size)
 
     def _require_keyed(self, what: str) -> None:
         if not self.keyed:

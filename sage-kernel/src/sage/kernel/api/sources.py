@@ -8,22 +8,26 @@ from typing import Any
 
 from sage.kernel.api.function import SourceFunction
 from sage.kernel.api.runtime import RuntimeContext
+from sage.kernel.api.shared_ranges import Range, merged
 
 
 class CollectionSource(SourceFunction):
-    """The records of an iterable, split among parallel instances by position.
+    """The records of an iterable, shared among parallel instances in ranges claimed on demand.
 
-    Instance ``i`` of ``p`` reads items ``i, i+p, i+2p, ...``; batches are slices of the
-    collection, not copies made record by record.
+    Each instance asks for its next range of positions when it has read the last one
+    (``context.claim_ranges``), so a faster instance reads more and they finish together;
+    batches are slices of the collection, not copies made record by record.
     """
 
     blocking = False  # in memory: read in the task's own thread
-    splittable = True  # instance i of p reads items i, i+p, ...
+    splittable = True  # the instances share the collection
+    restores_every_instance = True  # a position is the ranges read, whichever instance read them
 
     def __init__(self, items: Iterable[Any]) -> None:
         self.items = items if isinstance(items, list | tuple | range) else list(items)
-        self._index, self._parallelism = 0, 1
-        self._next = 0  # position in this instance's share of the next record to read
+        self._context: RuntimeContext | None = None
+        self._done: list[Range] = []  # read before the restore this instance started from
+        self._read: list[list[int]] = []  # [start, end) ranges this instance has handed on
 
     def __deepcopy__(self, memo: dict[int, Any]) -> CollectionSource:
         # Instances only read the collection: share it instead of copying every item, and copy
@@ -36,38 +40,52 @@ class CollectionSource(SourceFunction):
         return clone
 
     def open(self, context: RuntimeContext) -> None:
-        self._index, self._parallelism = context.parallel_index, context.parallelism
+        self._context = context
 
-    def _share(self):
-        if self._parallelism == 1:
-            return self.items
-        return self.items[self._index :: self._parallelism]
+    def _ranges(self, min_size: int) -> Iterator[Range]:
+        if self._context is None:
+            raise RuntimeError("CollectionSource: open(context) comes before read()")
+        return self._context.claim_ranges(len(self.items), self._done, min_size)
+
+    def _mark_read(self, start: int, end: int) -> None:
+        if self._read and self._read[-1][1] == start:
+            self._read[-1][1] = end
+        else:
+            self._read.append([start, end])
 
     def read(self) -> Iterator[Any]:
-        share = self._share()
-        for position in range(self._next, len(share)):
-            self._next = position + 1
-            yield share[position]
+        items = self.items
+        for start, end in self._ranges(1):
+            for position in range(start, end):
+                self._mark_read(position, position + 1)
+                yield items[position]
 
     def read_batches(self, max_size: int) -> Iterator[list[Any]]:
-        share = self._share()
-        for start in range(self._next, len(share), max_size):
-            part = share[start : start + max_size]
-            self._next = start + len(part)
-            yield part if type(part) is list else list(part)
+        items = self.items
+        for start, end in self._ranges(1):
+            for first in range(start, end, max_size):
+                last = min(first + max_size, end)
+                part = items[first:last]
+                self._mark_read(first, last)
+                yield part if type(part) is list else list(part)
 
     def expected_records(self) -> int:
         """All the records of the collection (every instance's share), for progress displays."""
         return len(self.items)
 
-    def snapshot(self) -> dict[str, int]:
-        """Where this instance is in its share: every record before ``next`` was read."""
-        return {"instance": self._index, "parallelism": self._parallelism, "next": self._next}
+    def snapshot(self) -> dict[str, Any]:
+        """The ranges of positions read: by this instance, and by any before the restore it
+        started from."""
+        return {"total": len(self.items), "read": [list(r) for r in merged([*self._done, *self._read])]}
 
-    def restore(self, state: dict[str, int]) -> None:
-        """Continue after the records a ``snapshot()`` of the same instance had read."""
-        if (state["instance"], state["parallelism"]) != (self._index, self._parallelism):
-            raise ValueError(
-                f"the saved position is of instance {state['instance']} of {state['parallelism']}, this is "
-                f"instance {self._index} of {self._parallelism}; resume with the parallelism it had")
-        self._next = state["next"]
+    def restore(self, states: list[dict[str, Any]]) -> None:
+        """Continue after what every saved instance had read (the list of their snapshots)."""
+        if isinstance(states, dict):
+            raise ValueError("CollectionSource: this position was saved by a SAGE that gave each instance a "
+                             "fixed share; such a savepoint cannot be resumed by this version")
+        for state in states:
+            if state["total"] != len(self.items):
+                raise ValueError(f"CollectionSource: the saved position is of a collection of {state['total']} "
+                                 f"records, this one holds {len(self.items)}; resume with the same collection")
+        self._done = merged(tuple(r) for state in states for r in state["read"])
+        self._read = []

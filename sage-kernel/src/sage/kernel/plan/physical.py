@@ -132,8 +132,8 @@ def _resolve(edge: Edge, upstream: Operator, op: Operator) -> Partitioning:
 
 def _spread_sources(plan: LogicalPlan) -> LogicalPlan:
     """Give a splittable source whose parallelism nobody set the parallelism of the one
-    operator it feeds by a default edge: reading ``i, i+p, ...`` per instance spreads records
-    as the round-robin edge would, without the hop (and the two then fuse)."""
+    operator it feeds by a default edge: its instances sharing the input spread records as
+    the round-robin edge would, without the hop (and the two then fuse)."""
     operators = list(plan.operators)
     for op in plan.operators:
         if op.kind != "source" or op.parallelism_given or not getattr(op.function, "splittable", False):

@@ -11,7 +11,9 @@ On resume (``execute(resume_from=PATH)``) operators are matched by name: a new o
 starts empty; an operator the new pipeline lacks is an error unless its state may be dropped.
 Keyed state and timers go to the instance that owns each key at the new parallelism (the
 same stable hash ``key_by`` routes with); a function's own snapshot goes to the instance of
-the same index, and the function's ``restore()`` says whether it accepts it.
+the same index, and the function's ``restore()`` says whether it accepts it; a source whose
+instances share their input (``restores_every_instance``) gets every instance's snapshot, at
+any parallelism.
 """
 
 from __future__ import annotations
@@ -112,11 +114,15 @@ def states_for(plan: PhysicalPlan, saved: OperatorStates, allow_dropped_state: b
     for name, instances in saved.items():
         if name not in present:
             continue
-        chain, _ = present[name]
+        chain, op = present[name]
         per_instance = [tasks.setdefault((chain.id, i), {}).setdefault(name, {"keyed": {}, "timers": {}})
                         for i in range(chain.parallelism)]
+        shared = getattr(op.function, "restores_every_instance", False)
+        every = [state["function"] for _, state in sorted(instances.items()) if state.get("function") is not None]
+        for target in per_instance if shared and every else ():
+            target["function"] = every
         for index, state in sorted(instances.items()):
-            if state.get("function") is not None:
+            if state.get("function") is not None and not shared:
                 if index >= chain.parallelism:
                     raise SavepointError(
                         f"{where}: operator {name!r} saved its position in instance {index}, but it now "

@@ -25,6 +25,7 @@ from sage.kernel.api.function import Function, SinkFunction, SourceFunction
 from sage.kernel.api.metrics import MetricGroup
 from sage.kernel.api.process import ProcessStep
 from sage.kernel.api.runtime import RuntimeContext
+from sage.kernel.api.shared_ranges import RangeClaims
 from sage.kernel.errors import StepError
 from sage.kernel.plan.inputs import Second
 from sage.kernel.plan.job_info import JobInfo
@@ -127,7 +128,8 @@ def _then(first: Callable[[list[Any]], list[Any]], then: Callable[[list[Any]], N
 
 
 class ChainTask:
-    """One parallel instance of a chain: its functions, contexts, stages and routers."""
+    """One parallel instance of a chain: its functions, contexts, stages and routers.
+    ``ranges``: how its source claims ranges of an input its instances share (the runtime's)."""
 
     def __init__(
         self,
@@ -138,6 +140,7 @@ class ChainTask:
         functions: list[Function],
         emit: Emit,
         idle: Callable[[int, int], bool] | None = None,
+        ranges: RangeClaims | None = None,
     ) -> None:
         self.chain = chain
         self.index = index
@@ -155,7 +158,7 @@ class ChainTask:
             context = RuntimeContext(
                 name=op.name, job_name=job.job_name, job_id=job.job_id, parallel_index=index,
                 parallelism=chain.parallelism, metrics=metrics,
-                job_dir=Path(job.job_dir) if job.job_dir else None, keyed=keyed,
+                job_dir=Path(job.job_dir) if job.job_dir else None, keyed=keyed, ranges=ranges,
             )
             handler = ErrorHandler(job.error_policy, op.name, index, chain.parallelism, metrics,
                                    job.dead_letter_dir, context.logger, job.job_id)

@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 from sage.kernel.api.function import Function
 from sage.kernel.api.metrics import MetricGroup, summarise
+from sage.kernel.api.shared_ranges import SharedRanges
 from sage.kernel.errors import SageError
 from sage.kernel.plan.job_info import JobInfo
 from sage.kernel.plan.physical import PhysicalPlan
@@ -87,11 +88,12 @@ class LocalJob(RunningJob):
             for chain in plan.chains if not chain.is_source
         }
         checkpoints = self.task_checkpoints()
+        ranges = SharedRanges()  # the sources' shared inputs, handed out anew in each attempt
         tasks = []
         for chain in plan.chains:
             for index in range(chain.parallelism):
                 functions = [_copy_function(op.function, op.name) for op in chain.operators]
-                task = ChainTask(plan, chain, index, job, functions, self._emitter(chain.id))
+                task = ChainTask(plan, chain, index, job, functions, self._emitter(chain.id), ranges=ranges)
                 task.savepointing = self.savepointing
                 task.restore_state = restored.get((chain.id, index))
                 task.checkpoints = checkpoints

@@ -24,11 +24,13 @@ from typing import Any
 import cloudpickle
 import ray
 from sage.kernel.api.record_events import listen
+from sage.kernel.api.shared_ranges import Range, SharedRanges
 from sage.kernel.errors import SageError
 from sage.kernel.log import configure_default_logging
 from sage.kernel.runtime.checkpoints import TaskCheckpoints
 from sage.kernel.runtime.ray.channels import OutputChannels
 from sage.kernel.runtime.ray.output_buffer import OutputBuffer
+from sage.kernel.runtime.ray.shared_ranges import RemoteRanges
 from sage.kernel.runtime.task import END, POLL_S, Aborted, ChainTask, JobInfo
 from sage.kernel.runtime.task_location import TaskLocation
 
@@ -67,7 +69,7 @@ def _freeze_long_lived_objects() -> None:
     gc.freeze()
 
 
-@ray.remote(concurrency_groups={"control": 4})
+@ray.remote(concurrency_groups={"control": 4, "ranges": 1})
 class ChainActor:
     """A worker that runs one chain instance per job: ``setup`` gives it the job's instance,
     ``reset`` readies it for the next job (the driver keeps idle workers for reuse, so a job
@@ -87,9 +89,12 @@ class ChainActor:
 
     @ray.method(concurrency_group="control")
     def setup(self, plan_bytes: bytes, chain_id: int, index: int, job: JobInfo, capacity: int,
-              targets: list[list[Any]], restore_state: dict[str, Any] | None = None) -> TaskLocation:
+              targets: list[list[Any]], restore_state: dict[str, Any] | None = None,
+              ranges_host: Any = None) -> TaskLocation:
         """Build and open this job's chain instance (with ``restore_state``, its state from a
-        checkpoint or savepoint); start its task thread (not a source's). Whatever fails here
+        checkpoint or savepoint); start its task thread (not a source's). Its source claims the
+        ranges of an input the instances share from ``ranges_host`` (the actor of instance 0;
+        None: this is instance 0, which hands them out). Whatever fails here
         (a module missing on the worker, an open() that raises) is this instance's error,
         which its result() reports. Returns where this worker runs: the driver keeps the
         answer, so it can name the node and pid of a failure, also of a worker that died."""
@@ -107,6 +112,7 @@ class ChainActor:
             self._checkpoint_reports = []
         self.savepointing = False  # a stop with a savepoint: windows and timers carry over
         self.savepoint_state: dict[str, Any] | None = None
+        self.ranges = SharedRanges() if ranges_host is None else None
         self._unlisten = [listen(job.job_id, listener) for listener in job.record_listeners]
         try:
             plan = cloudpickle.loads(plan_bytes)
@@ -118,8 +124,8 @@ class ChainActor:
             self.outputs = OutputChannels(targets, [edge.target for edge in plan.outputs_of(chain_id)],
                                           capacity, self.abort_flag)
             functions = _own_copies([op.function for op in self.chain.operators])
-            self.task = ChainTask(plan, self.chain, index, job, functions, self.outputs.send,
-                                  self.outputs.idle)
+            self.task = ChainTask(plan, self.chain, index, job, functions, self.outputs.send, self.outputs.idle,
+                                  self.ranges or RemoteRanges(ranges_host, job.job_id))
             self.task.restore_state = restore_state
             self.task.savepointing = lambda: self.savepointing
             if job.checkpoint is not None:
@@ -259,6 +265,16 @@ class ChainActor:
     def _keep_checkpoint_report(self, chain_id: int, index: int, checkpoint_id: int | None, state: bytes) -> None:
         with self._reports_lock:
             self._checkpoint_reports.append((checkpoint_id, state))
+
+    @ray.method(concurrency_group="ranges")
+    def claim_range(self, job_id: str, operator: str, total: int, done: tuple[Range, ...], parallelism: int,
+                    min_size: int) -> Range | None:
+        """The next range of a shared input for another instance of this chain (this is its
+        instance 0); None when all of it was handed out, or the claim is of another job. A
+        group of its own: a claim that waits for ``setup`` holds no control thread."""
+        if not self._wait_ready() or job_id != self.job_id or self.ranges is None:
+            return None
+        return self.ranges.claim(operator, total, done, parallelism, min_size)
 
     @ray.method(concurrency_group="control")
     def abort(self) -> None:

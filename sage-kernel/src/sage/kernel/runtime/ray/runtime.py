@@ -153,7 +153,8 @@ class RayJob(RunningJob):
                 for index in range(chain.parallelism):
                     actor = IDLE_WORKERS.take(options) or ChainActor.options(max_restarts=0, **options).remote()
                     placed = actor.setup.remote(self._plan_ref, chain.id, index, self.info, self._capacity,
-                                                targets, restored.get((chain.id, index)))
+                                                targets, restored.get((chain.id, index)),
+                                                instances[(chain.id, 0)].actor if index else None)
                     instances[(chain.id, index)] = _Instance(chain, index, actor, options, placed)
         except BaseException:
             self._kill_actors(list(instances.values()))
