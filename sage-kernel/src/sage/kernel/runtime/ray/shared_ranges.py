@@ -9,11 +9,16 @@ from typing import Any
 import ray
 from sage.kernel.api.shared_ranges import Range
 
+LEAD = 8  # the next range is claimed when the last 1/LEAD of this one is being read
+
 
 class RemoteRanges:
-    """Ranges claimed from the actor of instance 0, always one claim ahead: the next range's
-    answer arrives while this one is read, so reading never waits for a round trip (the host's
-    task thread may hold the GIL for a few milliseconds before its claim thread answers)."""
+    """Ranges claimed from the actor of instance 0. A claim is sent when the last eighth of
+    the range before it is handed to the reader, so its answer arrives while that part is
+    read (the host's task thread may hold the GIL for a few milliseconds before its claim
+    thread answers) and its size still reflects what is left then: a range claimed when the
+    one before it starts would be sized by what was left much earlier, and at the end of the
+    input this instance would still read it while the others idle."""
 
     def __init__(self, host: Any, job_id: str) -> None:
         self._host = host
@@ -26,5 +31,9 @@ class RemoteRanges:
 
         pending = ask()
         while (got := ray.get(pending)) is not None:
+            start, end = got
+            last = end - (end - start) // LEAD
+            if start < last < end:
+                yield start, last
             pending = ask()
-            yield got
+            yield last, end
