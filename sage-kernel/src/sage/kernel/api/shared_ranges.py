@@ -8,9 +8,9 @@ finish. Ranges are large first and small at the end (guided self-scheduling: a r
 ``1 / (2 x parallelism)`` each, down to ``min_size``), so the instances ask a few dozen times
 per job, and finish within one small range of each other.
 
-A source's position is then the ranges it has read (``covered``); on resume every instance
-gets every saved instance's position (``restore_positions`` on the source) and the ranges
-not covered by any of them are handed out again, at any parallelism.
+A source's position is then the ranges it has read; on resume every instance gets every
+saved instance's snapshot (a source with ``restores_every_instance``), passes what they read
+as ``done``, and the ranges none of them read are handed out again, at any parallelism.
 """
 
 from __future__ import annotations
