@@ -187,3 +187,30 @@ def expected(n: int = N) -> tuple[Counter, Counter]:
         totals[(k, running[k])] += 1
         windows[(k, float(number // 1000 * 1000))] += 1
     return totals, Counter((k, start, count) for (k, start), count in windows.items())
+
+
+def slowly(number: int) -> int:
+    time.sleep(0.0003)
+    return number
+
+
+def build_shared_collection(env: Any, flag: Path, n: int = 6000, at: int = 4800) -> Any:
+    """A collection read by two instances that share it (ranges claimed on demand), each fused
+    with a slow map and ``FailOnce`` (raising at the first record from ``at`` on, late in the
+    collection: ranges are handed out in order), then keyed running totals (parallelism 2)."""
+    (env.from_collection(range(n)).map(slowly, parallelism=2, name="slowly")
+        .map(FailOnce(str(flag), at), parallelism=2, name="fail once")
+        .key_by(key).sum(name="sum", parallelism=2).collect("collect totals"))
+    return env
+
+
+def final_totals(totals: list[tuple[int, int]]) -> dict[int, int]:
+    """The last running total of each key (the largest: the numbers are not negative)."""
+    final: dict[int, int] = {}
+    for k, total in totals:
+        final[k] = max(final.get(k, 0), total)
+    return final
+
+
+def expected_final_totals(n: int) -> dict[int, int]:
+    return final_totals([(k, total) for k, total in expected(n)[0]])

@@ -9,6 +9,7 @@ import time
 import pytest
 from sage.kernel.api import LocalEnvironment, SourceFunction
 from sage.kernel.api.shared_ranges import RangeAssigner, SharedRanges, merged, missing
+from sage.kernel.runtime.ray.shared_ranges import claimed_with_lead
 
 
 def test_merged_and_missing_ranges():
@@ -86,3 +87,23 @@ def test_a_source_of_ones_own_shares_its_input_through_its_context():
     env = LocalEnvironment("squares")
     env.from_source(Squares(5_000), parallelism=3).map(lambda x: x + 1).collect()
     assert sorted(env.execute().collected()) == [i * i + 1 for i in range(5_000)]
+
+
+@pytest.mark.parametrize("size", [*range(1, 20), 1_000])
+def test_ranges_claimed_with_a_lead_are_read_whole_and_the_next_asked_at_the_last_part(size):
+    """On Ray the next range is asked for when the last part of the current one is handed out:
+    every record of every range is still handed out, once, and in order."""
+    ranges = iter([(0, size), (size, 2 * size)])
+    asked_after: list[list] = []
+    handed: list = []
+
+    def ask():
+        asked_after.append(list(handed))
+        return next(ranges, None)
+
+    for part in claimed_with_lead(ask, lambda answer: answer):
+        handed.append(part)
+    assert merged(handed) == [(0, 2 * size)] and sum(end - start for start, end in handed) == 2 * size
+    assert all(end > start for start, end in handed)
+    last_part = size - max(1, size // 8)
+    assert asked_after[1] == ([(0, last_part)] if last_part else [])  # asked as the first range's last part went out

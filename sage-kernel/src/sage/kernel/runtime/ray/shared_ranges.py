@@ -3,13 +3,26 @@ other instances claim theirs from it (``ChainActor.claim_range``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import ray
 from sage.kernel.api.shared_ranges import Range
 
 LEAD = 8  # the next range is claimed when the last 1/LEAD of this one is being read
+
+
+def claimed_with_lead(ask: Callable[[], Any], answer: Callable[[Any], Range | None]) -> Iterator[Range]:
+    """The ranges ``answer(ask())`` gives, each cut before its last eighth (at least its last
+    record), with the next ``ask()`` sent as that last part is handed out."""
+    pending = ask()
+    while (got := answer(pending)) is not None:
+        start, end = got
+        last = end - max(1, (end - start) // LEAD)
+        if start < last:
+            yield start, last
+        pending = ask()
+        yield last, end
 
 
 class RemoteRanges:
@@ -29,11 +42,4 @@ class RemoteRanges:
         def ask() -> Any:
             return self._host.claim_range.remote(self._job_id, operator, total, done, parallelism, min_size)
 
-        pending = ask()
-        while (got := ray.get(pending)) is not None:
-            start, end = got
-            last = end - (end - start) // LEAD
-            if start < last < end:
-                yield start, last
-            pending = ask()
-            yield last, end
+        return claimed_with_lead(ask, ray.get)
