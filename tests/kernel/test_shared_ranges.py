@@ -79,8 +79,10 @@ class Squares(SourceFunction):
 
     def read(self):
         for start, end in self.context.claim_ranges(self.n, self.done):
-            self.read_ranges.append((start, end))
-            yield from (i * i for i in range(start, end))
+            self.read_ranges.append([start, start])
+            for i in range(start, end):
+                self.read_ranges[-1][1] = i + 1
+                yield i * i
 
 
 def test_a_source_of_ones_own_shares_its_input_through_its_context():
