@@ -14,8 +14,8 @@ in the same run, over ``range(records)``; every run's checksum must equal the pl
   ``min(2, CPUs)`` times the faster of the two passes, i.e. cores x loop.
 - *SAGE, the pipeline a user writes first* (the headline):
   ``from_collection(range(n)).map(work, parallelism=2).sink(SumSink())``. The user sets no
-  source parallelism; SAGE reads the collection in two shares, each fused with its map+sink
-  instance (see docs/user-guide.md, "Parallelism and routing").
+  source parallelism; SAGE's two source instances share the collection (each claims its next
+  range when it has read the last), each fused with its map+sink instance (see docs/user-guide.md, "Parallelism and routing").
 - *SAGE, the same through a channel*: ``...from_collection(range(n)).rebalance().map(...)``:
   one source actor sends batches to two map+sink actors (the Ray channel path).
 - *SAGE, parallel source* (the earlier cases):
