@@ -199,6 +199,16 @@ def test_start_on_a_thread_refuses_workers():
         start(env, workers=2)
 
 
+def test_a_cluster_served_pipeline_refuses_workers(tmp_path: Path, monkeypatch):
+    from sage.kernel.api import RemoteEnvironment
+
+    monkeypatch.setenv("SAGE_HOME", str(tmp_path))  # no cluster: the refusal comes before any call
+    env = RemoteEnvironment(name="shout", port=free_port())
+    env.from_source(RequestSource()).map(lambda r: r).sink(AnswerSink())
+    with pytest.raises(PipelineDefinitionError, match="on a cluster, give the slow operator parallelism instead"):
+        env.serve(workers=2)
+
+
 def test_sage_serve_workers_with_cluster_is_a_usage_error(tmp_path: Path):
     (tmp_path / "shout.py").write_text(PIPELINE)
     done = subprocess.run([*SAGE, "serve", f"{tmp_path / 'shout.py'}:build", "--workers", "2", "--cluster"],

@@ -136,13 +136,10 @@ class RemoteEnvironment(BaseEnvironment):
         port 0 any free port. Options as for ``LocalEnvironment.serve``. With ``wait`` it
         blocks until the job ends (``sage job stop``; Ctrl-C here stops it too); otherwise it
         returns the job once the endpoint listens."""
-        from sage.kernel.serving.settings import ServeSettings
+        from sage.kernel.serving.settings import ServeSettings, refuse_workers
 
-        if options.get("workers", 1) != 1:
-            raise PipelineDefinitionError(
-                "serve: workers runs several server processes of a pipeline served in this process; on a "
-                "cluster, give the slow operator parallelism instead")
-        options.pop("workers", None)
+        refuse_workers(options, "workers runs several server processes of a pipeline served in this process; "
+                                "on a cluster, give the slow operator parallelism instead")
         try:
             settings = ServeSettings(host=host, port=port, node=node, **options)
         except TypeError as exc:

@@ -16,7 +16,7 @@ from sage.kernel.api.record_events import listen
 from sage.kernel.errors import JobFailedError, PipelineDefinitionError
 from sage.kernel.serving.request_source import attach
 from sage.kernel.serving.requests import RequestHub
-from sage.kernel.serving.settings import ServeSettings
+from sage.kernel.serving.settings import ServeSettings, check_positive_int, refuse_workers
 
 if TYPE_CHECKING:
     from sage.kernel.api.environment import BaseEnvironment
@@ -194,10 +194,8 @@ def _settings(host: str, port: int, options: dict[str, Any]) -> ServeSettings:
 
 def start(env: BaseEnvironment, host: str = "127.0.0.1", port: int = 0, **options: Any) -> RunningServer:
     """Serve ``env``'s pipeline on a background thread; returns once it listens (port 0: any free one)."""
-    if options.get("workers", 1) != 1:
-        raise PipelineDefinitionError("serve: start() serves from a thread of this process; several worker "
-                                      "processes run with serve(..., workers=N) or `sage serve --workers N`")
-    options.pop("workers", None)
+    refuse_workers(options, "start() serves from a thread of this process; several worker processes run "
+                            "with serve(..., workers=N) or `sage serve --workers N`")
     settings = _settings(host, port, options)
     return start_served(ServedPipeline.local(env, settings))
 
@@ -216,8 +214,7 @@ def serve(env: BaseEnvironment, host: str = "127.0.0.1", port: int = 8000, worke
     """Serve ``env``'s pipeline until Ctrl-C (or SIGTERM); raise JobFailedError when the job fails.
     ``workers`` > 1: that many processes, each with its own copy of the pipeline (see workers.py)."""
     settings = _settings(host, port, options)
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise PipelineDefinitionError(f"serve: workers must be an int >= 1, got {workers!r}")
+    check_positive_int("workers", workers)
     served = ServedPipeline.local(env, settings)
     if workers > 1:
         from sage.kernel.serving.workers import serve_workers

@@ -9,9 +9,21 @@ from sage.kernel.api.config import is_number
 from sage.kernel.errors import PipelineDefinitionError
 
 
-def _positive_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def check_positive_int(name: str, value: Any) -> None:
+    """An error naming the serve option ``name`` unless ``value`` is an int >= 1."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise PipelineDefinitionError(f"serve: {attribute.name} must be an int >= 1, got {value!r}")
+        raise PipelineDefinitionError(f"serve: {name} must be an int >= 1, got {value!r}")
+
+
+def _positive_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    check_positive_int(attribute.name, value)
+
+
+def refuse_workers(options: dict[str, Any], instead: str) -> None:
+    """Take ``workers`` out of ``options`` where one server process is all there is (a thread,
+    a cluster): any value but 1 is an error that says what to use ``instead``."""
+    if options.pop("workers", 1) != 1:
+        raise PipelineDefinitionError(f"serve: {instead}")
 
 
 def _positive_number(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
