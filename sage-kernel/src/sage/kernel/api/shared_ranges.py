@@ -81,7 +81,8 @@ class RangeAssigner:
 
 
 class RangeClaims(Protocol):
-    """What a runtime gives a context: the ranges one instance claims of an operator's input."""
+    """What a runtime gives a context: the ranges one instance claims of an operator's input
+    (``done`` merged)."""
 
     def claims(self, operator: str, total: int, done: tuple[Range, ...], parallelism: int,
                min_size: int) -> Iterator[Range]: ...
@@ -100,15 +101,16 @@ class SharedRanges:
 
     def claim(self, operator: str, total: int, done: tuple[Range, ...], parallelism: int,
               min_size: int) -> Range | None:
-        """The next range of ``operator``'s input for the instance asking."""
+        """The next range of ``operator``'s input for the instance asking; ``done`` as
+        ``merged()`` gives it (``RuntimeContext.claim_ranges`` passes it so)."""
         with self._lock:
             assigner = self._assigners.get(operator)
             if assigner is None:
                 assigner = self._assigners[operator] = RangeAssigner(total, done, parallelism, min_size)
-        if (assigner.total, assigner.done) != (total, tuple(merged(done))):
+        if (assigner.total, assigner.done) != (total, done):
             raise ValueError(
                 f"operator {operator!r}: its instances read different inputs ({assigner.total} records, "
-                f"{len(assigner.done)} range(s) done, against {total} records, {len(merged(done))} done); "
+                f"{len(assigner.done)} range(s) done, against {total} records, {len(done)} done); "
                 "every instance of a source must be built from the same input and restored from the same "
                 "positions")
         return assigner.claim()

@@ -118,9 +118,10 @@ def states_for(plan: PhysicalPlan, saved: OperatorStates, allow_dropped_state: b
         per_instance = [tasks.setdefault((chain.id, i), {}).setdefault(name, {"keyed": {}, "timers": {}})
                         for i in range(chain.parallelism)]
         shared = getattr(op.function, "restores_every_instance", False)
-        every = [state["function"] for _, state in sorted(instances.items()) if state.get("function") is not None]
-        for target in per_instance if shared and every else ():
-            target["function"] = every
+        if shared and (every := [state["function"] for _, state in sorted(instances.items())
+                                 if state.get("function") is not None]):
+            for target in per_instance:
+                target["function"] = every
         for index, state in sorted(instances.items()):
             if state.get("function") is not None and not shared:
                 if index >= chain.parallelism:
