@@ -15,11 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.checkpoint_cases import (
+    assert_restarted_once_from_a_checkpoint,
     build,
     build_shared_collection,
     expected,
-    expected_final_totals,
-    final_totals,
     outcome,
     where_failed,
     written,
@@ -47,12 +46,7 @@ def test_a_shared_collection_restarts_on_ray_from_the_checkpoint(ray_env, tmp_pa
     """Instance 0's actor hands out the collection's ranges; the restarted attempt's new actors
     claim exactly the ranges neither instance had read at the checkpoint."""
     env = build_shared_collection(ray_env("ray shared", **config(tmp_path)), tmp_path / "failed", n=20000, at=16000)
-    result = env.execute()
-    assert (tmp_path / "failed").exists() and result.restarts == 1
-    assert any("from checkpoint" in note for note in result.notes), result.notes
-    totals = result.collected("collect totals")
-    assert len(totals) == 20000  # one running total per record: none replayed twice, none lost
-    assert final_totals(totals) == expected_final_totals(20000)  # the records' arrival order differs per run
+    assert_restarted_once_from_a_checkpoint(env.execute(), tmp_path / "failed", 20000)
 
 
 def test_a_sigkilled_actor_process_restarts_from_the_checkpoint(ray_env, tmp_path):

@@ -20,11 +20,10 @@ from sage.kernel.runtime.task_location import this_process
 from tests.checkpoint_cases import (
     N,
     Numbers,
+    assert_restarted_once_from_a_checkpoint,
     build,
     build_shared_collection,
     expected,
-    expected_final_totals,
-    final_totals,
     outcome,
     written,
 )
@@ -56,12 +55,7 @@ def test_a_shared_collection_restarts_from_a_checkpoint_with_exactly_the_undistu
     """The two instances share the collection; the checkpoint holds the ranges each had read,
     and the restarted attempt claims exactly the ranges neither had."""
     env = build_shared_collection(LocalEnvironment("shared", config=checkpointing(tmp_path)), tmp_path / "failed")
-    result = env.execute()
-    assert result.restarts == 1 and (tmp_path / "failed").exists()
-    assert any(re.match(r"restart 1 of 2 from checkpoint \d+ after", note) for note in result.notes), result.notes
-    totals = result.collected("collect totals")
-    assert len(totals) == 6000  # one running total per record: none replayed twice, none lost
-    assert final_totals(totals) == expected_final_totals(6000)  # the records' arrival order differs per run
+    assert_restarted_once_from_a_checkpoint(env.execute(), tmp_path / "failed", 6000)
 
 
 def test_without_a_checkpoint_a_restart_starts_over_and_still_counts_each_record_once(tmp_path):
