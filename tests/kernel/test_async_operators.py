@@ -138,3 +138,32 @@ def test_a_slow_call_does_not_hold_back_the_calls_of_later_batches(ordered):
     result = env.execute()
     assert result.collected() == ([0, 1, 2, 3] if ordered else [1, 2, 3, 0])
     assert result.metrics["calls"]["in_flight"]["max"] == 2  # record 0 still running beside each
+
+
+class CancelledFromInside(MapFunction):
+    """Record 3's call is cancelled by what it awaits, not by SAGE: its task cancels itself, as
+    the timeouts of some HTTP clients have leaked their cancellation into the caller's task."""
+
+    async def map(self, record):
+        if record == 3:
+            asyncio.current_task().cancel()
+            await asyncio.sleep(0)
+        return record
+
+
+@pytest.mark.timeout(120)
+def test_a_call_cancelled_from_inside_is_its_record_error_and_the_job_goes_on():
+    env = LocalEnvironment("cancelled-inside", config={"error_policy": "skip"})
+    env.from_collection(range(6)).map(CancelledFromInside(), name="call").collect()
+    result = env.execute()
+    assert result.collected() == [0, 1, 2, 4, 5]
+    assert result.metrics["call"]["skipped"] == 1
+
+
+@pytest.mark.timeout(120)
+def test_a_call_cancelled_from_inside_fails_the_job_naming_the_operator_and_record():
+    env = LocalEnvironment("cancelled-inside-fails")
+    env.from_collection(range(6)).map(CancelledFromInside(), name="call").collect()
+    with pytest.raises(Exception, match=r"call.* failed on record 3: CallCancelled: its call was cancelled, "
+                                        r"neither by a stop of the job nor for an abandoned request"):
+        env.execute()

@@ -38,6 +38,7 @@ class EventLoopThread:
 
     def __init__(self, name: str) -> None:
         self.loop = new_event_loop()
+        self.closing = False  # set by close(): the cancellations that follow are the job's stop
         self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self._thread.start()
 
@@ -56,6 +57,7 @@ class EventLoopThread:
                 task.cancel()
             self.loop.stop()
 
+        self.closing = True
         self.loop.call_soon_threadsafe(stop)
         self._thread.join(timeout=5)
         if not self._thread.is_alive():
@@ -158,8 +160,9 @@ class AsyncStage:
 
     async def _one(self, seq: int, record: Any) -> None:
         call = _Call(self.loop, asyncio.current_task())
-        stop_watching = watch_abandoned(self.job_id, record, call.abandon)
+        stop_watching = None
         try:
+            stop_watching = watch_abandoned(self.job_id, record, call.abandon)
             if call.abandoned:  # gone before its call started
                 raise asyncio.CancelledError
             value = await self.call(record)
@@ -167,9 +170,14 @@ class AsyncStage:
                 value = [] if value is None else list(value)
             outcome = (seq, record, value, None)
         except asyncio.CancelledError:
-            if not call.abandoned:
+            if self.loop.closing:
                 raise  # the job is stopping (EventLoopThread.close)
-            outcome = (seq, record, CANCELLED, None)
+            # Abandoned: nothing goes on. Otherwise something the call awaits cancelled it (an
+            # HTTP client's timeout that leaks its cancellation, say): an error of this record,
+            # since a call that reports nothing would leave the task waiting for it forever.
+            outcome = (seq, record, CANCELLED, None) if call.abandoned else (seq, record, None, CallCancelled(
+                "its call was cancelled, neither by a stop of the job nor for an abandoned request: "
+                "something it awaits cancelled its task (as some HTTP clients' timeouts do)"))
         except Exception as exc:
             outcome = (seq, record, None, exc)
         finally:
@@ -181,6 +189,11 @@ class AsyncStage:
         self._wake.set()
         if self.on_complete is not None:
             self.on_complete()
+
+
+class CallCancelled(RuntimeError):
+    """An async operator's call ended in a cancellation that neither the job nor an abandoned
+    request asked for."""
 
 
 class _Call:
