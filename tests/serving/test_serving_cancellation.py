@@ -50,7 +50,7 @@ def test_a_disconnected_clients_llm_call_is_cancelled_and_its_slot_freed(stream)
         client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused")
         reply = client.chat.completions.create(model="cancelling", messages=[{"role": "user", "content": "next"}])
         assert reply.choices[0].message.content == "echo: next"  # max_concurrency=1: the slot is free
-        assert llm.ended("next") == ANSWERED
+        assert llm.wait_ended("next") == ANSWERED  # its handler notes the end after writing the answer
 
         metrics = wait_metrics(server.url, lambda m: m["operators"]["generate"].get("cancelled") == 1)
     generate = metrics["operators"]["generate"]
