@@ -6,6 +6,7 @@ subclasses ``SemanticsCases`` with a ``make_env(name, **config)`` fixture for it
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from typing import Any
@@ -106,7 +107,23 @@ class PeeksAtTheKey(MapFunction):
         return self.context.current_key
 
 
+class WaitsForever(MapFunction):
+    """An async map whose call on record 2 waits for something that never comes."""
+
+    async def map(self, record):
+        if record == 2:
+            await asyncio.Event().wait()
+        return record
+
+
 class SemanticsErrors:
+    def test_an_async_call_past_call_timeout_s_is_cancelled_and_skipped(self, make_env):
+        env = make_env("call-timeout", error_policy="skip")
+        env.from_collection(range(5)).map(WaitsForever(), name="call", call_timeout_s=0.5).collect()
+        result = env.execute()  # without call_timeout_s this job would wait for record 2 forever
+        assert result.collected() == [0, 1, 3, 4]
+        assert result.metrics["call"]["skipped"] == 1
+
     def test_a_failing_map_batch_without_map_reports_its_real_cause(self, make_env):
         env = make_env("batch-only")
         env.from_collection([1, 2, 3]).map(BatchOnly(), name="embed").collect()

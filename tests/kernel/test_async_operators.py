@@ -167,3 +167,66 @@ def test_a_call_cancelled_from_inside_fails_the_job_naming_the_operator_and_reco
     with pytest.raises(Exception, match=r"call.* failed on record 3: CallCancelled: its call was cancelled, "
                                         r"neither by a stop of the job nor for an abandoned request"):
         env.execute()
+
+
+CANCELLED_WAITS: list[int] = []  # the records whose never-ending wait was cancelled (in this process)
+
+
+class NeverAnswers(MapFunction):
+    """Record 2's call waits for something that never comes; CANCELLED_WAITS notes that its
+    wait was cancelled rather than left behind (each instance runs its own copy of the function)."""
+
+    def __init__(self, call_timeout_s=None):
+        if call_timeout_s is not None:
+            self.call_timeout_s = call_timeout_s
+
+    async def map(self, record):
+        if record == 2:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                CANCELLED_WAITS.append(record)
+                raise
+        return record
+
+
+@pytest.mark.timeout(120)
+def test_a_call_past_call_timeout_s_is_cancelled_and_goes_to_the_error_policy():
+    CANCELLED_WAITS.clear()
+    env = LocalEnvironment("call-timeout", config={"error_policy": "skip"})
+    env.from_collection(range(5)).map(NeverAnswers(), name="call", call_timeout_s=0.5).collect()
+    result = env.execute()  # before call_timeout_s, this job never ended
+    assert result.collected() == [0, 1, 3, 4]
+    assert result.metrics["call"]["skipped"] == 1
+    assert CANCELLED_WAITS == [2]
+
+
+@pytest.mark.timeout(120)
+def test_a_timed_out_call_fails_the_job_naming_the_operator_the_record_and_the_limit():
+    env = LocalEnvironment("call-timeout-fails")
+    env.from_collection(range(5)).map(NeverAnswers(call_timeout_s=0.5), name="call").collect()
+    with pytest.raises(Exception, match=r"call.* failed on record 2: CallTimedOut: its call did not complete "
+                                        r"within call_timeout_s=0.5, so it was cancelled"):
+        env.execute()
+
+
+def test_a_calls_own_timeout_error_is_its_own_not_call_timeout_s():
+    async def own_timeout(record):
+        raise TimeoutError("the service timed out")
+
+    env = LocalEnvironment("own-timeout")
+    env.from_collection([7]).map(own_timeout, name="call", call_timeout_s=30).collect()
+    with pytest.raises(Exception, match=r"failed on record 7: TimeoutError: the service timed out"):
+        env.execute()
+
+
+def test_call_timeout_s_is_checked_when_the_pipeline_is_built():
+    async def fine(record):
+        return record
+
+    stream = LocalEnvironment("timeout-checks").from_collection(range(3))
+    with pytest.raises(PipelineDefinitionError, match="call_timeout_s apply to async operators"):
+        stream.map(lambda x: x, call_timeout_s=1)
+    for wrong in (0, -1, "1", True):
+        with pytest.raises(PipelineDefinitionError, match="call_timeout_s must be a number of seconds > 0"):
+            stream.map(fine, call_timeout_s=wrong)

@@ -11,6 +11,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from sage.kernel.api.config import is_number
 from sage.kernel.api.function import (
     FilterFunction,
     FlatMapFunction,
@@ -160,8 +161,17 @@ def async_concurrency(op: Operator) -> int:
     return own if isinstance(own, int) and not isinstance(own, bool) and own >= 1 else DEFAULT_MAX_CONCURRENCY
 
 
+def async_call_timeout(op: Operator) -> float | None:
+    """How long one call may take: the operator's ``call_timeout_s``, else the function's own
+    ``call_timeout_s`` attribute, else no limit."""
+    if op.call_timeout_s is not None:
+        return op.call_timeout_s
+    own = getattr(op.function, "call_timeout_s", None)
+    return float(own) if is_number(own, above_zero=True) else None
+
+
 def check_async(kind: str, label: str, function: Function, keyed: bool, max_concurrency: Any,
-                ordered: Any) -> None:
+                ordered: Any, call_timeout_s: Any = None) -> None:
     """Refuse async settings where they cannot apply, when the pipeline is built."""
     asynchronous = is_async(function, kind)
     if asynchronous and kind not in ASYNC_KINDS:
@@ -172,9 +182,13 @@ def check_async(kind: str, label: str, function: Function, keyed: bool, max_conc
         raise PipelineDefinitionError(
             f"{kind}({label!r}): an async operator cannot follow key_by: its calls interleave, so keyed "
             "state could not tell their keys apart; key_by after the async operator, or make it synchronous")
-    if (max_concurrency is not None or ordered is not None) and not asynchronous:
+    if (max_concurrency is not None or ordered is not None or call_timeout_s is not None) and not asynchronous:
         raise PipelineDefinitionError(
-            f"{kind}({label!r}): max_concurrency and ordered apply to async operators (async def {kind})")
+            f"{kind}({label!r}): max_concurrency, ordered and call_timeout_s apply to async operators "
+            f"(async def {kind})")
+    if call_timeout_s is not None and not is_number(call_timeout_s, above_zero=True):
+        raise PipelineDefinitionError(
+            f"{kind}({label!r}): call_timeout_s must be a number of seconds > 0, got {call_timeout_s!r}")
     if max_concurrency is not None and (not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool)
                                         or max_concurrency < 1):
         raise PipelineDefinitionError(f"{kind}({label!r}): max_concurrency must be an int >= 1, got {max_concurrency!r}")

@@ -97,12 +97,16 @@ class DataStream:
     # ``batch_timeout_ms`` on an operator overrides the job's for the batches its chain sends.
     # An ``async def`` map or flat_map runs up to ``max_concurrency`` calls at once per instance
     # (default: the function's own ``max_concurrency`` attribute, else 16) and emits in input
-    # order unless ``ordered=False``.
+    # order unless ``ordered=False``; a call that takes longer than ``call_timeout_s`` (default:
+    # the function's own ``call_timeout_s`` attribute, else no limit) is cancelled and is its
+    # record's error.
     def map(self, fn: Any, parallelism: int | None = None, resources: dict[str, Any] | None = None,
             name: str | None = None, batch_timeout_ms: float | None = None,
-            max_concurrency: int | None = None, ordered: bool | None = None) -> DataStream:
+            max_concurrency: int | None = None, ordered: bool | None = None,
+            call_timeout_s: float | None = None) -> DataStream:
         """Emit exactly one output per input."""
-        return self._then("map", fn, parallelism, resources, name, batch_timeout_ms, max_concurrency, ordered)
+        return self._then("map", fn, parallelism, resources, name, batch_timeout_ms, max_concurrency, ordered,
+                          call_timeout_s)
 
     def filter(self, fn: Any, parallelism: int | None = None, resources: dict[str, Any] | None = None,
                name: str | None = None, batch_timeout_ms: float | None = None) -> DataStream:
@@ -111,10 +115,11 @@ class DataStream:
 
     def flat_map(self, fn: Any, parallelism: int | None = None, resources: dict[str, Any] | None = None,
                  name: str | None = None, batch_timeout_ms: float | None = None,
-                 max_concurrency: int | None = None, ordered: bool | None = None) -> DataStream:
+                 max_concurrency: int | None = None, ordered: bool | None = None,
+                 call_timeout_s: float | None = None) -> DataStream:
         """Emit zero or more outputs per input."""
         return self._then("flat_map", fn, parallelism, resources, name, batch_timeout_ms, max_concurrency,
-                          ordered)
+                          ordered, call_timeout_s)
 
     def sink(self, fn: Any, parallelism: int | None = None, resources: dict[str, Any] | None = None,
              name: str | None = None) -> None:
@@ -129,11 +134,12 @@ class DataStream:
 
     def _then(self, kind: str, fn: Any, parallelism: int | None, resources: Any,
               name: str | None, batch_timeout_ms: float | None = None,
-              max_concurrency: int | None = None, ordered: bool | None = None) -> DataStream:
+              max_concurrency: int | None = None, ordered: bool | None = None,
+              call_timeout_s: float | None = None) -> DataStream:
         op = self._env._add_operator(kind, fn, self._inputs, parallelism or self._hint,
                                      resources, name, explicit_parallelism=parallelism,
                                      batch_timeout_ms=batch_timeout_ms, max_concurrency=max_concurrency,
-                                     ordered=ordered)
+                                     ordered=ordered, call_timeout_s=call_timeout_s)
         return DataStream(self._env, (Edge(op.id),), timestamps=self._timestamps)
 
     # -- time and state ----------------------------------------------------------------

@@ -107,7 +107,7 @@ class BaseEnvironment:
     def _add_operator(self, kind: str, fn: Any, inputs: tuple[Edge, ...], parallelism: int | None,
                       resources: Any, name: str | None, explicit_parallelism: int | None = None,
                       batch_timeout_ms: float | None = None, max_concurrency: int | None = None,
-                      ordered: bool | None = None) -> Operator:
+                      ordered: bool | None = None, call_timeout_s: float | None = None) -> Operator:
         function = as_function(kind, fn)
         label = name or default_name(function)
         if batch_timeout_ms is not None and not is_number(batch_timeout_ms):
@@ -121,7 +121,7 @@ class BaseEnvironment:
         label = self._unique_name(label, explicit=name is not None)
         _check_keyed_inputs(kind, label, inputs)
         check_async(kind, label, function, any(e.partitioning.kind == "hash" for e in inputs),
-                    max_concurrency, ordered)
+                    max_concurrency, ordered, call_timeout_s)
         check_source_parallelism(label, function, parallelism)
         if self.runtime_spec.ships_functions:
             self._check_picklable(label, function)
@@ -130,7 +130,8 @@ class BaseEnvironment:
         op = Operator(id=len(self._operators), kind=kind, name=label, function=function,
                       parallelism=parallelism, inputs=inputs, resources=Resources.from_user(resources),
                       batch_timeout_ms=batch_timeout_ms, max_concurrency=max_concurrency,
-                      ordered=True if ordered is None else bool(ordered))
+                      ordered=True if ordered is None else bool(ordered),
+                      call_timeout_s=None if call_timeout_s is None else float(call_timeout_s))
         self._operators.append(op)
         return op
 

@@ -55,6 +55,7 @@ class Operator:
     batch_timeout_ms: float | None = None  # overrides the job's for the batches this operator sends
     max_concurrency: int | None = None  # records in flight per instance of an async operator
     ordered: bool = True  # an async operator emits in input order (else as calls complete)
+    call_timeout_s: float | None = None  # an async operator's call longer than this is cancelled, an error
     parallelism_given: bool = True  # False for a source whose parallelism nobody set
 
     @property

@@ -8,7 +8,9 @@ chain, as they complete: in input order (``ordered=True``, Flink's ``orderedWait
 completion order (``unorderedWait``). Calls overlap across batches, so one slow call holds
 back only the records behind it in an ordered stage, and never the next batch's calls. A
 record whose call raises goes to the operator's error handler in the task thread, exactly
-like a synchronous one. The user writes ``async def map(self, record)`` and never a loop.
+like a synchronous one. A call that takes longer than the operator's ``call_timeout_s`` is
+cancelled and raises ``CallTimedOut`` (Flink's async I/O timeout), so a call that never returns
+cannot hold its job forever. The user writes ``async def map(self, record)`` and never a loop.
 
 A call whose record nobody wants any more (a served request's client went away: the job's
 record listeners say so, api/record_events.py) is cancelled, or never started: the record
@@ -68,7 +70,7 @@ class AsyncStage:
     """One async operator of a chain: ``submit`` starts calls, ``collect`` hands results on."""
 
     def __init__(self, step: Step, loop: EventLoopThread, max_concurrency: int, ordered: bool,
-                 downstream: Callable[[list[Any]], None]) -> None:
+                 downstream: Callable[[list[Any]], None], call_timeout_s: float | None = None) -> None:
         self.call = step.call
         self.flat = step.kind == "flat_map"
         self.on_error = step.on_error
@@ -80,6 +82,7 @@ class AsyncStage:
         self.max_concurrency = max_concurrency
         self.ordered = ordered
         self.downstream = downstream
+        self.call_timeout_s = call_timeout_s
         self.in_flight = 0
         # Called on the loop's thread after each completed call: the runtime ends the task's
         # wait with it, so that the result goes on at once rather than at the next poll.
@@ -165,7 +168,7 @@ class AsyncStage:
             stop_watching = watch_abandoned(self.job_id, record, call.abandon)
             if call.abandoned:  # gone before its call started
                 raise asyncio.CancelledError
-            value = await self.call(record)
+            value = await self._called(record)
             if self.flat:
                 value = [] if value is None else list(value)
             outcome = (seq, record, value, None)
@@ -189,6 +192,23 @@ class AsyncStage:
         self._wake.set()
         if self.on_complete is not None:
             self.on_complete()
+
+    async def _called(self, record: Any) -> Any:
+        """The call's result; past ``call_timeout_s`` the call is cancelled and CallTimedOut raised."""
+        if self.call_timeout_s is None:
+            return await self.call(record)
+        try:
+            async with asyncio.timeout(self.call_timeout_s) as deadline:
+                return await self.call(record)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # the call's own timeout, not this one
+            raise CallTimedOut(f"its call did not complete within call_timeout_s={self.call_timeout_s:g}, so it "
+                               "was cancelled; raise call_timeout_s if such calls are expected") from None
+
+
+class CallTimedOut(TimeoutError):
+    """An async operator's call took longer than its ``call_timeout_s`` and was cancelled."""
 
 
 class CallCancelled(RuntimeError):

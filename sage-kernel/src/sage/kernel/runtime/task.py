@@ -19,7 +19,7 @@ from typing import Any
 
 import cloudpickle
 import structlog
-from sage.kernel.api.adapters import async_concurrency, is_async
+from sage.kernel.api.adapters import async_call_timeout, async_concurrency, is_async
 from sage.kernel.api.config import is_number
 from sage.kernel.api.function import Function, SinkFunction, SourceFunction
 from sage.kernel.api.metrics import MetricGroup
@@ -338,7 +338,7 @@ class ChainTask:
             if not asynchronous:
                 continue
             stage = AsyncStage(step, self._event_loop(), async_concurrency(op), op.ordered,
-                               self._compile(steps[position + 1 :], then))
+                               self._compile(steps[position + 1 :], then), async_call_timeout(op))
             self._stages.insert(0, stage)
             if not position:
                 return stage.submit
