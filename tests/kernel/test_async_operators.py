@@ -230,3 +230,22 @@ def test_call_timeout_s_is_checked_when_the_pipeline_is_built():
     for wrong in (0, -1, "1", True):
         with pytest.raises(PipelineDefinitionError, match="call_timeout_s must be a number of seconds > 0"):
             stream.map(fine, call_timeout_s=wrong)
+
+
+def test_a_drain_that_waits_long_says_which_records_call_it_waits_for(monkeypatch, caplog):
+    from sage.kernel.runtime import async_step
+
+    monkeypatch.setattr(async_step, "DRAIN_WARN_S", 0.2)  # instead of 30 s, so that the test is short
+
+    async def slow_on_one(record):
+        await asyncio.sleep(2.5 if record == 1 else 0)
+        return record
+
+    env = LocalEnvironment("long-drain")
+    env.from_collection(range(3)).map(slow_on_one, name="lookup").collect()
+    with caplog.at_level("WARNING"):
+        assert env.execute().collected() == [0, 1, 2]
+    said = [r.getMessage() for r in caplog.records if "still waiting for async calls" in r.getMessage()]
+    assert said, "the drain said nothing while it waited"
+    assert "'operator': 'lookup'" in said[0] and "'oldest_record': '1'" in said[0]
+    assert "call_timeout_s" in said[0]

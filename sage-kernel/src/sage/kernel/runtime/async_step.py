@@ -22,17 +22,22 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+import structlog
 from sage.kernel.api.record_events import watch_abandoned
+from sage.kernel.errors import short_repr
 from sage.kernel.runtime.event_loops import new_event_loop
 from sage.kernel.runtime.fused_chain import Step
 
 T = TypeVar("T")
 Outcome = tuple[int, Any, Any, BaseException | None]  # (sequence number, record, output, error)
 CANCELLED = object()  # the output of a call whose record was abandoned: nothing goes on
+DRAIN_WARN_S = 30.0  # a drain that waits this long says what for, and again after each as long
+log = structlog.get_logger("sage.runtime")
 
 
 class EventLoopThread:
@@ -83,6 +88,8 @@ class AsyncStage:
         self.ordered = ordered
         self.downstream = downstream
         self.call_timeout_s = call_timeout_s
+        self.logger = getattr(step.on_error, "logger", log)  # bound to the job, operator and instance
+        self._calls: dict[int, Any] = {}  # the records of the calls in flight (loop thread)
         self.in_flight = 0
         # Called on the loop's thread after each completed call: the runtime ends the task's
         # wait with it, so that the result goes on at once rather than at the next poll.
@@ -151,10 +158,27 @@ class AsyncStage:
             self.downstream(out)
 
     def drain(self) -> None:
-        """Wait for every call in flight and hand its result on."""
+        """Wait for every call in flight and hand its result on; every DRAIN_WARN_S of waiting,
+        log which record's call it still waits for (a call that never returns would otherwise
+        hold the job's end or checkpoint without a word)."""
+        began = time.monotonic()
+        warnings = 0
         while self.in_flight:
             self.wait(1.0)
             self.collect()
+            waited_s = time.monotonic() - began
+            if self.in_flight and waited_s >= (warnings + 1) * DRAIN_WARN_S:
+                warnings += 1
+                self.logger.warning("still waiting for async calls", in_flight=self.in_flight,
+                                    waited_s=round(waited_s, 1), oldest_record=self._oldest_call(),
+                                    hint="give the operator call_timeout_s to bound each call")
+
+    def _oldest_call(self) -> str | None:
+        """The record of the oldest call in flight, shortened (None if they all just ended)."""
+        try:
+            return short_repr(self._calls[min(self._calls)])
+        except (ValueError, KeyError, RuntimeError):  # emptied or changed by the loop's thread meanwhile
+            return None
 
     # -- loop thread -----------------------------------------------------------------------
     def _start(self, first: int, records: list[Any]) -> None:
@@ -164,6 +188,7 @@ class AsyncStage:
     async def _one(self, seq: int, record: Any) -> None:
         call = _Call(self.loop, asyncio.current_task())
         stop_watching = None
+        self._calls[seq] = record
         try:
             stop_watching = watch_abandoned(self.job_id, record, call.abandon)
             if call.abandoned:  # gone before its call started
@@ -184,6 +209,7 @@ class AsyncStage:
         except Exception as exc:
             outcome = (seq, record, None, exc)
         finally:
+            self._calls.pop(seq, None)
             if stop_watching is not None:
                 stop_watching()
         if call.abandoned:  # whatever the call made of it after that, nobody takes it
