@@ -205,8 +205,32 @@ def build_shared_collection(env: Any, flag: Path, n: int = 6000, at: int = 4800)
     return env
 
 
+def numbered_documents(folder: Path, n: int) -> Path:
+    """``n`` documents whose text is their number, named so that they list in that order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for number in range(n):
+        (folder / f"doc{number:05d}.txt").write_text(str(number), encoding="utf-8")
+    return folder
+
+
+def chunk_number(chunk: dict[str, Any]) -> int:
+    return int(chunk["text"])
+
+
+def build_shared_documents(env: Any, folder: Path, flag: Path, n: int, at: int) -> Any:
+    """``build_shared_collection`` with the numbers read from ``n`` documents by two instances
+    of a ChunkedFileSource that share them (ranges of documents claimed on demand)."""
+    from sage.libs.io import ChunkedFileSource
+
+    (env.from_source(ChunkedFileSource(numbered_documents(folder, n)), parallelism=2, name="documents")
+        .map(chunk_number, name="number").map(slowly, name="slowly")
+        .map(FailOnce(str(flag), at), name="fail once")
+        .key_by(key).sum(name="sum", parallelism=2).collect("collect totals"))
+    return env
+
+
 def assert_restarted_once_from_a_checkpoint(result: Any, flag: Path, n: int) -> None:
-    """``build_shared_collection``'s job failed once and restarted from a checkpoint taken
+    """``build_shared_collection``'s (or ``build_shared_documents``') job failed once and restarted from a checkpoint taken
     mid-stream, ending with one running total per record (none replayed twice, none lost) and
     every key's final total right (the records' arrival order at the sum differs per run)."""
     assert flag.exists() and result.restarts == 1

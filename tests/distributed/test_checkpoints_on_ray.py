@@ -18,6 +18,7 @@ from tests.checkpoint_cases import (
     assert_restarted_once_from_a_checkpoint,
     build,
     build_shared_collection,
+    build_shared_documents,
     expected,
     outcome,
     where_failed,
@@ -47,6 +48,16 @@ def test_a_shared_collection_restarts_on_ray_from_the_checkpoint(ray_env, tmp_pa
     claim exactly the ranges neither instance had read at the checkpoint."""
     env = build_shared_collection(ray_env("ray shared", **config(tmp_path)), tmp_path / "failed", n=20000, at=16000)
     assert_restarted_once_from_a_checkpoint(env.execute(), tmp_path / "failed", 20000)
+
+
+def test_shared_documents_restart_on_ray_from_the_checkpoint(ray_env, tmp_path):
+    """Instance 0's actor hands out ranges of the documents; the restarted attempt's new actors
+    claim exactly the documents neither instance had emitted at the checkpoint. Small batches:
+    a barrier follows the chunks a file source's reader has buffered (a few batches), so that
+    checkpoints complete well before the failure."""
+    env = build_shared_documents(ray_env("ray documents", batch_size=64, **config(tmp_path, interval_s=0.05)),
+                                 tmp_path / "documents", tmp_path / "failed", n=12000, at=9600)
+    assert_restarted_once_from_a_checkpoint(env.execute(), tmp_path / "failed", 12000)
 
 
 def test_a_sigkilled_actor_process_restarts_from_the_checkpoint(ray_env, tmp_path):

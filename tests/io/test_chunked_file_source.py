@@ -229,7 +229,7 @@ def test_snapshot_and_restore_skip_finished_documents(docs, context):
     first = next(batches)
     again = ChunkedFileSource(docs, chunk_size=300, chunk_overlap=0)
     again.open(context())
-    again.restore(source.snapshot())
+    again.restore([source.snapshot()])  # the snapshots of every saved instance
     rest = [r for batch in again.read_batches(1000) for r in batch]
 
     everything = [r for batch in ChunkedFileSource(docs, 300, 0).read_batches(1000) for r in batch]
@@ -252,6 +252,6 @@ def test_small_documents_share_batches_and_resume_exactly(tmp_path, context):
 
     again = ChunkedFileSource(folder, 200, 0)
     again.open(context())
-    again.restore(source.snapshot())
+    again.restore([source.snapshot()])  # the snapshots of every saved instance
     rest = [r for batch in again.read_batches(64) for r in batch]
     assert first + second + rest == everything

@@ -135,10 +135,6 @@ def test_chunked_file_source_resumes_in_the_middle_of_a_document(long_document, 
     assert_every_cut_resumes_exactly(make, context, size=8)
 
 
-def test_chunked_file_source_parallel_instances_resume_their_own_documents(long_document, context):
-    make = lambda: ChunkedFileSource(long_document, chunk_size=120, chunk_overlap=20)  # noqa: E731
-
-    assert_every_cut_resumes_exactly(make, context, size=5, parallelism=2)
 
 
 QUESTIONS = [f"question {n}?" for n in range(11)]
@@ -207,22 +203,47 @@ def shared_instances(make: Make, parallelism: int, states: list | None = None) -
     return instances
 
 
+def assert_shared_cuts_resume_exactly(make: Make, size: int, resumed_at: int,
+                                      key: Callable[[Any], Any] = lambda record: record) -> None:
+    """Two instances read in turns, each claiming its next range when it needs one; cut after
+    every batch, both snapshot, and instances restored from both snapshots (at parallelism
+    ``resumed_at``) read exactly what was not read yet; so do they when cut again after 0, 1
+    or 3 batches of theirs and resumed once more (at parallelism 1)."""
+    expected = sorted(key(r) for source in shared_instances(make, 1) for batch in source.read_batches(size)
+                      for r in batch)
+    for cut in range(len(expected) // size * 2 + 4):
+        for second_cut in (None, 0, 1, 3):
+            head, states = read_in_turns(shared_instances(make, 2), size, cut)
+            if second_cut is not None:
+                middle, states = read_in_turns(shared_instances(make, resumed_at, states), size, second_cut)
+                head += middle
+            rest = [r for source in shared_instances(make, 1 if second_cut is not None else resumed_at, states)
+                    for batch in source.read_batches(size) for r in batch]
+            assert sorted(key(r) for r in head + rest) == expected, f"cut after {cut}, then {second_cut} batches"
+
+
+def read_in_turns(instances: list[Any], size: int, batches: int) -> tuple[list[Any], list[Any]]:
+    """``batches`` batches read by the instances in turns, and then every instance's snapshot."""
+    readers = [source.read_batches(size) for source in instances]
+    head: list[Any] = []
+    for step in range(batches):
+        head += next(readers[step % len(readers)], [])
+    return head, [json.loads(json.dumps(source.snapshot())) for source in instances]
+
+
 @pytest.mark.parametrize("resumed_at", [1, 2, 3])
 def test_collection_source_instances_share_the_collection_and_resume_at_any_parallelism(resumed_at):
-    """Two instances read in turns, each claiming its next range when it needs one; cut after
-    every batch, both snapshot, and instances restored from both snapshots (at parallelism 1,
-    2 or 3) read exactly what was not read yet."""
-    make = lambda: CollectionSource(list(range(40)))  # noqa: E731
-    for cut in range(0, 30):
-        first = shared_instances(make, 2)
-        readers = [first[0].read_batches(3), first[1].read_batches(3)]
-        head: list[int] = []
-        for step in range(cut):
-            head += next(readers[step % 2], [])
-        states = [json.loads(json.dumps(source.snapshot())) for source in first]
-        rest = [r for source in shared_instances(make, resumed_at, states)
-                for batch in source.read_batches(3) for r in batch]
-        assert sorted(head + rest) == list(range(40)), f"cut after {cut} batches"
+    assert_shared_cuts_resume_exactly(lambda: CollectionSource(list(range(40))), 3, resumed_at)
+
+
+@pytest.mark.parametrize("resumed_at", [1, 2, 3])
+def test_chunked_file_source_instances_share_the_documents_and_resume_at_any_parallelism(
+    long_document, resumed_at
+):
+    """Cut also inside the long document, which goes out in several batches: the instance that
+    had begun it finishes it after the restore, and no chunk is emitted twice or lost."""
+    make = lambda: ChunkedFileSource(long_document, chunk_size=120, chunk_overlap=20)  # noqa: E731
+    assert_shared_cuts_resume_exactly(make, 5, resumed_at, key=lambda r: (r["source"], r["chunk_index"]))
 
 
 def test_collection_source_instances_without_shared_ranges_are_refused(context):
@@ -233,7 +254,7 @@ def test_collection_source_instances_without_shared_ranges_are_refused(context):
 
 def test_collection_source_refuses_the_position_of_another_collection(context):
     state = opened(lambda: CollectionSource(list(range(5))), context, 0, 1).snapshot()
-    with pytest.raises(ValueError, match="a collection of 5 records, this one holds 7"):
+    with pytest.raises(ValueError, match="the saved position is of 5 records, this one holds 7; resume with the same input"):
         opened(lambda: CollectionSource(list(range(7))), context, 0, 1).restore([state])
 
 
@@ -260,3 +281,15 @@ def test_a_snapshot_right_after_restore_is_the_restored_position(
     restore(again, json.loads(json.dumps(restored.snapshot())))
 
     assert head + list(again.read()) == everything(make, context)
+
+
+def test_chunked_file_source_refuses_the_position_of_other_documents_or_a_fixed_share(long_document, tmp_path,
+                                                                                      context):
+    state = opened(lambda: ChunkedFileSource(long_document), context, 0, 1).snapshot()
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more" / "one.txt").write_text("One document.", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"the saved position is of 3 documents, this one holds 1"):
+        opened(lambda: ChunkedFileSource(tmp_path / "more"), context, 0, 1).restore([state])
+    with pytest.raises(ValueError, match="gave each instance a fixed share"):
+        opened(lambda: ChunkedFileSource(long_document), context, 0, 1).restore(
+            {"instance": 0, "parallelism": 1, "documents": 1, "chunks": 0})

@@ -23,6 +23,7 @@ from tests.checkpoint_cases import (
     assert_restarted_once_from_a_checkpoint,
     build,
     build_shared_collection,
+    build_shared_documents,
     expected,
     outcome,
     written,
@@ -56,6 +57,14 @@ def test_a_shared_collection_restarts_from_a_checkpoint_with_exactly_the_undistu
     and the restarted attempt claims exactly the ranges neither had."""
     env = build_shared_collection(LocalEnvironment("shared", config=checkpointing(tmp_path)), tmp_path / "failed")
     assert_restarted_once_from_a_checkpoint(env.execute(), tmp_path / "failed", 6000)
+
+
+def test_shared_documents_restart_from_a_checkpoint_with_exactly_the_undisturbed_results(tmp_path):
+    """The two instances of a ChunkedFileSource share the documents; the checkpoint holds the
+    documents each had emitted, and the restarted attempt claims exactly those neither had."""
+    env = build_shared_documents(LocalEnvironment("documents", config={**checkpointing(tmp_path), "batch_size": 64}),
+                                 tmp_path / "documents", tmp_path / "failed", n=3000, at=2400)
+    assert_restarted_once_from_a_checkpoint(env.execute(), tmp_path / "failed", 3000)
 
 
 def test_without_a_checkpoint_a_restart_starts_over_and_still_counts_each_record_once(tmp_path):

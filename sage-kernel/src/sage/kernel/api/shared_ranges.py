@@ -19,7 +19,7 @@ import math
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 Range = tuple[int, int]  # [start, end)
 
@@ -47,6 +47,20 @@ def missing(total: int, covered: Iterable[Range]) -> list[Range]:
     if position < total:
         gaps.append((position, total))
     return [(start, end) for start, end in gaps if start < end]
+
+
+def saved_ranges(owner: str, states: Any, total: int, unit: str) -> list[Range]:
+    """What the saved instances of a shared source had read, from the list of their snapshots
+    (each ``{"total", "read", ...}``); an error naming ``owner`` for a position of another input
+    or of a SAGE that gave each instance a fixed share (a snapshot alone, not a list)."""
+    if isinstance(states, dict):
+        raise ValueError(f"{owner}: this position was saved by a SAGE that gave each instance a fixed share; "
+                         "such a savepoint cannot be resumed by this version")
+    for state in states:
+        if state["total"] != total:
+            raise ValueError(f"{owner}: the saved position is of {state['total']} {unit}, this one holds {total}; "
+                             "resume with the same input")
+    return merged(tuple(r) for state in states for r in state["read"])
 
 
 class RangeAssigner:

@@ -8,7 +8,7 @@ from typing import Any
 
 from sage.kernel.api.function import SourceFunction
 from sage.kernel.api.runtime import RuntimeContext
-from sage.kernel.api.shared_ranges import Range, merged
+from sage.kernel.api.shared_ranges import Range, merged, saved_ranges
 
 
 class CollectionSource(SourceFunction):
@@ -80,12 +80,5 @@ class CollectionSource(SourceFunction):
 
     def restore(self, states: list[dict[str, Any]]) -> None:
         """Continue after what every saved instance had read (the list of their snapshots)."""
-        if isinstance(states, dict):
-            raise ValueError("CollectionSource: this position was saved by a SAGE that gave each instance a "
-                             "fixed share; such a savepoint cannot be resumed by this version")
-        for state in states:
-            if state["total"] != len(self.items):
-                raise ValueError(f"CollectionSource: the saved position is of a collection of {state['total']} "
-                                 f"records, this one holds {len(self.items)}; resume with the same collection")
-        self._done = merged(tuple(r) for state in states for r in state["read"])
+        self._done = saved_ranges("CollectionSource", states, len(self.items), "records")
         self._read = []

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sage.kernel.api import RuntimeContext, SourceFunction
+from sage.kernel.api.shared_ranges import Range, merged, missing, saved_ranges
 from sage.libs.io.arguments import check_positive_or_none
 from sage.libs.io.chunking import ChunkSpec, chunk_id, chunk_spans, content_hash, token_chunk_spans
 from sage.libs.io.document_readers import (
@@ -17,7 +18,7 @@ from sage.libs.io.document_readers import (
     require_pdf_support,
 )
 from sage.libs.io.errors import BadInputError
-from sage.libs.io.file_splits import assign_splits, listed_files, plan_splits
+from sage.libs.io.file_splits import listed_files
 from sage.libs.io.paths import is_glob, list_files, relative_name, resolve_input
 from sage.libs.io.tokenizers import SPECIAL_TOKENS, load_tokenizer
 
@@ -34,7 +35,16 @@ class ChunkedFileSource(SourceFunction):
     ``tokenizer`` (the embedding model's name or folder), that tokenizer's tokens: by default
     as many as the model reads (254 for MiniLM: 256 less its two special tokens) and a fifth
     of that shared, so that no chunk is truncated by the model that embeds it.
+
+    Parallel instances share the documents: each claims its next range of them when it has
+    chunked the last (``context.claim_ranges``), so an instance that meets the slow documents
+    (PDFs, long pages) reads fewer, and they finish together. A position is the documents
+    emitted whole, and the document being emitted with how many of its chunks went out; it
+    resumes at any parallelism.
     """
+
+    splittable = True  # the instances share the documents
+    restores_every_instance = True  # a position is the documents read, whichever instance read them
 
     def __init__(
         self,
@@ -79,11 +89,11 @@ class ChunkedFileSource(SourceFunction):
             if document.suffix.lower() in PDF_SUFFIXES:
                 require_pdf_support(owner, document)
                 break
-        self._index, self._parallelism = 0, 1
         self._context: RuntimeContext | None = None
-        self._done = 0  # documents of this instance fully emitted
-        self._chunks = 0  # chunks of the next document emitted
-        self._restored: dict[str, Any] | None = None
+        self._done: list[Range] = []  # documents emitted whole before the restore this instance started from
+        self._partly_done: list[tuple[int, int]] = []  # documents emitted in part then: (document, chunks)
+        self._read: list[list[int]] = []  # [start, end) ranges of documents this instance emitted whole
+        self._partial: dict[int, int] | None = None  # this instance's documents emitted in part: chunks out
 
     @property
     def chunk_size(self) -> int:
@@ -109,27 +119,49 @@ class ChunkedFileSource(SourceFunction):
 
     def open(self, context: RuntimeContext) -> None:
         self._context = context
-        self._index, self._parallelism = context.parallel_index, context.parallelism
 
-    def my_documents(self) -> list[Path]:
-        """The documents this instance reads (files balanced by size among instances)."""
-        plan = plan_splits(self._documents, self._parallelism, [False] * len(self._documents))
-        return [Path(split.path) for split in assign_splits(plan, self._parallelism, self._index)]
+    def _partials(self) -> dict[int, int]:
+        """The documents this instance emits in part, with the chunks of each already out: at
+        first its share of those the saved instances had begun (the k-th, in document order,
+        goes to instance k mod parallelism, so each has exactly one reader)."""
+        if self._partial is None:
+            index, parallelism = ((self._context.parallel_index, self._context.parallelism)
+                                  if self._context is not None else (0, 1))
+            self._partial = dict(self._partly_done[index::parallelism])
+        return self._partial
 
     def snapshot(self) -> dict[str, Any]:
-        """Where this instance is: how many of its documents were fully emitted, and how many
-        chunks of the next one (a document longer than a batch goes out in several)."""
-        if self._restored is not None:  # restored, and not read since
-            return dict(self._restored)
-        return {"instance": self._index, "parallelism": self._parallelism,
-                "documents": self._done, "chunks": self._chunks}
+        """The documents emitted whole (by this instance, and by any before the restore it
+        started from), and this instance's documents emitted in part, with their chunks out (a
+        document longer than a batch goes out in several)."""
+        return {"total": len(self._documents), "read": [list(r) for r in merged([*self._done, *self._read])],
+                "partial": [[document, chunks] for document, chunks in sorted(self._partials().items())]}
 
-    def restore(self, state: dict[str, Any]) -> None:
-        """Resume right after the last chunk a ``snapshot()`` counted."""
-        if (state["instance"], state["parallelism"]) != (self._index, self._parallelism):
-            raise ValueError(f"{self._owner}: the checkpoint is of instance {state['instance']} "
-                             f"of {state['parallelism']}; restore with the same parallelism")
-        self._restored = dict(state)
+    def restore(self, states: list[dict[str, Any]]) -> None:
+        """Continue after what every saved instance had emitted (the list of their snapshots)."""
+        self._done = saved_ranges(self._owner, states, len(self._documents), "documents")
+        self._partly_done = sorted((int(d), int(c)) for state in states for d, c in state["partial"])
+        self._read, self._partial = [], None
+
+    def _to_read(self) -> Iterator[tuple[int, int]]:
+        """(document, chunks to skip): this instance's documents begun before, then the ranges
+        it claims of those nobody has read."""
+        yield from sorted(self._partials().items())
+        done = merged([*self._done, *((document, document + 1) for document, _ in self._partly_done)])
+        claims = (missing(len(self._documents), done) if self._context is None  # read by hand: all that is left
+                  else self._context.claim_ranges(len(self._documents), done))
+        for start, end in claims:
+            for document in range(start, end):
+                yield document, 0
+
+    def _emitted(self, documents: list[int]) -> None:
+        """``documents`` went out whole."""
+        for document in documents:
+            self._partials().pop(document, None)
+            if self._read and self._read[-1][1] == document:
+                self._read[-1][1] = document + 1
+            else:
+                self._read.append([document, document + 1])
 
     def chunks(self, path: Path) -> list[dict[str, Any]]:
         """The chunk records of one document."""
@@ -160,15 +192,13 @@ class ChunkedFileSource(SourceFunction):
             yield from batch
 
     def read_batches(self, max_size: int) -> Iterator[list[Any]]:
-        documents = self.my_documents()
+        documents = self.documents()
         if self._context is not None:
             self._context.logger.debug("chunking documents", path=self.path, documents=len(documents))
-        restored, self._restored = self._restored, None
-        self._done = restored["documents"] if restored else 0
-        self._chunks = skip = restored.get("chunks", 0) if restored else 0
         pending: list[Any] = []  # whole documents' chunks, gathered up to max_size
-        pending_documents = 0
-        for path in documents[self._done :]:
+        pending_documents: list[int] = []
+        for document, skip in self._to_read():
+            path = documents[document]
             try:
                 records = self.chunks(path)[skip:]
             except BadInputError as exc:
@@ -177,24 +207,20 @@ class ChunkedFileSource(SourceFunction):
                     raise
                 self._context.handle_error({"path": str(path)}, exc)
             if len(pending) + len(records) > max_size:
-                self._done += pending_documents
-                self._chunks = 0
+                self._emitted(pending_documents)
                 if pending:
                     yield pending
-                pending, pending_documents = [], 0
+                pending, pending_documents = [], []
             if len(records) <= max_size:
                 pending.extend(records)
-                pending_documents += 1
-                skip = 0
+                pending_documents.append(document)
                 continue
             for start in range(0, len(records), max_size):
                 if start + max_size >= len(records):
-                    self._done, self._chunks = self._done + 1, 0
+                    self._emitted([document])
                 else:
-                    self._chunks = skip + start + max_size
+                    self._partials()[document] = skip + start + max_size
                 yield records[start : start + max_size]
-            skip = 0
-        self._done += pending_documents
-        self._chunks = 0
+        self._emitted(pending_documents)
         if pending:
             yield pending
