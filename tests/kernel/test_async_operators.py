@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import httpx
@@ -249,3 +250,26 @@ def test_a_drain_that_waits_long_says_which_records_call_it_waits_for(monkeypatc
     assert said, "the drain said nothing while it waited"
     assert "'operator': 'lookup'" in said[0] and "'oldest_record': '1'" in said[0]
     assert "call_timeout_s" in said[0]
+
+
+def test_the_calls_in_flight_are_a_live_gauge():
+    gate = threading.Event()
+
+    async def held(record):
+        while not gate.is_set():
+            await asyncio.sleep(0.01)
+        return record
+
+    env = LocalEnvironment("in-flight")
+    env.from_collection(range(10)).map(held, name="held", max_concurrency=4).collect()
+    handle = env.submit()
+    try:
+        deadline = time.monotonic() + 60
+        while handle.metrics().get("held", {}).get("in_flight") != 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert handle.metrics()["held"]["in_flight"] == 4  # max_concurrency calls wait at the gate
+    finally:
+        gate.set()
+    result = handle.wait(timeout=60)
+    assert result.collected() == list(range(10))
+    assert result.metrics["held"]["in_flight"] == 0

@@ -82,6 +82,7 @@ class AsyncStage:
         self.records_in = step.metrics.counter("records_in")
         self.records_out = step.metrics.counter("records_out")
         self.cancelled = step.metrics.counter("cancelled")
+        self.in_flight_gauge = step.metrics.gauge("in_flight")  # calls started and not handed on yet
         self.job_id: str | None = getattr(step.on_error, "job_id", None)  # the ErrorHandler's job
         self.loop = loop
         self.max_concurrency = max_concurrency
@@ -117,6 +118,7 @@ class AsyncStage:
             first = self._next
             self._next += len(chunk)
             self.in_flight += len(chunk)
+            self.in_flight_gauge.value = self.in_flight
             self.loop.call(self._start, first, chunk)
         self.collect()
 
@@ -142,6 +144,7 @@ class AsyncStage:
             while self._emit in self._held:
                 ready.append(self._held.pop(self._emit))
                 self._emit += 1
+        self.in_flight_gauge.value = self.in_flight
         try:
             for _seq, record, value, error in ready:
                 if value is CANCELLED:
