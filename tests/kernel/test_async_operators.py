@@ -139,6 +139,7 @@ def test_a_slow_call_does_not_hold_back_the_calls_of_later_batches(ordered):
     result = env.execute()
     assert result.collected() == ([0, 1, 2, 3] if ordered else [1, 2, 3, 0])
     assert result.metrics["calls"]["in_flight"]["max"] == 2  # record 0 still running beside each
+    assert result.metrics["calls"]["calls_in_flight"] == 0  # the built-in gauge beside the user's own series
 
 
 class CancelledFromInside(MapFunction):
@@ -265,11 +266,11 @@ def test_the_calls_in_flight_are_a_live_gauge():
     handle = env.submit()
     try:
         deadline = time.monotonic() + 60
-        while handle.metrics().get("held", {}).get("in_flight") != 4 and time.monotonic() < deadline:
+        while handle.metrics().get("held", {}).get("calls_in_flight") != 4 and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert handle.metrics()["held"]["in_flight"] == 4  # max_concurrency calls wait at the gate
+        assert handle.metrics()["held"]["calls_in_flight"] == 4  # max_concurrency calls wait at the gate
     finally:
         gate.set()
     result = handle.wait(timeout=60)
     assert result.collected() == list(range(10))
-    assert result.metrics["held"]["in_flight"] == 0
+    assert result.metrics["held"]["calls_in_flight"] == 0

@@ -82,7 +82,8 @@ class AsyncStage:
         self.records_in = step.metrics.counter("records_in")
         self.records_out = step.metrics.counter("records_out")
         self.cancelled = step.metrics.counter("cancelled")
-        self.in_flight_gauge = step.metrics.gauge("in_flight")  # calls started and not handed on yet
+        # A live copy of in_flight for the metrics (a user's own "in_flight" series keeps its name).
+        self.in_flight_gauge = step.metrics.gauge("calls_in_flight")
         self.job_id: str | None = getattr(step.on_error, "job_id", None)  # the ErrorHandler's job
         self.loop = loop
         self.max_concurrency = max_concurrency
@@ -91,7 +92,7 @@ class AsyncStage:
         self.call_timeout_s = call_timeout_s
         self.logger = getattr(step.on_error, "logger", log)  # bound to the job, operator and instance
         self._calls: dict[int, Any] = {}  # the records of the calls in flight (loop thread)
-        self.in_flight = 0
+        self.in_flight = 0  # calls started and not handed on yet
         # Called on the loop's thread after each completed call: the runtime ends the task's
         # wait with it, so that the result goes on at once rather than at the next poll.
         self.on_complete: Callable[[], None] | None = None
