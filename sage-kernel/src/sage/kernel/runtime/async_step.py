@@ -204,10 +204,10 @@ class AsyncStage:
         except asyncio.CancelledError:
             if self.loop.closing:
                 raise  # the job is stopping (EventLoopThread.close)
-            # Abandoned: nothing goes on. Otherwise something the call awaits cancelled it (an
-            # HTTP client's timeout that leaks its cancellation, say): an error of this record,
-            # since a call that reports nothing would leave the task waiting for it forever.
-            outcome = (seq, record, CANCELLED, None) if call.abandoned else (seq, record, None, CallCancelled(
+            # Unless it was abandoned (below), something the call awaits cancelled it (an HTTP
+            # client's timeout that leaks its cancellation, say): an error of this record, since
+            # a call that reports nothing would leave the task waiting for it forever.
+            outcome = (seq, record, None, CallCancelled(
                 "its call was cancelled, neither by a stop of the job nor for an abandoned request: "
                 "something it awaits cancelled its task (as some HTTP clients' timeouts do)"))
         except Exception as exc:
