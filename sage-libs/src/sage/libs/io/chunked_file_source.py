@@ -147,7 +147,7 @@ class ChunkedFileSource(SourceFunction):
         """(document, chunks to skip): this instance's documents begun before, then the ranges
         it claims of those nobody has read."""
         yield from sorted(self._partials().items())
-        done = merged([*self._done, *((document, document + 1) for document, _ in self._partly_done)])
+        done = [*self._done, *((document, document + 1) for document, _ in self._partly_done)]
         claims = (missing(len(self._documents), done) if self._context is None  # read by hand: all that is left
                   else self._context.claim_ranges(len(self._documents), done))
         for start, end in claims:
