@@ -49,6 +49,15 @@ def missing(total: int, covered: Iterable[Range]) -> list[Range]:
     return [(start, end) for start, end in gaps if start < end]
 
 
+def note_read(read: list[list[int]], start: int, end: int) -> None:
+    """Add ``[start, end)`` to a source's ``read`` ranges, joined to the last one when it
+    follows on (an instance reads its claimed ranges in order, so the list stays short)."""
+    if read and read[-1][1] == start:
+        read[-1][1] = end
+    else:
+        read.append([start, end])
+
+
 def saved_ranges(owner: str, states: Any, total: int, unit: str) -> list[Range]:
     """What the saved instances of a shared source had read, from the list of their snapshots
     (each ``{"total", "read", ...}``); an error naming ``owner`` for a position of another input

@@ -8,7 +8,7 @@ from typing import Any
 
 from sage.kernel.api.function import SourceFunction
 from sage.kernel.api.runtime import RuntimeContext
-from sage.kernel.api.shared_ranges import Range, merged, saved_ranges
+from sage.kernel.api.shared_ranges import Range, merged, note_read, saved_ranges
 
 
 class CollectionSource(SourceFunction):
@@ -47,17 +47,11 @@ class CollectionSource(SourceFunction):
             raise RuntimeError("CollectionSource: open(context) comes before read()")
         return self._context.claim_ranges(len(self.items), self._done, min_size)
 
-    def _mark_read(self, start: int, end: int) -> None:
-        if self._read and self._read[-1][1] == start:
-            self._read[-1][1] = end
-        else:
-            self._read.append([start, end])
-
     def read(self) -> Iterator[Any]:
         items = self.items
         for start, end in self._ranges(1):
             for position in range(start, end):
-                self._mark_read(position, position + 1)
+                note_read(self._read, position, position + 1)
                 yield items[position]
 
     def read_batches(self, max_size: int) -> Iterator[list[Any]]:
@@ -66,7 +60,7 @@ class CollectionSource(SourceFunction):
             for first in range(start, end, max_size):
                 last = min(first + max_size, end)
                 part = items[first:last]
-                self._mark_read(first, last)
+                note_read(self._read, first, last)
                 yield part if type(part) is list else list(part)
 
     def expected_records(self) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sage.kernel.api import RuntimeContext, SourceFunction
-from sage.kernel.api.shared_ranges import Range, merged, missing, saved_ranges
+from sage.kernel.api.shared_ranges import Range, merged, missing, note_read, saved_ranges
 from sage.libs.io.arguments import check_positive_or_none
 from sage.libs.io.chunking import ChunkSpec, chunk_id, chunk_spans, content_hash, token_chunk_spans
 from sage.libs.io.document_readers import (
@@ -158,10 +158,7 @@ class ChunkedFileSource(SourceFunction):
         """``documents`` went out whole."""
         for document in documents:
             self._partials().pop(document, None)
-            if self._read and self._read[-1][1] == document:
-                self._read[-1][1] = document + 1
-            else:
-                self._read.append([document, document + 1])
+            note_read(self._read, document, document + 1)
 
     def chunks(self, path: Path) -> list[dict[str, Any]]:
         """The chunk records of one document."""
