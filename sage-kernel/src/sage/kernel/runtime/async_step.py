@@ -197,7 +197,7 @@ class AsyncStage:
             stop_watching = watch_abandoned(self.job_id, record, call.abandon)
             if call.abandoned:  # gone before its call started
                 raise asyncio.CancelledError
-            value = await self._called(record)
+            value = await (self.call(record) if self.call_timeout_s is None else self._timed(record))
             if self.flat:
                 value = [] if value is None else list(value)
             outcome = (seq, record, value, None)
@@ -223,10 +223,9 @@ class AsyncStage:
         if self.on_complete is not None:
             self.on_complete()
 
-    async def _called(self, record: Any) -> Any:
+    async def _timed(self, record: Any) -> Any:
         """The call's result; past ``call_timeout_s`` the call is cancelled and CallTimedOut raised."""
-        if self.call_timeout_s is None:
-            return await self.call(record)
+        assert self.call_timeout_s is not None
         try:
             async with asyncio.timeout(self.call_timeout_s) as deadline:
                 return await self.call(record)
